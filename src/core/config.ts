@@ -1,0 +1,63 @@
+/**
+ * Configuration schemas with defaults. Only `src/cli` reads the environment and files; it
+ * resolves flags > `DIONYSUS_*` env > config file > these defaults and parses the result here.
+ */
+import { z } from "zod";
+import { DEFAULT_MAX_CONTENT_BYTES } from "./memory.ts";
+import { MAX_PUSH_BYTES, MAX_PUSH_MUTATIONS } from "./protocol/sync.ts";
+
+const Port = z.coerce.number().int().min(0).max(65535);
+
+export const EdgeConfig = z.object({
+  /** Where the database, device id and tokens live. */
+  data_dir: z.string().min(1),
+  host: z.string().default("127.0.0.1"),
+  port: Port.default(8080),
+  /** Largest memory content in UTF-8 bytes. */
+  max_content_bytes: z.coerce.number().int().positive().default(DEFAULT_MAX_CONTENT_BYTES),
+  /** Browser origins allowed to call the local API (CORS); none by default. */
+  allowed_origins: z.array(z.string()).default([]),
+  /** VPS base URL, once logged in. */
+  vps_url: z.string().url().optional(),
+  /** Seconds between background sync cycles (FR-008). */
+  sync_interval_s: z.coerce.number().positive().default(30),
+  /** Local database size limit before LRU eviction of cached VPS memories. */
+  storage_limit_bytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024 * 1024),
+  /** How long VPS query results are cached locally (FR-016). */
+  cache_ttl_s: z.coerce.number().nonnegative().default(300),
+});
+export type EdgeConfig = z.infer<typeof EdgeConfig>;
+
+export const VpsConfig = z.object({
+  data_dir: z.string().min(1),
+  host: z.string().default("0.0.0.0"),
+  port: Port.default(8000),
+  /** PostgreSQL URL; without one the VPS runs on embedded PGlite in `data_dir`. */
+  database_url: z.string().optional(),
+  /** Requests per device per minute (FR-020). */
+  rate_limit_per_min: z.coerce.number().int().positive().default(100),
+  access_token_ttl_s: z.coerce.number().int().positive().default(3600),
+  refresh_token_ttl_s: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(60 * 24 * 3600),
+  max_push_mutations: z.coerce.number().int().positive().default(MAX_PUSH_MUTATIONS),
+  max_push_bytes: z.coerce.number().int().positive().default(MAX_PUSH_BYTES),
+  max_content_bytes: z.coerce.number().int().positive().default(DEFAULT_MAX_CONTENT_BYTES),
+  /** How far ahead of the server clock a write's HLC may be before it is refused (ms). */
+  max_clock_skew_ms: z.coerce.number().int().positive().default(60_000),
+  /** Public base URL, used in verification_uri; defaults to the request's own origin. */
+  public_url: z.string().url().optional(),
+  ollama_url: z.string().url().optional(),
+  ollama_model: z.string().default("nomic-embed-text"),
+  ollama_chat_model: z.string().default("llama3.2"),
+  neo4j_url: z.string().optional(),
+  neo4j_user: z.string().default("neo4j"),
+  neo4j_password: z.string().optional(),
+});
+export type VpsConfig = z.infer<typeof VpsConfig>;

@@ -1,0 +1,130 @@
+/**
+ * One error type for the whole codebase. Every failure that reaches a user carries a stable
+ * `code` (documented below and in the README), an HTTP `status`, optional `details` and the
+ * original `cause`. HTTP renders it as `application/problem+json` (RFC 9457); the CLI prints
+ * one line and exits with {@link exitCodeFor}.
+ */
+
+/** Stable error codes. Never rename one: scripts match on them. */
+export const ErrorCodes = {
+  /** The request or input is malformed or fails validation (400). */
+  invalid_input: 400,
+  /** The caller is not authenticated, or its credentials are wrong, expired or revoked (401). */
+  unauthorized: 401,
+  /** Authenticated, but not allowed to do this (403). */
+  forbidden: 403,
+  /** The resource does not exist (for this user) (404). */
+  not_found: 404,
+  /** The request conflicts with the current state (409). */
+  conflict: 409,
+  /** The body or content is larger than allowed (413). */
+  payload_too_large: 413,
+  /** Unsupported media type (415). */
+  unsupported_media_type: 415,
+  /** Too many requests; see Retry-After (429). */
+  rate_limited: 429,
+  /** Unexpected failure; logged with the request id (500). */
+  internal: 500,
+  /** A dependency (the VPS, an LLM, the database) is unavailable (503). */
+  unavailable: 503,
+  /** The local database file is corrupt or not a Dionysus database; it is left untouched. */
+  db_corrupt: 500,
+  /** The local database was written by a newer Dionysus; it is left untouched. */
+  db_too_new: 500,
+  /** The configuration is invalid. */
+  config_invalid: 400,
+  /** Another process holds a resource (for example the port). */
+  busy: 409,
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export interface DionysusErrorOptions {
+  details?: Record<string, unknown>;
+  cause?: unknown;
+  status?: number;
+}
+
+export class DionysusError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: DionysusErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "DionysusError";
+    this.code = code;
+    this.status = options.status ?? ErrorCodes[code];
+    this.details = options.details;
+  }
+}
+
+export const isDionysusError = (e: unknown): e is DionysusError => e instanceof DionysusError;
+
+/** RFC 9457 problem details, as every HTTP error is rendered. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  instance?: string;
+  [extra: string]: unknown;
+}
+
+const titles: Partial<Record<ErrorCode, string>> = {
+  invalid_input: "Invalid input",
+  unauthorized: "Unauthorized",
+  forbidden: "Forbidden",
+  not_found: "Not found",
+  conflict: "Conflict",
+  payload_too_large: "Payload too large",
+  unsupported_media_type: "Unsupported media type",
+  rate_limited: "Too many requests",
+  unavailable: "Service unavailable",
+};
+
+export function toProblem(err: DionysusError, instance?: string): Problem {
+  return {
+    type: `https://dionysus.dev/errors/${err.code}`,
+    title: titles[err.code] ?? "Error",
+    status: err.status,
+    detail: err.message,
+    code: err.code,
+    ...(instance ? { instance } : {}),
+    ...(err.details ?? {}),
+  };
+}
+
+/** Process exit codes of the CLI. 0 ok, 1 generic failure, 2 usage/input, 3 not found,
+ * 4 auth, 5 unavailable (daemon or VPS), 6 database refused. */
+export function exitCodeFor(err: DionysusError): number {
+  switch (err.code) {
+    case "invalid_input":
+    case "payload_too_large":
+    case "unsupported_media_type":
+    case "config_invalid":
+      return 2;
+    case "not_found":
+      return 3;
+    case "unauthorized":
+    case "forbidden":
+      return 4;
+    case "unavailable":
+    case "rate_limited":
+    case "busy":
+      return 5;
+    case "db_corrupt":
+    case "db_too_new":
+      return 6;
+    default:
+      return 1;
+  }
+}
+
+/** Turns a zod issue list into one readable line: `content: must not be empty; limit: ...`. */
+export function describeIssues(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>) {
+  return issues
+    .map((i) => (i.path.length ? `${i.path.map(String).join(".")}: ${i.message}` : i.message))
+    .join("; ");
+}

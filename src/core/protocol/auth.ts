@@ -1,0 +1,104 @@
+/**
+ * Auth protocol: API-key exchange and the OAuth 2.0 device authorization grant (RFC 8628), with
+ * short-lived access tokens and rotating refresh tokens (RFC 6749). Token errors use the RFC 6749
+ * §5.2 shape `{error, error_description}`, not problem+json, because OAuth clients expect it.
+ */
+import { z } from "zod";
+import { Memory } from "../memory.ts";
+
+export const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
+/** Dionysus extension grant: exchange a long-lived API key for tokens. */
+export const API_KEY_GRANT = "urn:dionysus:params:oauth:grant-type:api_key";
+
+/** What a device says about itself when it authenticates; registered on first sight (FR-019). */
+export const DeviceInfo = z.object({
+  device_id: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "device_id: 1-64 letters, digits, or _ . : -"),
+  device_name: z.string().trim().min(1).max(120).optional(),
+  platform: z.string().trim().min(1).max(40).optional(),
+});
+export type DeviceInfo = z.infer<typeof DeviceInfo>;
+
+/** `POST /v1/auth/device` (RFC 8628 §3.1). */
+export const DeviceAuthorizationRequest = DeviceInfo.extend({ client_id: z.string().max(100).optional() });
+export type DeviceAuthorizationRequest = z.infer<typeof DeviceAuthorizationRequest>;
+
+/** RFC 8628 §3.2. */
+export const DeviceAuthorizationResponse = z.object({
+  device_code: z.string(),
+  user_code: z.string(),
+  verification_uri: z.string(),
+  verification_uri_complete: z.string().optional(),
+  expires_in: z.number().int(),
+  interval: z.number().int(),
+});
+export type DeviceAuthorizationResponse = z.infer<typeof DeviceAuthorizationResponse>;
+
+/** `POST /v1/auth/token`, form-encoded or JSON. */
+export const TokenRequest = z.discriminatedUnion("grant_type", [
+  z.object({
+    grant_type: z.literal(DEVICE_CODE_GRANT),
+    device_code: z.string().min(1),
+    client_id: z.string().optional(),
+  }),
+  z.object({ grant_type: z.literal("refresh_token"), refresh_token: z.string().min(1) }),
+  DeviceInfo.extend({ grant_type: z.literal(API_KEY_GRANT), api_key: z.string().min(1) }),
+]);
+export type TokenRequest = z.infer<typeof TokenRequest>;
+
+export const TokenResponse = z.object({
+  access_token: z.string(),
+  token_type: z.literal("Bearer"),
+  expires_in: z.number().int(),
+  refresh_token: z.string(),
+  user_id: z.string(),
+  device_id: z.string(),
+});
+export type TokenResponse = z.infer<typeof TokenResponse>;
+
+/** RFC 6749 §5.2 and RFC 8628 §3.5 error codes. */
+export const OAuthErrorCode = z.enum([
+  "invalid_request",
+  "invalid_client",
+  "invalid_grant",
+  "unauthorized_client",
+  "unsupported_grant_type",
+  "authorization_pending",
+  "slow_down",
+  "access_denied",
+  "expired_token",
+]);
+export const OAuthError = z.object({ error: OAuthErrorCode, error_description: z.string().optional() });
+export type OAuthError = z.infer<typeof OAuthError>;
+
+/** A registered device, as `GET /v1/devices` and `dionysus vps devices` show it. */
+export const Device = z.object({
+  device_id: z.string(),
+  user_id: z.string(),
+  device_name: z.string().nullable(),
+  platform: z.string().nullable(),
+  created_at: z.string(),
+  last_seen: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+});
+export type Device = z.infer<typeof Device>;
+
+/** `GET /v1/identity`: who the user is, their identity memories, and where the feed stands. */
+export const IdentityResponse = z.object({
+  user: z.object({ id: z.string(), name: z.string() }),
+  device: Device,
+  memories: z.array(Memory),
+  cursor: z.string(),
+});
+export type IdentityResponse = z.infer<typeof IdentityResponse>;
+
+/** `POST /v1/webhooks`: the VPS will POST `changes` events to `url`, signed with HMAC-SHA256. */
+export const WebhookRequest = z.object({
+  url: z.url({ protocol: /^https?$/ }),
+  secret: z.string().min(16).max(200).optional(),
+});
+export type WebhookRequest = z.infer<typeof WebhookRequest>;
+export const WebhookResponse = z.object({ id: z.string(), url: z.string(), secret: z.string() });
+export type WebhookResponse = z.infer<typeof WebhookResponse>;
+
+/** Header carrying a webhook signature: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. */
+export const WEBHOOK_SIGNATURE_HEADER = "x-dionysus-signature";

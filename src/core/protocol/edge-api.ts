@@ -1,0 +1,46 @@
+/**
+ * The edge agent's local HTTP API (127.0.0.1:8080) request and response shapes.
+ */
+import { z } from "zod";
+import { LocalMemory } from "../memory.ts";
+import { QueueCounts } from "./sync.ts";
+
+export const RecallMode = z.enum(["auto", "keyword", "semantic", "hybrid"]);
+export type RecallMode = z.infer<typeof RecallMode>;
+export const RecallRoute = z.enum(["auto", "local", "vps"]);
+export type RecallRoute = z.infer<typeof RecallRoute>;
+
+/** Result limits accepted everywhere (recall, list, search): 1..100. */
+export const Limit = z.coerce.number().int().min(1, "limit must be 1..100").max(100, "limit must be 1..100");
+
+/** `POST /v1/recall`. The query is user text, never FTS5 syntax. */
+export const RecallRequest = z.object({
+  query: z.string().trim().min(1, "query must not be empty").max(4096, "query is at most 4096 characters"),
+  limit: Limit.default(10),
+  mode: RecallMode.default("auto"),
+  route: RecallRoute.default("auto"),
+});
+export type RecallRequest = z.infer<typeof RecallRequest>;
+
+export const RecallHit = z.object({ memory: LocalMemory, score: z.number(), snippet: z.string() });
+export type RecallHit = z.infer<typeof RecallHit>;
+
+export const RecallResponse = z.object({
+  results: z.array(RecallHit),
+  routed: z.enum(["local", "vps", "cache"]),
+  took_ms: z.number(),
+  degraded: z.boolean().optional(),
+  reason: z.string().optional(),
+});
+export type RecallResponse = z.infer<typeof RecallResponse>;
+
+/** `GET /health` on the edge. */
+export const EdgeHealth = z.object({
+  status: z.literal("ok"),
+  version: z.string(),
+  device_id: z.string(),
+  online: z.boolean(),
+  queue: QueueCounts,
+  auth: z.enum(["none", "ok", "reauth_required"]).optional(),
+});
+export type EdgeHealth = z.infer<typeof EdgeHealth>;

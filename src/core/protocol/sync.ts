@@ -1,0 +1,148 @@
+/**
+ * Sync protocol v1 (DESIGN.md "Sync protocol"). The VPS validates requests with these schemas and
+ * the edge parses responses with them, so the two sides cannot drift apart.
+ */
+import { z } from "zod";
+import { HlcStamp, Memory, MemoryKind, Metadata, Tags, Timestamp } from "../memory.ts";
+
+export const PROTOCOL_VERSION = 1;
+
+/** The full state of a memory written by a create or update. Whole-record last-write-wins. */
+export const MemoryData = z.object({
+  content: z.string(),
+  kind: MemoryKind,
+  tags: Tags,
+  metadata: Metadata,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export type MemoryData = z.infer<typeof MemoryData>;
+
+/**
+ * One queued local write. `mutation_id` is the device's gapless counter (1, 2, 3, ...): the VPS
+ * records the last one applied per device in the same transaction as the write, and answers any
+ * `mutation_id <= last` as `duplicate` without applying it again.
+ */
+export const Mutation = z.discriminatedUnion("op", [
+  z.object({
+    mutation_id: z.number().int().positive(),
+    op: z.enum(["create", "update"]),
+    id: z.uuid(),
+    hlc: HlcStamp,
+    data: MemoryData,
+  }),
+  z.object({
+    mutation_id: z.number().int().positive(),
+    op: z.literal("delete"),
+    id: z.uuid(),
+    hlc: HlcStamp,
+  }),
+]);
+export type Mutation = z.infer<typeof Mutation>;
+
+/** Most mutations in one push, and the largest push body. Larger gets 413. */
+export const MAX_PUSH_MUTATIONS = 1000;
+export const MAX_PUSH_BYTES = 5 * 1024 * 1024;
+
+/**
+ * `POST /v1/sync/push` body. Mutations are validated one by one (a malformed one is rejected
+ * with its reason while the valid ones apply), so the envelope only checks the array.
+ */
+export const PushRequest = z.object({
+  mutations: z.array(z.unknown()).min(1).max(MAX_PUSH_MUTATIONS),
+});
+export type PushRequest = z.infer<typeof PushRequest>;
+
+/**
+ * Per-mutation outcome, index-aligned with the request:
+ * - `applied`: written, and now the current version;
+ * - `stale`: accepted, but an equal or newer version already existed (last-write-wins lost;
+ *   the losing version is in the conflict log);
+ * - `duplicate`: this mutation_id was applied before; nothing changed;
+ * - `rejected`: not applied. `retryable: false` means never (mark the item `failed`);
+ *   `retryable: true` (for example `clock_skew`) means fix and send again.
+ */
+export const PushResult = z.object({
+  index: z.number().int().nonnegative(),
+  mutation_id: z.number().int().nullable(),
+  status: z.enum(["applied", "stale", "duplicate", "rejected"]),
+  code: z.string().optional(),
+  reason: z.string().optional(),
+  retryable: z.boolean().optional(),
+});
+export type PushResult = z.infer<typeof PushResult>;
+
+export const PushResponse = z.object({
+  results: z.array(PushResult),
+  /** The highest mutation_id the VPS has recorded for this device. */
+  last_mutation_id: z.number().int().nonnegative(),
+  /** The VPS clock (ms), so a device can measure and correct its own clock's offset. */
+  server_time: z.number(),
+});
+export type PushResponse = z.infer<typeof PushResponse>;
+
+/** `GET /v1/sync/pull?since=&limit=` query. No `since` means from the beginning. */
+export const PullQuery = z.object({
+  since: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+});
+export type PullQuery = z.infer<typeof PullQuery>;
+
+/** One entry of the change feed: the current version of a memory (tombstones included). */
+export const Change = Memory.extend({ seq: z.number().int().positive() });
+export type Change = z.infer<typeof Change>;
+
+/**
+ * Pull answer. `ok` carries a page of changes in commit order and the cursor to continue from;
+ * keep pulling until `up_to_date`. `refetch` means the cursor can no longer be served (the server
+ * was restored or reset, or the cursor is from elsewhere): drop the cursor and pull from scratch.
+ */
+export const PullResponse = z.discriminatedUnion("status", [
+  z.object({
+    status: z.literal("ok"),
+    changes: z.array(Change),
+    cursor: z.string(),
+    up_to_date: z.boolean(),
+    server_time: z.number(),
+  }),
+  z.object({
+    status: z.literal("refetch"),
+    reason: z.string(),
+    server_time: z.number(),
+  }),
+]);
+export type PullResponse = z.infer<typeof PullResponse>;
+
+/** Cursor: `<epoch>.<seq>`. Opaque to the edge; only the VPS reads it. */
+export function encodeCursor(epoch: string, seq: number): string {
+  return `${epoch}.${seq}`;
+}
+export function decodeCursor(cursor: string): { epoch: string; seq: number } | undefined {
+  const m = /^([A-Za-z0-9_-]{1,64})\.(\d{1,18})$/.exec(cursor);
+  if (!m) return undefined;
+  const seq = Number(m[2]);
+  return Number.isSafeInteger(seq) ? { epoch: m[1]!, seq } : undefined;
+}
+
+/** Payload of a `changes` event on `GET /v1/events` (SSE); the event id is `seq`. */
+export const ChangesEvent = z.object({ seq: z.number().int().nonnegative(), cursor: z.string() });
+export type ChangesEvent = z.infer<typeof ChangesEvent>;
+
+/** Queue status counts, as the edge reports them. */
+export const QueueCounts = z.object({
+  queued: z.number().int(),
+  syncing: z.number().int(),
+  synced: z.number().int(),
+  failed: z.number().int(),
+});
+export type QueueCounts = z.infer<typeof QueueCounts>;
+
+/** Stored-version entry of a conflict log (edge and VPS): the version that lost. */
+export const ConflictEntry = z.object({
+  memory_id: z.uuid(),
+  winner_hlc: HlcStamp,
+  loser_hlc: HlcStamp,
+  loser: Memory.nullable(),
+  resolved_at: Timestamp,
+});
+export type ConflictEntry = z.infer<typeof ConflictEntry>;

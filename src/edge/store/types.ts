@@ -1,0 +1,110 @@
+/**
+ * The edge store port: everything the edge agent (HTTP API, CLI, sync engine) asks of local
+ * storage. The one adapter is `store/sqlite/` on bun:sqlite; the contract suite in
+ * `tests/contract/edge-store.contract.ts` runs against it.
+ *
+ * Invariants:
+ * - Every local write (create, update, delete) changes the memory and appends to the sync queue in
+ *   one transaction, with the next gapless `mutation_id` of this device (FR-005).
+ * - A queued item is never dropped; `failed` items stay visible with their reason.
+ * - A page of remote changes and its cursor are stored in one transaction.
+ */
+import type { LocalMemory, MemoryPatch, NewMemory } from "../../core/memory.ts";
+import type { RecallHit } from "../../core/protocol/edge-api.ts";
+import type { Change, ConflictEntry, Mutation, PushResult, QueueCounts } from "../../core/protocol/sync.ts";
+
+export type QueueStatus = "queued" | "syncing" | "synced" | "failed";
+
+/** A row of the sync queue, as `dionysus sync status --json` can show it. */
+export interface QueueItem {
+  mutation_id: number;
+  memory_id: string;
+  op: "create" | "update" | "delete";
+  status: QueueStatus;
+  retry_count: number;
+  next_attempt_at: string | null;
+  last_error: string | null;
+  created_at: string;
+}
+
+export interface ApplyChangesResult {
+  /** Remote versions written locally. */
+  applied: number;
+  /** Remote versions that lost to a newer local version (kept in the conflict log). */
+  skipped: number;
+  /** Local versions overwritten by a newer remote version (kept in the conflict log). */
+  conflicts: number;
+}
+
+export interface EdgeStore {
+  /** This device's id (UUIDv7 made on first open, kept in the database). */
+  readonly deviceId: string;
+
+  create(input: NewMemory): LocalMemory;
+  /** Reads a live memory and records the access (for LRU eviction). Tombstones read as not found. */
+  get(id: string): LocalMemory | undefined;
+  /** Throws DionysusError `not_found` for unknown or deleted ids. */
+  update(id: string, patch: MemoryPatch): LocalMemory;
+  /** Tombstones the memory and queues the delete. Throws `not_found` for unknown or deleted ids. */
+  delete(id: string): void;
+  /** Live memories, newest `updated_at` first. */
+  recent(limit: number): LocalMemory[];
+  /** Keyword recall over FTS5 (bm25); user text is sanitised, never raw MATCH syntax. */
+  recall(query: string, limit: number): RecallHit[];
+  /** Counts of live memories. */
+  countMemories(): number;
+
+  queueCounts(): QueueCounts;
+  /** Items by status, oldest first. */
+  queueItems(status: QueueStatus, limit: number): QueueItem[];
+
+  /** On start: rows left `syncing` by a crash go back to `queued`. Returns how many. */
+  requeueSyncing(): number;
+  /**
+   * Marks up to `limit` due `queued` items (next_attempt_at null or <= now) `syncing`, in
+   * mutation_id order, and returns them as protocol mutations carrying the memory's state as it
+   * was written by that mutation.
+   */
+  claimBatch(limit: number, now?: number): Mutation[];
+  /**
+   * Records the VPS's per-mutation answers: applied/stale/duplicate → `synced` (and the memory's
+   * `synced_at`); rejected and not retryable → `failed` with the reason; rejected and retryable →
+   * `queued` again. Items of the batch without an answer go back to `queued`.
+   */
+  settle(results: PushResult[]): void;
+  /** A transient failure (network, 5xx, 429): the claimed items go back to `queued`, retry_count+1,
+   * next_attempt_at = `nextAttemptAt`, last_error = `error`. */
+  release(mutationIds: number[], error: string, nextAttemptAt: number): void;
+  /** Re-stamps queued mutations whose HLC the VPS refused as too far ahead (clock skew). */
+  restamp(mutationIds: number[], stamp: () => string): void;
+
+  /** The stored pull cursor, or undefined before the first pull. */
+  cursor(): string | undefined;
+  /**
+   * Applies a page of remote changes with last-write-wins by HLC and stores `cursor`, in one
+   * transaction. Remote rows get `source = 'vps'`; overwritten versions go to the conflict log.
+   * A local row with queued (unsynced) writes keeps them queued.
+   */
+  applyChanges(changes: Change[], cursor: string): ApplyChangesResult;
+  /** "Refetch from scratch": forgets the cursor and cached VPS rows, keeps unsynced local writes. */
+  resetCache(): void;
+  /** The local conflict log, newest first. */
+  conflicts(limit: number): ConflictEntry[];
+
+  /** Merges a remote HLC into the local clock (after every push and pull). */
+  observeHlc(stamp: string): void;
+  /** Sets the estimated offset of this device's clock from the VPS's (ms, added to Date.now()). */
+  setClockOffset(ms: number): void;
+
+  /** Small key/value settings kept in the database (sync state, last success, ...). */
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): void;
+
+  /** Size of the database file in bytes (main file plus WAL). */
+  sizeBytes(): number;
+  /** Evicts least-recently-used cached VPS memories until the database is under `limitBytes`;
+   * never evicts memories with unsynced local writes. Returns how many were evicted. */
+  evict(limitBytes: number): number;
+
+  close(): void;
+}
