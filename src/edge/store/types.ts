@@ -9,7 +9,7 @@
  * - A queued item is never dropped; `failed` items stay visible with their reason.
  * - A page of remote changes and its cursor are stored in one transaction.
  */
-import type { LocalMemory, MemoryPatch, NewMemory } from "../../core/memory.ts";
+import type { LocalMemory, Memory, MemoryPatch, NewMemory } from "../../core/memory.ts";
 import type { RecallHit } from "../../core/protocol/edge-api.ts";
 import type { Change, ConflictEntry, Mutation, PushResult, QueueCounts } from "../../core/protocol/sync.ts";
 
@@ -75,7 +75,8 @@ export interface EdgeStore {
   /** A transient failure (network, 5xx, 429): the claimed items go back to `queued`, retry_count+1,
    * next_attempt_at = `nextAttemptAt`, last_error = `error`. */
   release(mutationIds: number[], error: string, nextAttemptAt: number): void;
-  /** Re-stamps queued mutations whose HLC the VPS refused as too far ahead (clock skew). */
+  /** Re-stamps queued mutations (and their memories' hlc) with fresh stamps from `stamp`, in
+   * mutation order, after the VPS refused a stamp as too far ahead of its clock (clock skew). */
   restamp(mutationIds: number[], stamp: () => string): void;
 
   /** The stored pull cursor, or undefined before the first pull. */
@@ -86,6 +87,9 @@ export interface EdgeStore {
    * A local row with queued (unsynced) writes keeps them queued.
    */
   applyChanges(changes: Change[], cursor: string): ApplyChangesResult;
+  /** Applies the identity baseline (`GET /v1/identity`) with last-write-wins, leaving the pull
+   * cursor alone (the full pull that follows still starts where it was). Returns rows written. */
+  applyIdentity(memories: Memory[]): number;
   /** "Refetch from scratch": forgets the cursor and cached VPS rows, keeps unsynced local writes. */
   resetCache(): void;
   /** The local conflict log, newest first. */

@@ -1,0 +1,523 @@
+/**
+ * The sync engine (DESIGN.md "Sync protocol"; FR-008..012). It runs inside `dionysus serve`
+ * (and once, in the foreground, for `dionysus sync` when no daemon runs):
+ *
+ * - push: due queue items in mutation order, in batches; per-item answers settle the queue;
+ * - pull: pages of the change feed until `up_to_date`, each page stored with its cursor;
+ * - timers drive it: a debounced push after local writes, a cycle every `intervalMs`, a retry
+ *   timer after failures (10 s, 60 s, 300 s with jitter; Retry-After wins), and realtime pokes
+ *   from `GET /v1/events`, reconnected with jitter. The periodic pull is the fallback.
+ *
+ * Only one engine may push for a database at a time: mutation numbers must reach the VPS in
+ * order. A lease in the store's meta table (renewed every cycle) makes a second engine (for
+ * example `dionysus sync` while a daemon runs) wait instead of racing.
+ */
+import { backoffDelay, reconnectDelay } from "../../core/backoff.ts";
+import { DionysusError, isDionysusError } from "../../core/errors.ts";
+import { HlcClock } from "../../core/hlc.ts";
+import type { DeviceInfo } from "../../core/protocol/auth.ts";
+import type { Mutation } from "../../core/protocol/sync.ts";
+import type { EdgeStore } from "../store/types.ts";
+import { type Credentials, credentialsMtime, readCredentials, writeCredentials } from "./credentials.ts";
+import { type TokenSource, VpsClient } from "./vps-client.ts";
+
+export type AuthState = "none" | "ok" | "reauth_required";
+
+export interface SyncProgress {
+  phase: "push" | "pull";
+  /** push: mutations answered so far; pull: changes received so far. */
+  done: number;
+  /** push: mutations that were due at the start; pull: unknown (undefined). */
+  total: number | undefined;
+}
+
+export interface SyncReport {
+  pushed: number;
+  rejected: number;
+  pulled: number;
+  conflicts: number;
+  refetched: boolean;
+  evicted: number;
+}
+
+export interface SyncStatus {
+  auth: AuthState;
+  vps_url: string | null;
+  online: boolean;
+  realtime: "connected" | "disconnected" | "off";
+  last_success_at: string | null;
+  last_attempt_at: string | null;
+  next_attempt_at: string | null;
+  backoff_ms: number;
+  consecutive_failures: number;
+  last_error: string | null;
+  clock_offset_ms: number;
+}
+
+export interface SyncEngineOptions {
+  store: EdgeStore;
+  dataDir: string;
+  /** Background cycle interval (FR-008, default 30 s). */
+  intervalMs?: number;
+  /** Delay between a local write and its push. */
+  pushDebounceMs?: number;
+  /** Keep a realtime `GET /v1/events` stream open (default true). */
+  realtime?: boolean;
+  /** Database size above which cached VPS memories are evicted (LRU). */
+  storageLimitBytes?: number;
+  deviceInfo?: Omit<DeviceInfo, "device_id">;
+  random?: () => number;
+  log?: (event: Record<string, unknown>) => void;
+}
+
+const PUSH_CLAIM = 500;
+const PUSH_MAX_BYTES = 4 * 1024 * 1024;
+const PULL_LIMIT = 500;
+const LEASE_MS = 120_000;
+const REFRESH_MARGIN_MS = 120_000;
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+
+export class SyncEngine implements TokenSource {
+  private readonly store: EdgeStore;
+  private readonly opts: Required<Omit<SyncEngineOptions, "deviceInfo" | "log" | "storageLimitBytes">> &
+    Pick<SyncEngineOptions, "deviceInfo" | "log" | "storageLimitBytes">;
+  private creds: Credentials | undefined;
+  private credsMtime = -1;
+  private client: VpsClient | undefined;
+  private refreshing: Promise<boolean> | undefined;
+  private cycle: Promise<SyncReport> | undefined;
+  private again = false;
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private intervalTimer: ReturnType<typeof setInterval> | undefined;
+  private pushTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private events: AbortController | undefined;
+  private running = false;
+  private readonly leaseOwner = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+
+  private online = false;
+  private realtimeUp = false;
+  private failures = 0;
+  private nextAttemptAt: number | undefined;
+  private backoffMs = 0;
+  private lastAttemptAt: number | undefined;
+  private lastError: string | undefined;
+  private clockOffset = 0;
+
+  constructor(options: SyncEngineOptions) {
+    this.store = options.store;
+    this.opts = {
+      intervalMs: 30_000,
+      pushDebounceMs: 200,
+      realtime: true,
+      random: Math.random,
+      ...options,
+    };
+    const offset = Number(this.store.getMeta("clock_offset_ms") ?? 0);
+    this.clockOffset = Number.isFinite(offset) ? offset : 0;
+  }
+
+  // ---- lifecycle ----
+
+  /** Starts the background loops. Rows left `syncing` by a crash go back to `queued`. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.intervalTimer = setInterval(() => void this.trigger("interval"), this.opts.intervalMs);
+    void this.trigger("start");
+    if (this.opts.realtime) void this.realtimeLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    for (const t of [this.pushTimer, this.retryTimer, ...this.timers]) if (t) clearTimeout(t);
+    this.timers.clear();
+    this.events?.abort();
+    await this.cycle?.catch(() => undefined);
+    this.releaseLease();
+  }
+
+  /** Called after each local write: pushes soon (debounced). */
+  notifyLocalWrite(): void {
+    if (!this.running) return;
+    if (this.pushTimer) clearTimeout(this.pushTimer);
+    this.pushTimer = setTimeout(() => void this.trigger("local-write"), this.opts.pushDebounceMs);
+  }
+
+  /**
+   * Runs one full cycle now (push everything due, then pull until up to date), ignoring the
+   * backoff timer. Concurrent calls share one cycle. Throws when the cycle fails.
+   */
+  syncNow(onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
+    return this.runCycle(true, onProgress);
+  }
+
+  authState(): AuthState {
+    this.loadCredentials();
+    if (!this.creds) return "none";
+    return this.creds.reauth_required ? "reauth_required" : "ok";
+  }
+
+  isOnline(): boolean {
+    return this.online;
+  }
+
+  status(): SyncStatus {
+    const auth = this.authState();
+    const stored = (k: string) => this.store.getMeta(k) ?? null;
+    return {
+      auth,
+      vps_url: this.creds?.vps_url ?? null,
+      online: this.online,
+      realtime: !this.opts.realtime || !this.running ? "off" : this.realtimeUp ? "connected" : "disconnected",
+      last_success_at: stored("sync_last_success_at"),
+      last_attempt_at: iso(this.lastAttemptAt) ?? stored("sync_last_attempt_at"),
+      next_attempt_at: iso(this.nextAttemptAt),
+      backoff_ms: this.backoffMs,
+      consecutive_failures: this.failures,
+      last_error: this.lastError ?? stored("sync_last_error"),
+      clock_offset_ms: this.clockOffset,
+    };
+  }
+
+  // ---- token source ----
+
+  async accessToken(): Promise<string> {
+    const creds = this.requireCreds();
+    if (creds.access_expires_at - Date.now() < REFRESH_MARGIN_MS && !(await this.refresh())) {
+      throw new DionysusError("unauthorized", "re-authentication needed: run dionysus login");
+    }
+    return this.requireCreds().access_token;
+  }
+
+  /** Refreshes the tokens once at a time (refresh tokens rotate: two refreshes at once would
+   * look like token theft to the VPS and revoke the family). */
+  refresh(): Promise<boolean> {
+    this.refreshing ??= this.doRefresh().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async doRefresh(): Promise<boolean> {
+    const creds = this.requireCreds();
+    const r = await this.requireClient().refreshToken(creds.refresh_token);
+    if (r.ok) {
+      this.saveCredentials({
+        ...creds,
+        access_token: r.token.access_token,
+        refresh_token: r.token.refresh_token,
+        access_expires_at: Date.now() + r.token.expires_in * 1000,
+        reauth_required: false,
+      });
+      return true;
+    }
+    this.saveCredentials({ ...creds, reauth_required: true });
+    this.log({ event: "auth_refresh_refused", error: r.error.error });
+    return false;
+  }
+
+  // ---- the cycle ----
+
+  private trigger(reason: string): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    const due = reason !== "interval" || this.nextAttemptAt === undefined || Date.now() >= this.nextAttemptAt;
+    if (!due) return Promise.resolve();
+    return this.runCycle(reason === "poke" || reason === "local-write" || reason === "start").then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  private runCycle(force: boolean, onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
+    if (this.cycle) {
+      // A cycle is under way; run one more after it so that nothing written meanwhile waits.
+      this.again = true;
+      return this.cycle;
+    }
+    if (!force && this.nextAttemptAt !== undefined && Date.now() < this.nextAttemptAt) {
+      return Promise.resolve(emptyReport());
+    }
+    this.cycle = this.cycleBody(onProgress).finally(() => {
+      this.cycle = undefined;
+      if (this.again && this.running) {
+        this.again = false;
+        void this.trigger("again");
+      }
+    });
+    return this.cycle;
+  }
+
+  private async cycleBody(onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
+    const report = emptyReport();
+    const auth = this.authState();
+    if (auth === "none") throw new DionysusError("unauthorized", "not logged in: run dionysus login URL");
+    if (auth === "reauth_required") {
+      throw new DionysusError("unauthorized", "re-authentication needed: run dionysus login");
+    }
+    if (!this.acquireLease()) {
+      throw new DionysusError("busy", "another dionysus process is syncing this data dir");
+    }
+    this.lastAttemptAt = Date.now();
+    this.store.setMeta("sync_last_attempt_at", new Date(this.lastAttemptAt).toISOString());
+    try {
+      await this.pushAll(report, onProgress);
+      await this.pullAll(report, onProgress);
+      if (this.opts.storageLimitBytes && this.store.sizeBytes() > this.opts.storageLimitBytes) {
+        report.evicted = this.store.evict(this.opts.storageLimitBytes);
+      }
+      this.succeeded();
+      this.log({ event: "sync_cycle", ...report });
+      return report;
+    } catch (err) {
+      this.failed(err);
+      throw err;
+    } finally {
+      this.renewLease();
+    }
+  }
+
+  private async pushAll(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
+    const total = this.store.queueCounts().queued;
+    let skewRounds = 0;
+    for (;;) {
+      const claimed = this.store.claimBatch(PUSH_CLAIM);
+      if (claimed.length === 0) return;
+      const pending = new Set(claimed.map((m) => m.mutation_id));
+      let restamped = false;
+      for (const chunk of chunkByBytes(claimed, PUSH_MAX_BYTES)) {
+        let answer: Awaited<ReturnType<VpsClient["push"]>>;
+        try {
+          answer = await this.requireClient().push(this, chunk);
+        } catch (err) {
+          // Everything claimed and not yet answered goes back to the queue, with backoff.
+          this.store.release([...pending], describe(err), Date.now() + this.delayFor(err, this.failures + 1));
+          throw err;
+        }
+        this.learnOffset(answer.offsetMs);
+        this.store.settle(answer.body.results);
+        for (const r of answer.body.results) {
+          if (r.mutation_id !== null) pending.delete(r.mutation_id);
+          if (r.status === "rejected" && !r.retryable) report.rejected++;
+          else if (r.status !== "rejected") report.pushed++;
+        }
+        onProgress?.({ phase: "push", done: report.pushed + report.rejected, total });
+        if (answer.body.results.length < chunk.length || answer.body.results.some((r) => r.retryable)) {
+          // The VPS stopped at a stamp too far ahead of its clock: ours is wrong. The offset was
+          // just measured; re-stamp everything still queued, in order, and push again.
+          if (++skewRounds > 3) {
+            this.store.release(
+              [...pending],
+              "the VPS keeps refusing our clock",
+              Date.now() + this.delayFor(undefined, this.failures + 1),
+            );
+            throw new DionysusError(
+              "unavailable",
+              "the VPS keeps refusing this device's clock; will retry later",
+            );
+          }
+          this.store.release([...pending], "re-stamped after clock correction", Date.now());
+          const clock = new HlcClock(this.store.deviceId, () => Date.now() + this.clockOffset);
+          this.store.restamp(
+            this.store.queueItems("queued", Number.MAX_SAFE_INTEGER).map((q) => q.mutation_id),
+            () => clock.tick(),
+          );
+          restamped = true;
+          break;
+        }
+      }
+      if (!restamped && pending.size > 0)
+        this.store.release([...pending], "no answer from the VPS", Date.now());
+    }
+  }
+
+  private async pullAll(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
+    let cursor = this.store.cursor();
+    for (;;) {
+      const answer = await this.requireClient().pull(this, cursor, PULL_LIMIT);
+      this.learnOffset(answer.offsetMs);
+      const page = answer.body;
+      if (page.status === "refetch") {
+        if (report.refetched)
+          throw new DionysusError("unavailable", `the VPS asked to refetch twice: ${page.reason}`);
+        this.log({ event: "sync_refetch", reason: page.reason });
+        this.store.resetCache();
+        report.refetched = true;
+        cursor = undefined;
+        continue;
+      }
+      const applied = this.store.applyChanges(page.changes, page.cursor);
+      report.pulled += page.changes.length;
+      report.conflicts += applied.conflicts;
+      cursor = page.cursor;
+      onProgress?.({ phase: "pull", done: report.pulled, total: undefined });
+      if (page.up_to_date) return;
+    }
+  }
+
+  private succeeded(): void {
+    this.online = true;
+    this.failures = 0;
+    this.backoffMs = 0;
+    this.nextAttemptAt = undefined;
+    this.lastError = undefined;
+    this.store.setMeta("sync_last_success_at", new Date().toISOString());
+    this.store.setMeta("sync_last_error", "");
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+  }
+
+  private failed(err: unknown): void {
+    this.lastError = describe(err);
+    this.store.setMeta("sync_last_error", this.lastError);
+    if (isDionysusError(err) && (err.code === "unauthorized" || err.code === "busy")) {
+      this.log({ event: "sync_skipped", reason: this.lastError });
+      return;
+    }
+    this.failures++;
+    if (!isDionysusError(err) || err.code === "unavailable") this.online = false;
+    this.backoffMs = this.delayFor(err, this.failures);
+    this.nextAttemptAt = Date.now() + this.backoffMs;
+    this.log({ event: "sync_failed", error: this.lastError, retry_in_ms: this.backoffMs });
+    if (this.running) {
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => void this.trigger("retry"), this.backoffMs);
+    }
+  }
+
+  private delayFor(err: unknown, attempt: number): number {
+    const retryAfter = isDionysusError(err) ? err.details?.retry_after_ms : undefined;
+    return typeof retryAfter === "number" ? retryAfter : backoffDelay(attempt, this.opts.random);
+  }
+
+  private learnOffset(offsetMs: number | undefined): void {
+    if (offsetMs === undefined || Math.abs(offsetMs - this.clockOffset) < 1_000) return;
+    this.clockOffset = offsetMs;
+    this.store.setClockOffset(offsetMs);
+    this.store.setMeta("clock_offset_ms", String(offsetMs));
+    this.log({ event: "clock_offset", offset_ms: offsetMs });
+  }
+
+  // ---- realtime ----
+
+  private async realtimeLoop(): Promise<void> {
+    let attempt = 0;
+    while (this.running) {
+      if (this.authState() !== "ok") {
+        await this.sleep(this.opts.intervalMs);
+        continue;
+      }
+      this.events = new AbortController();
+      try {
+        const lastSeen = this.store.getMeta("events_last_id");
+        for await (const ev of this.requireClient().events(this, lastSeen, this.events.signal)) {
+          this.realtimeUp = true;
+          this.online = true;
+          attempt = 0;
+          this.store.setMeta("events_last_id", String(ev.seq));
+          void this.trigger("poke");
+        }
+      } catch (err) {
+        if (!this.running) break;
+        this.log({ event: "realtime_disconnected", error: describe(err) });
+      }
+      this.realtimeUp = false;
+      if (!this.running) break;
+      await this.sleep(reconnectDelay(++attempt, this.opts.random));
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        resolve();
+      }, ms);
+      this.timers.add(t);
+    });
+  }
+
+  // ---- credentials and lease ----
+
+  private loadCredentials(): void {
+    const mtime = credentialsMtime(this.opts.dataDir);
+    if (mtime === this.credsMtime) return;
+    this.credsMtime = mtime;
+    this.creds = mtime === 0 ? undefined : readCredentials(this.opts.dataDir);
+    if (this.creds && this.client?.baseUrl !== this.creds.vps_url)
+      this.client = new VpsClient({ baseUrl: this.creds.vps_url });
+    if (!this.creds) this.client = undefined;
+    if (this.creds && !this.creds.reauth_required) {
+      // A fresh login: retry at once instead of waiting out an old backoff.
+      this.nextAttemptAt = undefined;
+    }
+  }
+
+  private saveCredentials(creds: Credentials): void {
+    writeCredentials(this.opts.dataDir, creds);
+    this.creds = creds;
+    this.credsMtime = credentialsMtime(this.opts.dataDir);
+  }
+
+  private requireCreds(): Credentials {
+    this.loadCredentials();
+    if (!this.creds) throw new DionysusError("unauthorized", "not logged in: run dionysus login URL");
+    return this.creds;
+  }
+
+  private requireClient(): VpsClient {
+    this.requireCreds();
+    return this.client!;
+  }
+
+  private acquireLease(): boolean {
+    const now = Date.now();
+    const [owner, until] = (this.store.getMeta("sync_lease") ?? "").split("|");
+    if (owner && owner !== this.leaseOwner && Number(until) > now) return false;
+    this.store.setMeta("sync_lease", `${this.leaseOwner}|${now + LEASE_MS}`);
+    if (owner !== this.leaseOwner) this.store.requeueSyncing();
+    return true;
+  }
+
+  private renewLease(): void {
+    if (this.running) this.store.setMeta("sync_lease", `${this.leaseOwner}|${Date.now() + LEASE_MS}`);
+    else this.releaseLease();
+  }
+
+  private releaseLease(): void {
+    const [owner] = (this.store.getMeta("sync_lease") ?? "").split("|");
+    if (owner === this.leaseOwner) this.store.setMeta("sync_lease", "");
+  }
+
+  private log(event: Record<string, unknown>): void {
+    this.opts.log?.({ component: "sync", ...event });
+  }
+}
+
+function emptyReport(): SyncReport {
+  return { pushed: 0, rejected: 0, pulled: 0, conflicts: 0, refetched: false, evicted: 0 };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Splits mutations, in order, into pushes under the VPS's body limit. */
+export function chunkByBytes(mutations: Mutation[], maxBytes: number): Mutation[][] {
+  const chunks: Mutation[][] = [];
+  let current: Mutation[] = [];
+  let size = 0;
+  for (const m of mutations) {
+    const bytes = JSON.stringify(m).length * 3; // worst case UTF-8 expansion, cheap bound
+    if (current.length > 0 && (size + bytes > maxBytes || current.length >= 1000)) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(m);
+    size += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}

@@ -1,0 +1,227 @@
+/**
+ * HTTP client of the VPS API, used by the sync engine and `dionysus login`. It parses every
+ * answer with the protocol schemas of src/core, and maps failures into DionysusError codes the
+ * engine acts on:
+ * - `unavailable`: network error, timeout or 5xx — transient, back off (`details.retry_after_ms`);
+ * - `rate_limited`: 429 — transient, `details.retry_after_ms` from Retry-After;
+ * - `unauthorized`: 401 that a token refresh did not cure — re-authentication needed;
+ * - `invalid_input` / others: the VPS refused the request itself.
+ */
+import ky, { type KyInstance } from "ky";
+import type { z } from "zod";
+import { parseRetryAfter } from "../../core/backoff.ts";
+import { DionysusError, type ErrorCode } from "../../core/errors.ts";
+import {
+  API_KEY_GRANT,
+  DEVICE_CODE_GRANT,
+  DeviceAuthorizationResponse,
+  type DeviceInfo,
+  IdentityResponse,
+  OAuthError,
+  TokenResponse,
+} from "../../core/protocol/auth.ts";
+import { ChangesEvent, type Mutation, PullResponse, PushResponse } from "../../core/protocol/sync.ts";
+
+export interface TokenSource {
+  /** The current access token, refreshed first when it is about to expire. */
+  accessToken(): Promise<string>;
+  /** Forces a refresh after a 401; returns false when the refresh itself was refused. */
+  refresh(): Promise<boolean>;
+}
+
+/** What the engine learns from each answer besides its body: the clock offset estimate. */
+export interface Timed<T> {
+  body: T;
+  /** server_time - local midpoint of the request, in ms. */
+  offsetMs: number | undefined;
+}
+
+export interface VpsClientOptions {
+  baseUrl: string;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export type OAuthTokenResult = { ok: true; token: TokenResponse } | { ok: false; error: OAuthError };
+
+export class VpsClient {
+  private readonly http: KyInstance;
+
+  constructor(private readonly opts: VpsClientOptions) {
+    this.http = ky.create({
+      prefixUrl: opts.baseUrl.replace(/\/+$/, ""),
+      timeout: opts.timeoutMs ?? 15_000,
+      retry: 0,
+      throwHttpErrors: false,
+      ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    });
+  }
+
+  get baseUrl(): string {
+    return this.opts.baseUrl;
+  }
+
+  // ---- auth (no bearer token) ----
+
+  async deviceAuthorization(info: DeviceInfo): Promise<DeviceAuthorizationResponse> {
+    const res = await this.send(() => this.http.post("v1/auth/device", { json: info }));
+    return this.parse(res, DeviceAuthorizationResponse);
+  }
+
+  /** Exchanges a device code or API key; OAuth errors come back as values, not exceptions. */
+  async token(body: Record<string, string | undefined>): Promise<OAuthTokenResult> {
+    const res = await this.send(() => this.http.post("v1/auth/token", { json: body }));
+    const json: unknown = await res.json().catch(() => undefined);
+    if (res.ok) return { ok: true, token: TokenResponse.parse(json) };
+    const err = OAuthError.safeParse(json);
+    if (err.success) return { ok: false, error: err.data };
+    throw this.failure(res, json);
+  }
+
+  pollDeviceCode(deviceCode: string): Promise<OAuthTokenResult> {
+    return this.token({ grant_type: DEVICE_CODE_GRANT, device_code: deviceCode });
+  }
+
+  exchangeApiKey(apiKey: string, info: DeviceInfo): Promise<OAuthTokenResult> {
+    return this.token({ grant_type: API_KEY_GRANT, api_key: apiKey, ...info });
+  }
+
+  refreshToken(refreshToken: string): Promise<OAuthTokenResult> {
+    return this.token({ grant_type: "refresh_token", refresh_token: refreshToken });
+  }
+
+  // ---- authenticated ----
+
+  async identity(tokens: TokenSource): Promise<Timed<IdentityResponse>> {
+    return this.authed(tokens, (h) => this.http.get("v1/identity", { headers: h }), IdentityResponse);
+  }
+
+  async push(tokens: TokenSource, mutations: Mutation[]): Promise<Timed<PushResponse>> {
+    return this.authed(
+      tokens,
+      (h) => this.http.post("v1/sync/push", { headers: h, json: { mutations } }),
+      PushResponse,
+    );
+  }
+
+  async pull(tokens: TokenSource, since: string | undefined, limit: number): Promise<Timed<PullResponse>> {
+    const searchParams: Record<string, string> = { limit: String(limit) };
+    if (since) searchParams.since = since;
+    return this.authed(
+      tokens,
+      (h) => this.http.get("v1/sync/pull", { headers: h, searchParams }),
+      PullResponse,
+    );
+  }
+
+  /**
+   * Opens `GET /v1/events` and yields each `changes` event until the stream ends or `signal`
+   * aborts. Throws like the other calls when the stream cannot be opened.
+   */
+  async *events(
+    tokens: TokenSource,
+    lastEventId: string | undefined,
+    signal: AbortSignal,
+  ): AsyncGenerator<ChangesEvent> {
+    const open = async () => {
+      const headers: Record<string, string> = {
+        authorization: `Bearer ${await tokens.accessToken()}`,
+        accept: "text/event-stream",
+      };
+      if (lastEventId) headers["last-event-id"] = lastEventId;
+      return this.send(() => this.http.get("v1/events", { headers, signal, timeout: false }));
+    };
+    let res = await open();
+    if (res.status === 401 && (await tokens.refresh())) res = await open();
+    if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let event = "message";
+    let data = "";
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let nl = buffer.indexOf("\n");
+        while (nl >= 0) {
+          const line = buffer.slice(0, nl).replace(/\r$/, "");
+          buffer = buffer.slice(nl + 1);
+          nl = buffer.indexOf("\n");
+          if (line === "") {
+            if (event === "changes" && data) {
+              const parsed = ChangesEvent.safeParse(JSON.parse(data));
+              if (parsed.success) yield parsed.data;
+            }
+            event = "message";
+            data = "";
+          } else if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data += (data ? "\n" : "") + line.slice(5).trimStart();
+        }
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  // ---- plumbing ----
+
+  private async authed<S extends z.ZodType>(
+    tokens: TokenSource,
+    call: (headers: Record<string, string>) => Promise<Response>,
+    schema: S,
+  ): Promise<Timed<z.infer<S>>> {
+    const attempt = async () => {
+      const headers = { authorization: `Bearer ${await tokens.accessToken()}` };
+      const t0 = Date.now();
+      const res = await this.send(() => call(headers));
+      return { res, mid: (t0 + Date.now()) / 2 };
+    };
+    let { res, mid } = await attempt();
+    if (res.status === 401) {
+      if (!(await tokens.refresh()))
+        throw new DionysusError("unauthorized", "the VPS refused our credentials");
+      ({ res, mid } = await attempt());
+    }
+    const body = await this.parse(res, schema);
+    const serverTime = (body as { server_time?: unknown }).server_time;
+    return { body, offsetMs: typeof serverTime === "number" ? Math.round(serverTime - mid) : undefined };
+  }
+
+  /** Runs a request; network failures and timeouts become `unavailable`. */
+  private async send(call: () => Promise<Response>): Promise<Response> {
+    try {
+      return await call();
+    } catch (cause) {
+      if (cause instanceof Error && cause.name === "AbortError") throw cause;
+      const why = cause instanceof Error ? cause.message : String(cause);
+      throw new DionysusError("unavailable", `VPS unreachable at ${this.opts.baseUrl}: ${why}`, { cause });
+    }
+  }
+
+  private async parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
+    const json: unknown = await res.json().catch(() => undefined);
+    if (!res.ok) throw this.failure(res, json);
+    const r = schema.safeParse(json);
+    if (!r.success) throw new DionysusError("unavailable", `unexpected answer from the VPS (${res.url})`);
+    return r.data;
+  }
+
+  private failure(res: Response, json: unknown): DionysusError {
+    const problem = (json ?? {}) as { detail?: string; code?: string; error_description?: string };
+    const detail = problem.detail ?? problem.error_description ?? res.statusText;
+    const retryAfter = parseRetryAfter(res.headers.get("retry-after"));
+    const details = {
+      http_status: res.status,
+      ...(retryAfter !== undefined ? { retry_after_ms: retryAfter } : {}),
+    };
+    let code: ErrorCode = "invalid_input";
+    if (res.status === 401) code = "unauthorized";
+    else if (res.status === 403) code = "forbidden";
+    else if (res.status === 404) code = "not_found";
+    else if (res.status === 413) code = "payload_too_large";
+    else if (res.status === 429) code = "rate_limited";
+    else if (res.status >= 500) code = "unavailable";
+    return new DionysusError(code, `VPS answered ${res.status}: ${detail}`, { details });
+  }
+}
