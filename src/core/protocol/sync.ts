@@ -22,13 +22,20 @@ export type MemoryData = z.infer<typeof MemoryData>;
  * One queued local write. `mutation_id` is the device's gapless counter (1, 2, 3, ...): the VPS
  * records the last one applied per device in the same transaction as the write, and answers any
  * `mutation_id <= last` as `duplicate` without applying it again.
+ *
+ * `base_hlc` is the stamp of the version this write replaced on the writing device (null for a
+ * create). It tells a conflict from a plain sequence of edits: when the version a write is about
+ * to overwrite is not its base, the two writes were concurrent and the loser goes to the
+ * conflict log. Last-write-wins itself looks only at `hlc`.
  */
+const BaseHlc = HlcStamp.nullable().optional();
 export const Mutation = z.discriminatedUnion("op", [
   z.object({
     mutation_id: z.number().int().positive(),
     op: z.enum(["create", "update"]),
     id: z.uuid(),
     hlc: HlcStamp,
+    base_hlc: BaseHlc,
     data: MemoryData,
   }),
   z.object({
@@ -36,6 +43,7 @@ export const Mutation = z.discriminatedUnion("op", [
     op: z.literal("delete"),
     id: z.uuid(),
     hlc: HlcStamp,
+    base_hlc: BaseHlc,
   }),
 ]);
 export type Mutation = z.infer<typeof Mutation>;
@@ -88,8 +96,9 @@ export const PullQuery = z.object({
 });
 export type PullQuery = z.infer<typeof PullQuery>;
 
-/** One entry of the change feed: the current version of a memory (tombstones included). */
-export const Change = Memory.extend({ seq: z.number().int().positive() });
+/** One entry of the change feed: the current version of a memory (tombstones included), with
+ * the `base_hlc` its writer had seen (see `Mutation`). */
+export const Change = Memory.extend({ seq: z.number().int().positive(), base_hlc: BaseHlc });
 export type Change = z.infer<typeof Change>;
 
 /**
