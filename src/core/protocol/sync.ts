@@ -18,6 +18,8 @@ export const MemoryData = z.object({
 });
 export type MemoryData = z.infer<typeof MemoryData>;
 
+const BaseHlc = HlcStamp.nullable().optional();
+
 /**
  * One queued local write. `mutation_id` is the device's gapless counter (1, 2, 3, ...): the VPS
  * records the last one applied per device in the same transaction as the write, and answers any
@@ -28,7 +30,6 @@ export type MemoryData = z.infer<typeof MemoryData>;
  * to overwrite is not its base, the two writes were concurrent and the loser goes to the
  * conflict log. Last-write-wins itself looks only at `hlc`.
  */
-const BaseHlc = HlcStamp.nullable().optional();
 export const Mutation = z.discriminatedUnion("op", [
   z.object({
     mutation_id: z.number().int().positive(),
