@@ -2,6 +2,7 @@
  * The sync engine (DESIGN.md "Sync protocol"; FR-008..012). It runs inside `dionysus serve`
  * (and once, in the foreground, for `dionysus sync` when no daemon runs):
  *
+ * - a cycle pulls, pushes, then pulls again if it pushed anything;
  * - push: due queue items in mutation order, in batches; per-item answers settle the queue;
  * - pull: pages of the change feed until `up_to_date`, each page stored with its cursor;
  * - timers drive it: a debounced push after local writes, a cycle every `intervalMs`, a retry
@@ -263,8 +264,12 @@ export class SyncEngine implements TokenSource {
     this.lastAttemptAt = Date.now();
     this.store.setMeta("sync_last_attempt_at", new Date(this.lastAttemptAt).toISOString());
     try {
-      await this.pushAll(report, onProgress);
+      // Pull first: a device then sees concurrent remote versions before its own writes
+      // overwrite them on the VPS, so both sides log the same conflict. Pull again after a push
+      // so the cursor moves past our own writes and anything that landed meanwhile.
       await this.pullAll(report, onProgress);
+      await this.pushAll(report, onProgress);
+      if (report.pushed > 0) await this.pullAll(report, onProgress);
       if (this.opts.storageLimitBytes && this.store.sizeBytes() > this.opts.storageLimitBytes) {
         report.evicted = this.store.evict(this.opts.storageLimitBytes);
       }
