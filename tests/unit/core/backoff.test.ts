@@ -4,7 +4,9 @@ import { backoffDelay, parseRetryAfter, reconnectDelay } from "../../../src/core
 describe("backoffDelay", () => {
   test("follows 10 s, 60 s, 300 s and stays at 300 s", () => {
     const mid = () => 0.5; // no jitter
-    expect([1, 2, 3, 4, 50].map((n) => backoffDelay(n, mid))).toEqual([10_000, 60_000, 300_000, 300_000, 300_000]);
+    expect([1, 2, 3, 4, 50].map((n) => backoffDelay(n, mid))).toEqual([
+      10_000, 60_000, 300_000, 300_000, 300_000,
+    ]);
   });
   test("jitter stays within ±20 %", () => {
     expect(backoffDelay(1, () => 0)).toBe(8_000);
