@@ -244,11 +244,17 @@ describe("POST /v1/recall", () => {
     expect(body.degraded).toBeUndefined();
   });
 
-  test("limit caps the results; runs/run/running match by stem", async () => {
-    const body = RecallResponse.parse(
-      await (await app.request("/v1/recall", json({ query: "runs coffee", limit: 1 }))).json(),
+  test("limit caps the results, and words match by stem (runs finds running)", async () => {
+    const one = RecallResponse.parse(
+      await (await app.request("/v1/recall", json({ query: "coffee", limit: 1 }))).json(),
     );
-    expect(body.results).toHaveLength(1);
+    expect(one.results).toHaveLength(1);
+    const stem = RecallResponse.parse(
+      await (await app.request("/v1/recall", json({ query: "runs" }))).json(),
+    );
+    expect(stem.results.map((r) => r.memory.content)).toEqual([
+      "Running along the river every morning before work.",
+    ]);
   });
 
   test.each([
