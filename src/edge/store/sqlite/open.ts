@@ -56,7 +56,16 @@ export function openEdgeDatabase(path: string, options: OpenOptions = {}): Datab
   const header = readHeader(path);
   if (header && (header.length < 100 || header.toString("latin1", 0, 16) !== SQLITE_MAGIC))
     throw corrupt(path, "is not a SQLite database");
-  if (!header) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (!header) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // SQLite gives the -wal and -shm files the main file's permissions: make it owner-only
+    // before they exist. An empty file is what a fresh database starts from.
+    try {
+      closeSync(openSync(path, "wx", 0o600));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
 
   let db: Database;
   try {
