@@ -1,0 +1,43 @@
+import type { Command } from "commander";
+import { VERSION } from "../../core/version.ts";
+import { startEdgeDaemon } from "../../edge/daemon.ts";
+import { edgeConfig } from "../edge-command.ts";
+import { action } from "../output.ts";
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("run the edge agent: the local API on 127.0.0.1:8080 over the local database")
+    .option("--host <host>", "address to listen on (loopback by default)")
+    .option("--port <port>", "port to listen on (0 picks a free one)")
+    .option("--json", "print one JSON line {url, host, port, pid, ...} once listening")
+    .action(
+      action(async (opts: { host?: string; port?: string; json?: boolean }, cmd: Command) => {
+        const config = edgeConfig(cmd, { host: opts.host, port: opts.port });
+        const daemon = await startEdgeDaemon({ config, handleSignals: true });
+        const info = {
+          url: daemon.url,
+          host: daemon.host,
+          port: daemon.port,
+          pid: process.pid,
+          version: VERSION,
+          data_dir: config.data_dir,
+          device_id: daemon.store.deviceId,
+          vps: config.vps_url ?? null,
+        };
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(info)}\n`);
+          return;
+        }
+        const lines = [
+          `dionysus ${VERSION} edge agent listening on ${daemon.url}`,
+          `  data dir ${config.data_dir} (device ${info.device_id})`,
+        ];
+        if (!config.vps_url)
+          lines.push(
+            "  not logged in to a VPS: running offline, local-only (every write is queued for sync)",
+          );
+        process.stdout.write(`${lines.join("\n")}\n`);
+      }),
+    );
+}

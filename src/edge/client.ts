@@ -1,0 +1,215 @@
+/**
+ * One interface for the CLI's memory commands, whether a daemon is running for the data dir
+ * (then everything goes through its HTTP API, so its sync engine sees every write) or not (then
+ * the database is opened directly; SQLite WAL makes the two safe together).
+ */
+import { statSync } from "node:fs";
+import ky, { type KyInstance } from "ky";
+import type { EdgeConfig } from "../core/config.ts";
+import { DionysusError, type ErrorCode, ErrorCodes } from "../core/errors.ts";
+import { LocalMemory, type NewMemory } from "../core/memory.ts";
+import { EdgeHealth, RecallResponse } from "../core/protocol/edge-api.ts";
+import type { QueueCounts } from "../core/protocol/sync.ts";
+import { VERSION } from "../core/version.ts";
+import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
+import { createSqliteStore } from "./store/sqlite/index.ts";
+import type { EdgeStore } from "./store/types.ts";
+
+export interface EdgeStatus {
+  version: string;
+  device_id: string;
+  /** `daemon` when a daemon answered, `direct` when the database was opened by the CLI. */
+  mode: "daemon" | "direct";
+  daemon: { url: string; pid: number; started_at: string } | null;
+  data_dir: string;
+  database: { path: string; bytes: number };
+  memories: number;
+  queue: QueueCounts;
+  online: boolean;
+  auth: "none" | "ok" | "reauth_required";
+}
+
+export interface EdgeClient {
+  readonly mode: "daemon" | "direct";
+  create(input: NewMemory): Promise<LocalMemory>;
+  /** Throws `not_found` for unknown or deleted ids. */
+  get(id: string): Promise<LocalMemory>;
+  /** Throws `not_found` for unknown or deleted ids. */
+  forget(id: string): Promise<void>;
+  recent(limit: number): Promise<LocalMemory[]>;
+  recall(query: string, limit: number): Promise<RecallResponse>;
+  status(): Promise<EdgeStatus>;
+  close(): void;
+}
+
+export interface ConnectOptions {
+  /** How long to wait for a daemon's answers (ms). */
+  timeoutMs?: number;
+}
+
+function fileBytes(path: string): number {
+  let total = 0;
+  for (const p of [path, `${path}-wal`]) {
+    try {
+      total += statSync(p).size;
+    } catch {
+      // missing
+    }
+  }
+  return total;
+}
+
+/** Connects to the running daemon of `config.data_dir`, else opens its database directly. */
+export async function connectEdge(config: EdgeConfig, options: ConnectOptions = {}): Promise<EdgeClient> {
+  const info = readDaemonInfo(config.data_dir);
+  if (info && info.port !== null) {
+    const http = ky.create({
+      prefixUrl: daemonUrl(info.host, info.port),
+      timeout: options.timeoutMs ?? 10_000,
+      retry: 0,
+      throwHttpErrors: false,
+    });
+    try {
+      const res = await http.get("health", { timeout: 1500 });
+      const health = EdgeHealth.safeParse(res.ok ? await res.json() : undefined);
+      if (health.success) return new DaemonClient(http, info, config);
+    } catch {
+      // a daemon.json left behind by a daemon that died: fall through to direct access
+    }
+  }
+  return new DirectClient(config);
+}
+
+class DirectClient implements EdgeClient {
+  readonly mode = "direct" as const;
+  private readonly store: EdgeStore;
+
+  constructor(private readonly config: EdgeConfig) {
+    // The daemon runs the full integrity check when it starts; a one-shot command only checks
+    // the header, owner and version, and SQLite reports any corruption it reads.
+    this.store = createSqliteStore({
+      path: dbPath(config.data_dir),
+      maxContentBytes: config.max_content_bytes,
+      integrityCheck: false,
+    });
+  }
+
+  async create(input: NewMemory) {
+    return this.store.create(input);
+  }
+  async get(id: string) {
+    const m = this.store.get(id);
+    if (!m) throw new DionysusError("not_found", `no memory with id ${id}`);
+    return m;
+  }
+  async forget(id: string) {
+    this.store.delete(id);
+  }
+  async recent(limit: number) {
+    return this.store.recent(limit);
+  }
+  async recall(query: string, limit: number): Promise<RecallResponse> {
+    const started = performance.now();
+    const results = this.store.recall(query, limit);
+    return { results, routed: "local", took_ms: Math.round((performance.now() - started) * 100) / 100 };
+  }
+  async status(): Promise<EdgeStatus> {
+    const path = dbPath(this.config.data_dir);
+    return {
+      version: VERSION,
+      device_id: this.store.deviceId,
+      mode: "direct",
+      daemon: null,
+      data_dir: this.config.data_dir,
+      database: { path, bytes: fileBytes(path) },
+      memories: this.store.countMemories(),
+      queue: this.store.queueCounts(),
+      online: false,
+      // Login state lives with the sync engine, which runs in the daemon.
+      auth: "none",
+    };
+  }
+  close() {
+    this.store.close();
+  }
+}
+
+class DaemonClient implements EdgeClient {
+  readonly mode = "daemon" as const;
+  private readonly url: string;
+
+  constructor(
+    private readonly http: KyInstance,
+    private readonly info: DaemonInfo,
+    private readonly config: EdgeConfig,
+  ) {
+    this.url = daemonUrl(info.host, info.port ?? 0);
+  }
+
+  /** Sends a request; a problem+json answer becomes the same DionysusError it was. */
+  private async call(method: "get" | "post" | "delete", path: string, json?: unknown): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await this.http(path, { method, ...(json === undefined ? {} : { json }) });
+    } catch (cause) {
+      throw new DionysusError(
+        "unavailable",
+        `the daemon at ${this.url} did not answer (${(cause as Error).message})`,
+        {
+          cause,
+        },
+      );
+    }
+    if (res.status === 204) return undefined;
+    const body: unknown = await res.json().catch(() => undefined);
+    if (!res.ok) {
+      const p = (body ?? {}) as { code?: string; detail?: string };
+      const code = p.code && p.code in ErrorCodes ? (p.code as ErrorCode) : "internal";
+      throw new DionysusError(code, p.detail ?? `the daemon answered ${res.status}`, { status: res.status });
+    }
+    return body;
+  }
+
+  async create(input: NewMemory) {
+    return LocalMemory.parse(await this.call("post", "v1/memories", input));
+  }
+  async get(id: string) {
+    return LocalMemory.parse(await this.call("get", `v1/memories/${encodeURIComponent(id)}`));
+  }
+  async forget(id: string) {
+    await this.call("delete", `v1/memories/${encodeURIComponent(id)}`);
+  }
+  async recent(limit: number) {
+    const body = (await this.call("get", `v1/memories?recent=${limit}`)) as { memories: unknown[] };
+    return body.memories.map((m) => LocalMemory.parse(m));
+  }
+  async recall(query: string, limit: number) {
+    return RecallResponse.parse(await this.call("post", "v1/recall", { query, limit }));
+  }
+  async status(): Promise<EdgeStatus> {
+    const health = EdgeHealth.parse(await this.call("get", "health"));
+    const path = dbPath(this.config.data_dir);
+    // The API has no count endpoint; a read-only look at the file is safe beside the daemon.
+    let memories = -1;
+    try {
+      const store = createSqliteStore({ path, integrityCheck: false });
+      memories = store.countMemories();
+      store.close();
+    } catch {
+      // leave it unknown
+    }
+    return {
+      version: health.version,
+      device_id: health.device_id,
+      mode: "daemon",
+      daemon: { url: this.url, pid: this.info.pid, started_at: this.info.started_at },
+      data_dir: this.config.data_dir,
+      database: { path, bytes: fileBytes(path) },
+      memories,
+      queue: health.queue,
+      online: health.online,
+      auth: health.auth ?? "none",
+    };
+  }
+  close() {}
+}

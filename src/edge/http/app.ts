@@ -1,0 +1,177 @@
+/**
+ * The edge agent's local HTTP API (127.0.0.1:8080): memories, keyword recall, health and sync
+ * status, as Hono routes over an {@link EdgeStore}. Every error is `application/problem+json`.
+ */
+import { zValidator } from "@hono/zod-validator";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { z } from "zod";
+import type { EdgeConfig } from "../../core/config.ts";
+import { DionysusError, describeIssues, isDionysusError, toProblem } from "../../core/errors.ts";
+import { DEFAULT_MAX_CONTENT_BYTES, MemoryPatch, NewMemory } from "../../core/memory.ts";
+import { type EdgeHealth, Limit, RecallRequest, type RecallResponse } from "../../core/protocol/edge-api.ts";
+import { VERSION } from "../../core/version.ts";
+import type { EdgeStore } from "../store/types.ts";
+import { hostGuard, originGuard } from "./guard.ts";
+
+export interface EdgeAppDeps {
+  store: EdgeStore;
+  config?: Partial<Pick<EdgeConfig, "host" | "max_content_bytes" | "allowed_origins">>;
+  /** Called after each successful local write (the sync engine pushes soon after). */
+  onLocalWrite?: () => void;
+  /** Extra fields merged into `GET /v1/sync/status`. */
+  syncStatus?: () => object;
+  /** Whether the VPS is reachable, for `/health` (false when no VPS is configured). */
+  online?: () => boolean;
+  /** Login state, for `/health`. */
+  auth?: () => "none" | "ok" | "reauth_required";
+  /** Where unexpected errors are logged (default: stderr). */
+  log?: (message: string, err?: unknown) => void;
+}
+
+/** `GET /v1/memories?recent=N`: newest first; 20 unless said otherwise. */
+export const RecentQuery = z.object({ recent: Limit.default(20) });
+
+const PROBLEM_TYPE = "application/problem+json";
+
+function problem(c: Context, err: DionysusError): Response {
+  return c.body(JSON.stringify(toProblem(err, c.req.path)), err.status as ContentfulStatusCode, {
+    "Content-Type": PROBLEM_TYPE,
+  });
+}
+
+/** The zod-validator hook: a failed validation is a 400 with a readable detail. */
+function onInvalid(result: {
+  success: boolean;
+  error?: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> };
+}) {
+  if (!result.success && result.error)
+    throw new DionysusError("invalid_input", describeIssues(result.error.issues));
+}
+
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Bodies must be JSON, and valid UTF-8 (a lossy decode would store replacement characters). */
+const jsonBody: MiddlewareHandler = async (c, next) => {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/([\w.-]+\+)?json\s*(;|$)/i.test(type))
+    throw new DionysusError(
+      "unsupported_media_type",
+      "the request body must be JSON (Content-Type: application/json)",
+    );
+  const bytes = await c.req.arrayBuffer();
+  try {
+    fatalUtf8.decode(bytes);
+  } catch {
+    throw new DionysusError("invalid_input", "the request body is not valid UTF-8");
+  }
+  await next();
+};
+
+export function createEdgeApp(deps: EdgeAppDeps): Hono {
+  const { store } = deps;
+  const maxContent = deps.config?.max_content_bytes ?? DEFAULT_MAX_CONTENT_BYTES;
+  const log = deps.log ?? ((message, err) => console.error(`dionysus: ${message}`, err ?? ""));
+  const wrote = () => {
+    try {
+      deps.onLocalWrite?.();
+    } catch (err) {
+      log("onLocalWrite hook failed", err);
+    }
+  };
+  // A body much larger than the content limit is refused before it is read or parsed; JSON
+  // escaping can at most double ordinary text, plus room for tags and metadata.
+  const limitBody = bodyLimit({
+    maxSize: maxContent * 2 + 64 * 1024,
+    onError: () => {
+      throw new DionysusError(
+        "payload_too_large",
+        `the request body is larger than allowed (${maxContent * 2 + 64 * 1024} bytes)`,
+      );
+    },
+  });
+
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    if (isDionysusError(err)) return problem(c, err);
+    if (err instanceof HTTPException) {
+      const code =
+        err.status === 413 ? "payload_too_large" : err.status === 400 ? "invalid_input" : undefined;
+      if (code) return problem(c, new DionysusError(code, err.message || "bad request"));
+      return problem(c, new DionysusError("internal", err.message, { status: err.status }));
+    }
+    log(`unexpected error on ${c.req.method} ${c.req.path}`, err);
+    return problem(c, new DionysusError("internal", "unexpected error; see the daemon's log"));
+  });
+  app.notFound((c) => problem(c, new DionysusError("not_found", `no route ${c.req.method} ${c.req.path}`)));
+
+  app.use("*", hostGuard(deps.config?.host ?? "127.0.0.1"));
+  app.use("*", originGuard(deps.config?.allowed_origins ?? []));
+
+  app.get("/health", (c) => {
+    const body: EdgeHealth = {
+      status: "ok",
+      version: VERSION,
+      device_id: store.deviceId,
+      online: deps.online?.() ?? false,
+      queue: store.queueCounts(),
+      auth: deps.auth?.() ?? "none",
+    };
+    return c.json(body);
+  });
+
+  app.post("/v1/memories", limitBody, jsonBody, zValidator("json", NewMemory, onInvalid), (c) => {
+    const memory = store.create(c.req.valid("json"));
+    wrote();
+    c.header("Location", `/v1/memories/${memory.id}`);
+    return c.json(memory, 201);
+  });
+
+  app.get("/v1/memories", zValidator("query", RecentQuery, onInvalid), (c) => {
+    return c.json({ memories: store.recent(c.req.valid("query").recent) });
+  });
+
+  app.get("/v1/memories/:id", (c) => {
+    const id = c.req.param("id");
+    const memory = store.get(id);
+    if (!memory) throw new DionysusError("not_found", `no memory with id ${id}`);
+    return c.json(memory);
+  });
+
+  app.patch("/v1/memories/:id", limitBody, jsonBody, zValidator("json", MemoryPatch, onInvalid), (c) => {
+    const memory = store.update(c.req.param("id"), c.req.valid("json"));
+    wrote();
+    return c.json(memory);
+  });
+
+  app.delete("/v1/memories/:id", (c) => {
+    store.delete(c.req.param("id"));
+    wrote();
+    return c.body(null, 204);
+  });
+
+  app.post("/v1/recall", limitBody, jsonBody, zValidator("json", RecallRequest, onInvalid), (c) => {
+    const started = performance.now();
+    const req = c.req.valid("json");
+    const results = store.recall(req.query, req.limit);
+    const body: RecallResponse = {
+      results,
+      routed: "local",
+      took_ms: Math.round((performance.now() - started) * 100) / 100,
+    };
+    // Semantic search and VPS routing come with the router; until then say what was done.
+    if (req.mode === "semantic" || req.mode === "hybrid" || req.route === "vps") {
+      body.degraded = true;
+      body.reason =
+        "answered by local keyword search; semantic search and VPS routing are not available here";
+    }
+    return c.json(body);
+  });
+
+  app.get("/v1/sync/status", (c) => c.json({ queue: store.queueCounts(), ...(deps.syncStatus?.() ?? {}) }));
+
+  return app;
+}

@@ -1,0 +1,3 @@
+export { BUSY_TIMEOUT_MS, openEdgeDatabase } from "./open.ts";
+export { APPLICATION_ID, SCHEMA_VERSION } from "./schema.ts";
+export { createSqliteStore, type SqliteStoreOptions } from "./sqlite-store.ts";

@@ -1,0 +1,96 @@
+/**
+ * The edge database schema, kept in code so that it ships inside the compiled binary.
+ * `MIGRATIONS[i]` takes a database from `PRAGMA user_version = i` to `i + 1`; never edit a step
+ * that has shipped, append a new one.
+ */
+
+/** `PRAGMA application_id` of every Dionysus edge database ("DION"). */
+export const APPLICATION_ID = 0x44494f4e;
+
+export const MIGRATIONS: readonly (readonly string[])[] = [
+  [
+    `CREATE TABLE meta (
+      key   TEXT PRIMARY KEY NOT NULL,
+      value TEXT NOT NULL
+    ) WITHOUT ROWID`,
+
+    // `rid` is an explicit INTEGER PRIMARY KEY so that VACUUM never renumbers the rows the
+    // external-content FTS index points at.
+    `CREATE TABLE memories (
+      rid              INTEGER PRIMARY KEY,
+      id               TEXT NOT NULL UNIQUE,
+      content          TEXT NOT NULL,
+      kind             TEXT NOT NULL,
+      tags             TEXT NOT NULL DEFAULT '[]',
+      metadata         TEXT NOT NULL DEFAULT '{}',
+      embedding        TEXT,
+      created_at       TEXT NOT NULL,
+      updated_at       TEXT NOT NULL,
+      hlc              TEXT NOT NULL,
+      deleted          INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+      origin_device    TEXT NOT NULL,
+      source           TEXT NOT NULL CHECK (source IN ('local', 'vps')),
+      synced_at        TEXT,
+      last_accessed_at TEXT
+    )`,
+    "CREATE INDEX memories_recent ON memories (deleted, updated_at)",
+    "CREATE INDEX memories_lru ON memories (source, coalesce(last_accessed_at, updated_at))",
+
+    `CREATE VIRTUAL TABLE memories_fts USING fts5 (
+      content, tags,
+      content = 'memories', content_rowid = 'rid',
+      tokenize = 'porter unicode61'
+    )`,
+    // Words in the content count twice as much as words in the tags.
+    "INSERT INTO memories_fts (memories_fts, rank) VALUES ('rank', 'bm25(1.0, 0.5)')",
+    // Tombstones are not indexed. The update trigger fires only for indexed columns, so
+    // recording an access (last_accessed_at) never touches the index.
+    `CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories WHEN new.deleted = 0 BEGIN
+      INSERT INTO memories_fts (rowid, content, tags) VALUES (new.rid, new.content, new.tags);
+    END`,
+    `CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories WHEN old.deleted = 0 BEGIN
+      INSERT INTO memories_fts (memories_fts, rowid, content, tags)
+        VALUES ('delete', old.rid, old.content, old.tags);
+    END`,
+    `CREATE TRIGGER memories_fts_update AFTER UPDATE OF content, tags, deleted ON memories BEGIN
+      INSERT INTO memories_fts (memories_fts, rowid, content, tags)
+        SELECT 'delete', old.rid, old.content, old.tags WHERE old.deleted = 0;
+      INSERT INTO memories_fts (rowid, content, tags)
+        SELECT new.rid, new.content, new.tags WHERE new.deleted = 0;
+    END`,
+
+    // mutation_id is the device's gapless counter (see EdgeStore). Queue rows reference their
+    // memory; memories are only ever deleted (eviction, cache reset) when none of their rows
+    // is unsynced, so the cascade only removes synced history.
+    `CREATE TABLE sync_queue (
+      mutation_id     INTEGER PRIMARY KEY,
+      memory_id       TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+      op              TEXT NOT NULL CHECK (op IN ('create', 'update', 'delete')),
+      hlc             TEXT NOT NULL,
+      payload         TEXT,
+      status          TEXT NOT NULL DEFAULT 'queued'
+                      CHECK (status IN ('queued', 'syncing', 'synced', 'failed')),
+      retry_count     INTEGER NOT NULL DEFAULT 0,
+      next_attempt_at INTEGER,
+      last_error      TEXT,
+      created_at      TEXT NOT NULL,
+      updated_at      TEXT NOT NULL
+    )`,
+    "CREATE INDEX sync_queue_due ON sync_queue (status, next_attempt_at)",
+    "CREATE INDEX sync_queue_status ON sync_queue (status)",
+    "CREATE INDEX sync_queue_memory ON sync_queue (memory_id, status)",
+
+    `CREATE TABLE conflicts (
+      id          INTEGER PRIMARY KEY,
+      memory_id   TEXT NOT NULL,
+      winner_hlc  TEXT NOT NULL,
+      loser_hlc   TEXT NOT NULL,
+      loser       TEXT,
+      resolved_at TEXT NOT NULL
+    )`,
+    "CREATE INDEX conflicts_memory ON conflicts (memory_id)",
+  ],
+];
+
+/** The schema version this code writes; a file with a higher `user_version` is refused. */
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,133 @@
+import { Database } from "bun:sqlite";
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DionysusError } from "../../src/core/errors.ts";
+import { createSqliteStore, SCHEMA_VERSION } from "../../src/edge/store/sqlite/index.ts";
+import { edgeStoreContract } from "./edge-store.contract.ts";
+
+edgeStoreContract("sqlite", (opts) => createSqliteStore(opts));
+
+describe("sqlite adapter specifics", () => {
+  const dirs: string[] = [];
+  const tmp = () => {
+    const d = mkdtempSync(join(tmpdir(), "dionysus-sqlite-"));
+    dirs.push(d);
+    return d;
+  };
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  function refused(path: string): DionysusError {
+    try {
+      createSqliteStore({ path }).close();
+    } catch (err) {
+      expect(err).toBeInstanceOf(DionysusError);
+      return err as DionysusError;
+    }
+    throw new Error("the store opened a file it should have refused");
+  }
+
+  test("a write and its queue item commit together: if queuing fails, nothing is written", () => {
+    const path = join(tmp(), "edge.db");
+    const store = createSqliteStore({ path });
+    const keep = store.create({ content: "kept", kind: "episodic", tags: [], metadata: {} });
+    const raw = new Database(path);
+    raw.run(
+      "CREATE TRIGGER fail_queue BEFORE INSERT ON sync_queue BEGIN SELECT RAISE(ABORT, 'queue broken'); END",
+    );
+    expect(() => store.create({ content: "lost?", kind: "episodic", tags: [], metadata: {} })).toThrow();
+    expect(() => store.update(keep.id, { content: "changed?" })).toThrow();
+    expect(() => store.delete(keep.id)).toThrow();
+    raw.run("DROP TRIGGER fail_queue");
+    raw.close();
+    expect(store.countMemories()).toBe(1);
+    expect(store.get(keep.id)?.content).toBe("kept");
+    expect(store.recall("lost changed", 10)).toEqual([]);
+    // The failed attempts used no mutation ids: the counter stays gapless.
+    store.create({ content: "next", kind: "episodic", tags: [], metadata: {} });
+    expect(store.claimBatch(10).map((m) => m.mutation_id)).toEqual([1, 2]);
+    store.close();
+  });
+
+  test("uses WAL, foreign keys and the Dionysus application id", () => {
+    const path = join(tmp(), "edge.db");
+    createSqliteStore({ path }).close();
+    const raw = new Database(path);
+    expect(raw.query("PRAGMA journal_mode").values()[0]?.[0]).toBe("wal");
+    expect(raw.query("PRAGMA application_id").values()[0]?.[0]).toBe(0x44494f4e);
+    expect(raw.query("PRAGMA user_version").values()[0]?.[0]).toBe(SCHEMA_VERSION);
+    expect(raw.query("PRAGMA auto_vacuum").values()[0]?.[0]).toBe(2);
+    raw.close();
+  });
+
+  test("a file that is not SQLite is refused and left byte-identical", () => {
+    const path = join(tmp(), "edge.db");
+    writeFileSync(path, "these are my notes, not a database\n".repeat(50));
+    const before = readFileSync(path);
+    expect(refused(path).code).toBe("db_corrupt");
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  test("another application's SQLite database is refused and left byte-identical", () => {
+    const path = join(tmp(), "other.db");
+    const raw = new Database(path);
+    raw.run("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)");
+    raw.run("INSERT INTO photos (name) VALUES ('beach.jpg')");
+    raw.close();
+    const before = readFileSync(path);
+    const err = refused(path);
+    expect(err.code).toBe("db_corrupt");
+    expect(err.message).toContain("not a Dionysus");
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  test("a database from a newer Dionysus is refused and left byte-identical", () => {
+    const path = join(tmp(), "edge.db");
+    const store = createSqliteStore({ path });
+    store.create({ content: "written by the future", kind: "episodic", tags: [], metadata: {} });
+    store.close();
+    const raw = new Database(path);
+    raw.run(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    const before = readFileSync(path);
+    const err = refused(path);
+    expect(err.code).toBe("db_too_new");
+    expect(err.message).toContain("newer");
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  test("a corrupt database is refused and left byte-identical", () => {
+    const path = join(tmp(), "edge.db");
+    const store = createSqliteStore({ path });
+    for (let i = 0; i < 200; i++)
+      store.create({ content: `memory number ${i} `.repeat(20), kind: "episodic", tags: [], metadata: {} });
+    store.close();
+    const bytes = readFileSync(path);
+    // Scribble over a few pages past the header.
+    for (let i = 8192; i < 8192 + 3 * 4096; i++) bytes[i] = (i * 37) & 0xff;
+    writeFileSync(path, bytes);
+    const before = readFileSync(path);
+    expect(refused(path).code).toBe("db_corrupt");
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  test("an empty file (an interrupted first start) is initialised", () => {
+    const path = join(tmp(), "edge.db");
+    writeFileSync(path, "");
+    const store = createSqliteStore({ path });
+    expect(store.create({ content: "works", kind: "episodic", tags: [], metadata: {} }).content).toBe(
+      "works",
+    );
+    store.close();
+  });
+
+  test("creates the data directory when it is missing", () => {
+    const path = join(tmp(), "nested", "deeper", "edge.db");
+    const store = createSqliteStore({ path });
+    expect(store.sizeBytes()).toBeGreaterThan(0);
+    store.close();
+  });
+});

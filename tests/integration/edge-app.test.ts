@@ -1,0 +1,419 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Hono } from "hono";
+import { LocalMemory } from "../../src/core/memory.ts";
+import { EdgeHealth, RecallResponse } from "../../src/core/protocol/edge-api.ts";
+import { VERSION } from "../../src/core/version.ts";
+import { createEdgeApp, type EdgeAppDeps } from "../../src/edge/http/app.ts";
+import { createSqliteStore } from "../../src/edge/store/sqlite/index.ts";
+import type { EdgeStore } from "../../src/edge/store/types.ts";
+
+let dir: string;
+let store: EdgeStore;
+let app: Hono;
+let writes: number;
+
+function make(over: Partial<EdgeAppDeps> = {}, maxContentBytes = 1000) {
+  store = createSqliteStore({ path: join(dir, "edge.db"), maxContentBytes });
+  writes = 0;
+  app = createEdgeApp({
+    store,
+    config: {
+      host: "127.0.0.1",
+      max_content_bytes: maxContentBytes,
+      allowed_origins: ["http://localhost:5173"],
+    },
+    onLocalWrite: () => {
+      writes++;
+    },
+    log: () => {},
+    ...over,
+  });
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "dionysus-app-"));
+  make();
+});
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const json = (body: unknown, headers: Record<string, string> = {}) => ({
+  method: "POST",
+  headers: { "Content-Type": "application/json", ...headers },
+  body: typeof body === "string" ? body : JSON.stringify(body),
+});
+
+async function create(content: string, extra: Record<string, unknown> = {}) {
+  const res = await app.request("/v1/memories", json({ content, ...extra }));
+  expect(res.status).toBe(201);
+  return LocalMemory.parse(await res.json());
+}
+
+async function expectProblem(res: Response, status: number, code: string) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toContain("application/problem+json");
+  const body = (await res.json()) as { status: number; code: string; detail: string; type: string };
+  expect(body).toMatchObject({ status, code });
+  expect(body.detail.length).toBeGreaterThan(0);
+  return body;
+}
+
+function storedState() {
+  return { count: store.countMemories(), queue: store.queueCounts(), recent: store.recent(100) };
+}
+
+describe("GET /health", () => {
+  test("reports version, device id, offline and queue counts", async () => {
+    await create("one");
+    const res = await app.request("/health");
+    expect(res.status).toBe(200);
+    const h = EdgeHealth.parse(await res.json());
+    expect(h).toEqual({
+      status: "ok",
+      version: VERSION,
+      device_id: store.deviceId,
+      online: false,
+      queue: { queued: 1, syncing: 0, synced: 0, failed: 0 },
+      auth: "none",
+    });
+  });
+
+  test("takes online and auth from the sync engine's hooks", async () => {
+    store.close();
+    make({ online: () => true, auth: () => "reauth_required" });
+    const h = EdgeHealth.parse(await (await app.request("/health")).json());
+    expect(h.online).toBe(true);
+    expect(h.auth).toBe("reauth_required");
+  });
+});
+
+describe("memories", () => {
+  test("POST creates a local memory, queues it and tells the sync hook", async () => {
+    const res = await app.request(
+      "/v1/memories",
+      json({ content: "Lunch with Sam", tags: ["sam"], kind: "identity" }),
+    );
+    expect(res.status).toBe(201);
+    const m = LocalMemory.parse(await res.json());
+    expect(res.headers.get("location")).toBe(`/v1/memories/${m.id}`);
+    expect(m).toMatchObject({ content: "Lunch with Sam", tags: ["sam"], kind: "identity", source: "local" });
+    expect(writes).toBe(1);
+    expect(store.queueCounts().queued).toBe(1);
+  });
+
+  test("GET, PATCH and DELETE by id", async () => {
+    const m = await create("Paris in May");
+    const got = await app.request(`/v1/memories/${m.id}`);
+    expect(got.status).toBe(200);
+    expect(LocalMemory.parse(await got.json()).content).toBe("Paris in May");
+
+    const patched = await app.request(`/v1/memories/${m.id}`, {
+      ...json({ content: "Paris in June" }),
+      method: "PATCH",
+    });
+    expect(patched.status).toBe(200);
+    expect(LocalMemory.parse(await patched.json())).toMatchObject({ id: m.id, content: "Paris in June" });
+
+    const del = await app.request(`/v1/memories/${m.id}`, { method: "DELETE" });
+    expect(del.status).toBe(204);
+    expect(writes).toBe(3);
+    await expectProblem(await app.request(`/v1/memories/${m.id}`), 404, "not_found");
+    await expectProblem(await app.request(`/v1/memories/${m.id}`, { method: "DELETE" }), 404, "not_found");
+    expect(store.queueCounts().queued).toBe(3);
+  });
+
+  test("unknown ids are 404 problems and change nothing", async () => {
+    await create("existing");
+    const before = storedState();
+    const id = "0190d0b0-0000-7000-8000-000000000000";
+    await expectProblem(await app.request(`/v1/memories/${id}`), 404, "not_found");
+    await expectProblem(
+      await app.request(`/v1/memories/${id}`, { ...json({ content: "x" }), method: "PATCH" }),
+      404,
+      "not_found",
+    );
+    await expectProblem(await app.request(`/v1/memories/${id}`, { method: "DELETE" }), 404, "not_found");
+    await expectProblem(await app.request("/v1/memories/not-a-uuid"), 404, "not_found");
+    expect(storedState()).toEqual(before);
+    expect(writes).toBe(1);
+  });
+
+  test("GET /v1/memories?recent=N lists the newest first", async () => {
+    for (const c of ["a first", "b second", "c third"]) await create(c);
+    const res = await app.request("/v1/memories?recent=2");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { memories: unknown[] };
+    expect(body.memories.map((m) => LocalMemory.parse(m).content)).toEqual(["c third", "b second"]);
+    const all = (await (await app.request("/v1/memories")).json()) as { memories: unknown[] };
+    expect(all.memories).toHaveLength(3);
+  });
+
+  test.each(["0", "101", "-1", "abc", "1.5"])("recent=%s is refused with 400", async (n) => {
+    const body = await expectProblem(await app.request(`/v1/memories?recent=${n}`), 400, "invalid_input");
+    expect(body.detail).toContain("recent");
+  });
+});
+
+describe("bad input changes nothing", () => {
+  const cases: [string, () => RequestInit, number, string][] = [
+    ["empty content", () => json({ content: "" }), 400, "invalid_input"],
+    ["whitespace-only content", () => json({ content: " \n\t  " }), 400, "invalid_input"],
+    ["missing content", () => json({ tags: ["x"] }), 400, "invalid_input"],
+    ["content over the limit", () => json({ content: "x".repeat(1001) }), 413, "payload_too_large"],
+    ["a body far over the limit", () => json({ content: "y".repeat(200_000) }), 413, "payload_too_large"],
+    ["malformed JSON", () => json('{"content": "unterminated'), 400, "invalid_input"],
+    ["a JSON array", () => json("[1,2]"), 400, "invalid_input"],
+    ["an unknown kind", () => json({ content: "ok", kind: "dream" }), 400, "invalid_input"],
+    ["an empty tag", () => json({ content: "ok", tags: [""] }), 400, "invalid_input"],
+    [
+      "a text body",
+      () => ({ method: "POST", headers: { "Content-Type": "text/plain" }, body: "hello" }),
+      415,
+      "unsupported_media_type",
+    ],
+    [
+      "invalid UTF-8",
+      () => ({
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: new Uint8Array([
+          ...new TextEncoder().encode('{"content":"bad '),
+          0xff,
+          0xfe,
+          ...new TextEncoder().encode('"}'),
+        ]),
+      }),
+      400,
+      "invalid_input",
+    ],
+  ];
+
+  test.each(cases)("POST /v1/memories with %s", async (_name, init, status, code) => {
+    await create("already stored");
+    const before = storedState();
+    await expectProblem(await app.request("/v1/memories", init()), status, code);
+    expect(storedState()).toEqual(before);
+    expect(writes).toBe(1);
+  });
+
+  test("PATCH with nothing to update, or with empty content, is 400 and changes nothing", async () => {
+    const m = await create("original");
+    const before = storedState();
+    await expectProblem(
+      await app.request(`/v1/memories/${m.id}`, { ...json({}), method: "PATCH" }),
+      400,
+      "invalid_input",
+    );
+    await expectProblem(
+      await app.request(`/v1/memories/${m.id}`, { ...json({ content: "  " }), method: "PATCH" }),
+      400,
+      "invalid_input",
+    );
+    await expectProblem(
+      await app.request(`/v1/memories/${m.id}`, { ...json({ content: "z".repeat(1001) }), method: "PATCH" }),
+      413,
+      "payload_too_large",
+    );
+    expect(storedState()).toEqual(before);
+  });
+});
+
+describe("POST /v1/recall", () => {
+  beforeEach(async () => {
+    await create("Running along the river every morning before work.");
+    await create("Coffee with Ana: her new job at the museum starts in May.");
+    await create("Grocery list: eggs, flour, coffee beans.");
+  });
+
+  test("answers ranked local hits with snippets", async () => {
+    const res = await app.request("/v1/recall", json({ query: "coffee museum", limit: 5 }));
+    expect(res.status).toBe(200);
+    const body = RecallResponse.parse(await res.json());
+    expect(body.routed).toBe("local");
+    expect(body.took_ms).toBeGreaterThanOrEqual(0);
+    expect(body.results.map((r) => r.memory.content)).toEqual([
+      "Coffee with Ana: her new job at the museum starts in May.",
+      "Grocery list: eggs, flour, coffee beans.",
+    ]);
+    expect(body.results[0]!.snippet).toContain("**museum**");
+    expect(body.degraded).toBeUndefined();
+  });
+
+  test("limit caps the results, and words match by stem (runs finds running)", async () => {
+    const one = RecallResponse.parse(
+      await (await app.request("/v1/recall", json({ query: "coffee", limit: 1 }))).json(),
+    );
+    expect(one.results).toHaveLength(1);
+    const stem = RecallResponse.parse(
+      await (await app.request("/v1/recall", json({ query: "runs" }))).json(),
+    );
+    expect(stem.results.map((r) => r.memory.content)).toEqual([
+      "Running along the river every morning before work.",
+    ]);
+  });
+
+  test.each([
+    '"',
+    "*",
+    "foo AND (",
+    "NEAR(",
+    "-x",
+    "'; drop table memories; --",
+    "🍕 🎉",
+    "coffee) OR (",
+    "^",
+    "ana*",
+  ])("the query %p is user text: 200 with a list", async (query) => {
+    const res = await app.request("/v1/recall", json({ query }));
+    expect(res.status).toBe(200);
+    const body = RecallResponse.parse(await res.json());
+    expect(Array.isArray(body.results)).toBe(true);
+    if (query === "ana*") expect(body.results[0]?.memory.content).toContain("Ana");
+    expect(store.countMemories()).toBe(3);
+  });
+
+  test.each([0, 101, -5, 2.5, "ten"])("limit %p is refused with 400", async (limit) => {
+    const body = await expectProblem(
+      await app.request("/v1/recall", json({ query: "coffee", limit })),
+      400,
+      "invalid_input",
+    );
+    expect(body.detail).toContain("limit");
+  });
+
+  test("an empty query, a missing query or an unknown mode is 400", async () => {
+    await expectProblem(await app.request("/v1/recall", json({ query: "   " })), 400, "invalid_input");
+    await expectProblem(await app.request("/v1/recall", json({})), 400, "invalid_input");
+    await expectProblem(
+      await app.request("/v1/recall", json({ query: "x", mode: "psychic" })),
+      400,
+      "invalid_input",
+    );
+    await expectProblem(await app.request("/v1/recall", json("{nope")), 400, "invalid_input");
+  });
+
+  test("a semantic request is answered locally and says it was degraded", async () => {
+    const body = RecallResponse.parse(
+      await (await app.request("/v1/recall", json({ query: "coffee", mode: "semantic" }))).json(),
+    );
+    expect(body.routed).toBe("local");
+    expect(body.degraded).toBe(true);
+    expect(body.reason).toContain("keyword");
+  });
+});
+
+describe("GET /v1/sync/status", () => {
+  test("returns queue counts and what the sync engine adds", async () => {
+    await create("queued one");
+    expect(await (await app.request("/v1/sync/status")).json()).toEqual({
+      queue: { queued: 1, syncing: 0, synced: 0, failed: 0 },
+    });
+    store.close();
+    make({ syncStatus: () => ({ last_success: null, vps_url: "https://vps.example" }) });
+    expect(await (await app.request("/v1/sync/status")).json()).toMatchObject({
+      queue: { queued: 1 },
+      vps_url: "https://vps.example",
+    });
+  });
+});
+
+describe("who may call", () => {
+  test.each(["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "localhost", "LOCALHOST:1"])(
+    "Host %s is served",
+    async (host) => {
+      expect((await app.request("/health", { headers: { Host: host } })).status).toBe(200);
+    },
+  );
+
+  test.each(["evil.example", "evil.example:8080", "127.0.0.1.nip.io", "192.168.1.10:8080"])(
+    "Host %s is refused (DNS rebinding)",
+    async (host) => {
+      await expectProblem(await app.request("/health", { headers: { Host: host } }), 403, "forbidden");
+      await expectProblem(
+        await app.request("/v1/memories", json({ content: "sneaky" }, { Host: host })),
+        403,
+        "forbidden",
+      );
+      expect(store.countMemories()).toBe(0);
+    },
+  );
+
+  test("a foreign Origin is refused and nothing is written", async () => {
+    await expectProblem(
+      await app.request(
+        "/v1/memories",
+        json({ content: "from a web page" }, { Origin: "https://evil.example" }),
+      ),
+      403,
+      "forbidden",
+    );
+    await expectProblem(
+      await app.request("/health", { headers: { Origin: "http://localhost:3000" } }),
+      403,
+      "forbidden",
+    );
+    await expectProblem(
+      await app.request("/health", { headers: { "Sec-Fetch-Site": "cross-site" } }),
+      403,
+      "forbidden",
+    );
+    expect(store.countMemories()).toBe(0);
+  });
+
+  test("an allowed Origin gets CORS, including the preflight", async () => {
+    const origin = "http://localhost:5173";
+    const pre = await app.request("/v1/recall", {
+      method: "OPTIONS",
+      headers: {
+        Origin: origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+      },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get("access-control-allow-origin")).toBe(origin);
+    expect(pre.headers.get("access-control-allow-methods")).toContain("POST");
+    const res = await app.request("/v1/memories", json({ content: "from my own app" }, { Origin: origin }));
+    expect(res.status).toBe(201);
+    expect(res.headers.get("access-control-allow-origin")).toBe(origin);
+  });
+
+  test("a daemon configured on another address also answers that name", async () => {
+    store.close();
+    make({ config: { host: "10.0.0.5" } });
+    expect((await app.request("/health", { headers: { Host: "10.0.0.5:8080" } })).status).toBe(200);
+    await expectProblem(
+      await app.request("/health", { headers: { Host: "evil.example" } }),
+      403,
+      "forbidden",
+    );
+  });
+});
+
+describe("errors", () => {
+  test("an unknown route is a 404 problem", async () => {
+    await expectProblem(await app.request("/v2/nothing"), 404, "not_found");
+  });
+
+  test("an unexpected failure is a logged 500 that leaks no internals", async () => {
+    const logged: string[] = [];
+    const broken = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === "recall")
+          return () => {
+            throw new Error("disk on fire at /secret/path");
+          };
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const app2 = createEdgeApp({ store: broken, log: (m) => logged.push(m) });
+    const body = await expectProblem(await app2.request("/v1/recall", json({ query: "x" })), 500, "internal");
+    expect(body.detail).not.toContain("secret");
+    expect(logged).toHaveLength(1);
+  });
+});
