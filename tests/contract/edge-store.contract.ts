@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DionysusError } from "../../src/core/errors.ts";
-import { compareHlc, formatHlc, parseHlc } from "../../src/core/hlc.ts";
+import { compareHlc, formatHlc, HlcClock, parseHlc } from "../../src/core/hlc.ts";
 import type { Change, Mutation } from "../../src/core/protocol/sync.ts";
 import { isUuid, uuidv7 } from "../../src/core/uuid.ts";
 import type { EdgeStore } from "../../src/edge/store/types.ts";
@@ -55,6 +55,7 @@ export function remoteChange(
     deleted: rest.deleted ?? false,
     origin_device: rest.origin_device ?? node,
     seq: rest.seq ?? 1,
+    ...(rest.base_hlc !== undefined ? { base_hlc: rest.base_hlc } : {}),
   };
 }
 
@@ -541,6 +542,81 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         const c = remoteChange({ ms: Date.now() + 60_000, id: m.id, content: "same text" });
         expect(store.applyChanges([c], "e1.9")).toEqual({ applied: 1, skipped: 0, conflicts: 0 });
         expect(store.get(m.id)?.hlc).toBe(c.hlc);
+      });
+
+      test("an edit made on top of our version (base_hlc = our stamp) is not a conflict", () => {
+        const { store } = fresh();
+        const m = store.create({ content: "first draft", kind: "episodic", tags: [], metadata: {} });
+        const edit = remoteChange({
+          ms: Date.now() + 1_000,
+          id: m.id,
+          content: "second draft",
+          base_hlc: m.hlc,
+        });
+        expect(store.applyChanges([edit], "e1.2")).toEqual({ applied: 1, skipped: 0, conflicts: 0 });
+        expect(store.get(m.id)?.content).toBe("second draft");
+        expect(store.conflicts(10)).toEqual([]);
+      });
+
+      test("a concurrent edit (base_hlc is not our stamp) overwrites ours and logs it", () => {
+        const { store } = fresh();
+        const orig = remoteChange({ ms: T0, content: "shared note" });
+        store.applyChanges([orig], "e1.1");
+        const mine = store.update(orig.id, { content: "my edit" });
+        const theirs = remoteChange({
+          ms: Date.now() + 1_000,
+          id: orig.id,
+          content: "their edit",
+          base_hlc: orig.hlc,
+          seq: 2,
+        });
+        expect(store.applyChanges([theirs], "e1.2").conflicts).toBe(1);
+        const [entry] = store.conflicts(10);
+        expect(entry).toMatchObject({ memory_id: orig.id, winner_hlc: theirs.hlc, loser_hlc: mine.hlc });
+        expect(entry!.loser?.content).toBe("my edit");
+      });
+
+      test("updates and deletes are queued with the stamp they replaced as base_hlc", () => {
+        const { store } = fresh();
+        const m = store.create({ content: "v1", kind: "episodic", tags: [], metadata: {} });
+        const v2 = store.update(m.id, { content: "v2" });
+        store.delete(m.id);
+        const batch = store.claimBatch(10);
+        expect(batch.map((b) => b.base_hlc ?? null)).toEqual([null, m.hlc, v2.hlc]);
+      });
+
+      test("applyIdentity stores the baseline without moving the cursor", () => {
+        const { store } = fresh();
+        store.applyChanges([remoteChange({ ms: T0 })], "e1.5");
+        const { seq: _seq, ...identity } = remoteChange({
+          ms: T0 + 1,
+          kind: "identity",
+          content: "I am Ana",
+        });
+        expect(store.applyIdentity([identity])).toBe(1);
+        expect(store.get(identity.id)).toMatchObject({ kind: "identity", source: "vps" });
+        expect(store.cursor()).toBe("e1.5");
+      });
+
+      test("a clock found to be ahead restarts from corrected time, and restamp fixes queued writes", () => {
+        const ahead = 10 * 60_000;
+        const { store } = fresh({ now: () => Date.now() + ahead });
+        const m = store.create({
+          content: "written with a fast clock",
+          kind: "episodic",
+          tags: [],
+          metadata: {},
+        });
+        expect(parseHlc(m.hlc)!.ms).toBeGreaterThan(Date.now() + ahead - 5_000);
+        store.setClockOffset(-ahead);
+        const fixedClock = new HlcClock(store.deviceId, Date.now);
+        store.restamp([1], () => fixedClock.tick());
+        const [queued] = store.claimBatch(10);
+        const fixed = parseHlc(queued!.hlc)!.ms;
+        expect(Math.abs(fixed - Date.now())).toBeLessThan(5_000);
+        const later = store.create({ content: "next write", kind: "episodic", tags: [], metadata: {} });
+        expect(compareHlc(later.hlc, queued!.hlc)).toBe(1);
+        expect(parseHlc(later.hlc)!.ms - Date.now()).toBeLessThan(5_000);
       });
 
       test("the page and its cursor are stored in one transaction", async () => {

@@ -14,6 +14,7 @@ export interface MemoryRow {
   created_at: string;
   updated_at: string;
   hlc: string;
+  base_hlc: string | null;
   deleted: number;
   origin_device: string;
   source: string;
@@ -26,6 +27,7 @@ export interface QueueRow {
   memory_id: string;
   op: "create" | "update" | "delete";
   hlc: string;
+  base_hlc: string | null;
   payload: string | null;
   status: QueueStatus;
   retry_count: number;
@@ -36,7 +38,7 @@ export interface QueueRow {
 }
 
 export const MEMORY_COLUMNS =
-  "rid, id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc, deleted, origin_device, source, synced_at, last_accessed_at";
+  "rid, id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc, base_hlc, deleted, origin_device, source, synced_at, last_accessed_at";
 
 export function toMemory(r: MemoryRow): Memory {
   return {

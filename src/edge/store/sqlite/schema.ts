@@ -27,6 +27,7 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       created_at       TEXT NOT NULL,
       updated_at       TEXT NOT NULL,
       hlc              TEXT NOT NULL,
+      base_hlc         TEXT,
       deleted          INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
       origin_device    TEXT NOT NULL,
       source           TEXT NOT NULL CHECK (source IN ('local', 'vps')),
@@ -67,6 +68,7 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       memory_id       TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
       op              TEXT NOT NULL CHECK (op IN ('create', 'update', 'delete')),
       hlc             TEXT NOT NULL,
+      base_hlc        TEXT,
       payload         TEXT,
       status          TEXT NOT NULL DEFAULT 'queued'
                       CHECK (status IN ('queued', 'syncing', 'synced', 'failed')),

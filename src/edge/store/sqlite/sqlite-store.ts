@@ -200,16 +200,22 @@ class SqliteEdgeStore implements EdgeStore {
   }
 
   /** Inside a write transaction: append to the queue with the next gapless mutation id. */
-  private enqueue(memoryId: string, op: Mutation["op"], hlc: string, payload: MemoryData | null): number {
+  private enqueue(
+    memoryId: string,
+    op: Mutation["op"],
+    hlc: string,
+    baseHlc: string | null,
+    payload: MemoryData | null,
+  ): number {
     const row = this.q(
       `SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${META.lastMutation}'), 0),
                   coalesce((SELECT max(mutation_id) FROM sync_queue), 0)) + 1 AS next`,
     ).get() as { next: number };
     const at = iso(this.now());
     this.q(
-      `INSERT INTO sync_queue (mutation_id, memory_id, op, hlc, payload, status, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
-    ).run(row.next, memoryId, op, hlc, payload === null ? null : JSON.stringify(payload), at, at);
+      `INSERT INTO sync_queue (mutation_id, memory_id, op, hlc, base_hlc, payload, status, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
+    ).run(row.next, memoryId, op, hlc, baseHlc, payload === null ? null : JSON.stringify(payload), at, at);
     this.putMeta(META.lastMutation, String(row.next));
     return row.next;
   }
@@ -274,7 +280,7 @@ class SqliteEdgeStore implements EdgeStore {
         hlc,
         this.deviceId,
       );
-      this.enqueue(memory.id, "create", hlc, toMemoryData(memory));
+      this.enqueue(memory.id, "create", hlc, null, toMemoryData(memory));
       return memory;
     });
   }
@@ -320,28 +326,37 @@ class SqliteEdgeStore implements EdgeStore {
       };
       this.q(
         `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, updated_at = ?, hlc = ?,
-                             source = 'local', synced_at = NULL
+                             base_hlc = ?, source = 'local', synced_at = NULL
          WHERE id = ?`,
-      ).run(next.content, next.kind, JSON.stringify(next.tags), JSON.stringify(next.metadata), at, hlc, id);
-      this.enqueue(id, "update", hlc, toMemoryData(next));
+      ).run(
+        next.content,
+        next.kind,
+        JSON.stringify(next.tags),
+        JSON.stringify(next.metadata),
+        at,
+        hlc,
+        current.hlc,
+        id,
+      );
+      this.enqueue(id, "update", hlc, current.hlc, toMemoryData(next));
       return next;
     });
   }
 
   delete(id: string): void {
     this.write(() => {
-      this.liveRow(id);
+      const base = this.liveRow(id).hlc;
       const hlc = this.stamp();
       const at = iso(this.now());
       this.q(
         `UPDATE memories SET content = '', tags = '[]', metadata = '{}', embedding = NULL, deleted = 1,
-                             updated_at = ?, hlc = ?, source = 'local', synced_at = NULL
+                             updated_at = ?, hlc = ?, base_hlc = ?, source = 'local', synced_at = NULL
          WHERE id = ?`,
-      ).run(at, hlc, id);
+      ).run(at, hlc, base, id);
       // Forgetting removes the content from synced history too; unsynced writes keep their
       // payload because the VPS still has to receive them in order.
       this.q("UPDATE sync_queue SET payload = NULL WHERE memory_id = ? AND status = 'synced'").run(id);
-      this.enqueue(id, "delete", hlc, null);
+      this.enqueue(id, "delete", hlc, base, null);
     });
   }
 
@@ -442,7 +457,13 @@ class SqliteEdgeStore implements EdgeStore {
       for (const r of rows) {
         if (r.next_attempt_at !== null && r.next_attempt_at > now) break;
         if (r.op === "delete") {
-          out.push({ mutation_id: r.mutation_id, op: "delete", id: r.memory_id, hlc: r.hlc });
+          out.push({
+            mutation_id: r.mutation_id,
+            op: "delete",
+            id: r.memory_id,
+            hlc: r.hlc,
+            base_hlc: r.base_hlc,
+          });
         } else {
           if (r.payload === null) break; // cannot happen for an unsynced row; never send a gap
           out.push({
@@ -450,6 +471,7 @@ class SqliteEdgeStore implements EdgeStore {
             op: r.op,
             id: r.memory_id,
             hlc: r.hlc,
+            base_hlc: r.base_hlc,
             data: JSON.parse(r.payload) as MemoryData,
           });
         }
@@ -516,7 +538,18 @@ class SqliteEdgeStore implements EdgeStore {
           iso(this.now()),
           id,
         );
+        // Later writes of the same memory were based on the old stamp: keep the chain intact.
+        this.q("UPDATE sync_queue SET base_hlc = ? WHERE memory_id = ? AND base_hlc = ?").run(
+          next,
+          row.memory_id,
+          row.hlc,
+        );
         this.q("UPDATE memories SET hlc = ? WHERE id = ? AND hlc = ?").run(next, row.memory_id, row.hlc);
+        this.q("UPDATE memories SET base_hlc = ? WHERE id = ? AND base_hlc = ?").run(
+          next,
+          row.memory_id,
+          row.hlc,
+        );
         this.clock.receive(next);
       }
       this.putMeta(META.hlc, this.clock.current());
@@ -534,51 +567,81 @@ class SqliteEdgeStore implements EdgeStore {
       this.syncClock();
       const result: ApplyChangesResult = { applied: 0, skipped: 0, conflicts: 0 };
       const at = iso(this.now());
-      for (const change of changes) {
-        const { seq: _seq, ...rest } = change;
-        const remote: Memory = rest.deleted
-          ? { ...rest, content: "", tags: [], metadata: {}, embedding: null }
-          : { ...rest, embedding: rest.embedding ?? null };
-        this.clock.receive(remote.hlc);
-        const row = this.rowById(remote.id);
-        if (!row) {
-          this.insertRemote(remote, at);
-          result.applied++;
-          continue;
-        }
-        const order = compareHlc(remote.hlc, row.hlc);
-        if (order === 0) {
-          // The same version: our own write echoed back, or a page seen before.
-          if (row.synced_at === null)
-            this.q("UPDATE memories SET synced_at = ? WHERE rid = ?").run(at, row.rid);
-          continue;
-        }
-        const local = toMemory(row);
-        if (order < 0) {
-          // The local version is newer. An older version of our own is history, not a conflict.
-          if (parseHlc(remote.hlc)?.node !== this.deviceId && !sameState(local, remote))
-            this.logConflict(remote.id, row.hlc, remote);
-          result.skipped++;
-          continue;
-        }
-        if (row.source === "local" && !sameState(local, remote)) {
-          this.logConflict(remote.id, remote.hlc, local);
-          result.conflicts++;
-        }
-        this.overwriteWithRemote(row.rid, remote, at);
-        result.applied++;
-      }
+      for (const { seq: _seq, ...change } of changes) this.applyRemote(change, at, result);
       this.putMeta(META.cursor, cursor);
       this.putMeta(META.hlc, this.clock.current());
       return result;
     });
   }
 
-  private insertRemote(m: Memory, at: string): void {
+  applyIdentity(memories: Memory[]): number {
+    return this.write(() => {
+      this.syncClock();
+      const result: ApplyChangesResult = { applied: 0, skipped: 0, conflicts: 0 };
+      const at = iso(this.now());
+      for (const m of memories) this.applyRemote(m, at, result);
+      this.putMeta(META.hlc, this.clock.current());
+      return result.applied;
+    });
+  }
+
+  /**
+   * Inside a write transaction: last-write-wins between a remote version and the local row.
+   * A loser goes to the conflict log only when the two writes were concurrent: the winner's
+   * writer had not seen the loser (its `base_hlc` is not the loser's stamp). Without a
+   * `base_hlc` (older peers), any overwritten local write counts as a conflict.
+   */
+  private applyRemote(
+    change: Memory & { base_hlc?: string | null },
+    at: string,
+    result: ApplyChangesResult,
+  ): void {
+    const { base_hlc, ...rest } = change;
+    const remote: Memory = rest.deleted
+      ? { ...rest, content: "", tags: [], metadata: {}, embedding: null }
+      : { ...rest, embedding: rest.embedding ?? null };
+    const base = base_hlc ?? null;
+    this.clock.receive(remote.hlc);
+    const row = this.rowById(remote.id);
+    if (!row) {
+      this.insertRemote(remote, base, at);
+      result.applied++;
+      return;
+    }
+    const order = compareHlc(remote.hlc, row.hlc);
+    if (order === 0) {
+      // The same version: our own write echoed back, or a page seen before.
+      if (row.synced_at === null) this.q("UPDATE memories SET synced_at = ? WHERE rid = ?").run(at, row.rid);
+      return;
+    }
+    const local = toMemory(row);
+    const localWrite = row.source === "local";
+    if (order < 0) {
+      // The local version is newer. An older version of our own is history, not a conflict.
+      if (
+        localWrite &&
+        row.base_hlc !== remote.hlc &&
+        parseHlc(remote.hlc)?.node !== this.deviceId &&
+        !sameState(local, remote)
+      )
+        this.logConflict(remote.id, row.hlc, remote);
+      result.skipped++;
+      return;
+    }
+    const concurrent = base_hlc === undefined ? localWrite : localWrite && base !== row.hlc;
+    if (concurrent && !sameState(local, remote)) {
+      this.logConflict(remote.id, remote.hlc, local);
+      result.conflicts++;
+    }
+    this.overwriteWithRemote(row.rid, remote, base, at);
+    result.applied++;
+  }
+
+  private insertRemote(m: Memory, base: string | null, at: string): void {
     this.q(
       `INSERT INTO memories (id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc,
-                             deleted, origin_device, source, synced_at, last_accessed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'vps', ?, NULL)`,
+                             base_hlc, deleted, origin_device, source, synced_at, last_accessed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'vps', ?, NULL)`,
     ).run(
       m.id,
       m.content,
@@ -589,17 +652,18 @@ class SqliteEdgeStore implements EdgeStore {
       m.created_at,
       m.updated_at,
       m.hlc,
+      base,
       m.deleted ? 1 : 0,
       m.origin_device,
       at,
     );
   }
 
-  private overwriteWithRemote(rid: number, m: Memory, at: string): void {
+  private overwriteWithRemote(rid: number, m: Memory, base: string | null, at: string): void {
     this.q(
       `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, embedding = ?, created_at = ?,
-                           updated_at = ?, hlc = ?, deleted = ?, origin_device = ?, source = 'vps',
-                           synced_at = ?
+                           updated_at = ?, hlc = ?, base_hlc = ?, deleted = ?, origin_device = ?,
+                           source = 'vps', synced_at = ?
        WHERE rid = ?`,
     ).run(
       m.content,
@@ -610,6 +674,7 @@ class SqliteEdgeStore implements EdgeStore {
       m.created_at,
       m.updated_at,
       m.hlc,
+      base,
       m.deleted ? 1 : 0,
       m.origin_device,
       at,
@@ -661,8 +726,21 @@ class SqliteEdgeStore implements EdgeStore {
   setClockOffset(ms: number): void {
     if (!Number.isFinite(ms))
       throw new DionysusError("invalid_input", "clock offset must be a finite number");
-    this.offsetMs = Math.round(ms);
-    this.setMeta(META.clockOffset, String(this.offsetMs));
+    this.write(() => {
+      const corrected = Math.round(ms);
+      const movedBack = corrected < this.offsetMs;
+      this.offsetMs = corrected;
+      this.putMeta(META.clockOffset, String(corrected));
+      if (!movedBack) return;
+      // The device clock was ahead: stamps issued since are in the future and the VPS refuses
+      // them. Restart the clock from the newest stamp the VPS has accepted or sent, so new
+      // writes follow corrected time; unsynced writes get fresh stamps through restamp().
+      const row = this.q(
+        "SELECT max(hlc) AS h FROM memories WHERE synced_at IS NOT NULL OR source = 'vps'",
+      ).get() as { h: string | null };
+      this.clock = new HlcClock(this.deviceId, this.clockNow, row.h ?? undefined);
+      this.putMeta(META.hlc, this.clock.current());
+    });
   }
 
   getMeta(key: string): string | undefined {
