@@ -1,13 +1,16 @@
 /** The commander program: every command registers itself from `commands/<name>.ts`. */
 import { Command } from "commander";
 import { VERSION } from "../core/version.ts";
+import { registerConflicts } from "./commands/conflicts.ts";
 import { registerForget } from "./commands/forget.ts";
 import { registerGet } from "./commands/get.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerList } from "./commands/list.ts";
+import { registerLogin } from "./commands/login.ts";
 import { registerRecall } from "./commands/recall.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerStatus } from "./commands/status.ts";
+import { registerSync } from "./commands/sync.ts";
 
 export function buildProgram(): Command {
   const program = new Command("dionysus")
@@ -23,5 +26,8 @@ export function buildProgram(): Command {
   registerList(program);
   registerForget(program);
   registerStatus(program);
+  registerLogin(program);
+  registerSync(program);
+  registerConflicts(program);
   return program;
 }

@@ -17,8 +17,6 @@ export const EdgeConfig = z.object({
   max_content_bytes: z.coerce.number().int().positive().default(DEFAULT_MAX_CONTENT_BYTES),
   /** Browser origins allowed to call the local API (CORS); none by default. */
   allowed_origins: z.array(z.string()).default([]),
-  /** VPS base URL, once logged in. */
-  vps_url: z.string().url().optional(),
   /** Seconds between background sync cycles (FR-008). */
   sync_interval_s: z.coerce.number().positive().default(30),
   /** Local database size limit before LRU eviction of cached VPS memories. */

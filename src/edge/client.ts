@@ -9,11 +9,12 @@ import type { EdgeConfig } from "../core/config.ts";
 import { DionysusError, type ErrorCode, ErrorCodes } from "../core/errors.ts";
 import { LocalMemory, type NewMemory } from "../core/memory.ts";
 import { EdgeHealth, RecallResponse } from "../core/protocol/edge-api.ts";
-import type { QueueCounts } from "../core/protocol/sync.ts";
+import type { ConflictEntry, QueueCounts } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
 import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
+import { SyncEngine, type SyncProgress, type SyncReport, type SyncStatus } from "./sync/engine.ts";
 
 export interface EdgeStatus {
   version: string;
@@ -29,8 +30,20 @@ export interface EdgeStatus {
   auth: "none" | "ok" | "reauth_required";
 }
 
+/** `GET /v1/sync/status`: queue counts and the engine's state. */
+export type SyncStatusView = { queue: QueueCounts } & Partial<SyncStatus>;
+
+export interface SyncRun {
+  report: SyncReport;
+  status: SyncStatusView;
+}
+
 export interface EdgeClient {
   readonly mode: "daemon" | "direct";
+  /** Runs one sync cycle now (in the daemon when one runs). */
+  sync(onProgress?: (p: SyncProgress) => void): Promise<SyncRun>;
+  syncStatus(): Promise<SyncStatusView>;
+  conflicts(limit: number): Promise<ConflictEntry[]>;
   create(input: NewMemory): Promise<LocalMemory>;
   /** Throws `not_found` for unknown or deleted ids. */
   get(id: string): Promise<LocalMemory>;
@@ -83,6 +96,7 @@ export async function connectEdge(config: EdgeConfig, options: ConnectOptions = 
 class DirectClient implements EdgeClient {
   readonly mode = "direct" as const;
   private readonly store: EdgeStore;
+  private syncEngine: SyncEngine | undefined;
 
   constructor(private readonly config: EdgeConfig) {
     // The daemon runs the full integrity check when it starts; a one-shot command only checks
@@ -94,6 +108,25 @@ class DirectClient implements EdgeClient {
     });
   }
 
+  private engine(): SyncEngine {
+    this.syncEngine ??= new SyncEngine({
+      store: this.store,
+      dataDir: this.config.data_dir,
+      realtime: false,
+      storageLimitBytes: this.config.storage_limit_bytes,
+    });
+    return this.syncEngine;
+  }
+  async sync(onProgress?: (p: SyncProgress) => void): Promise<SyncRun> {
+    const report = await this.engine().syncNow(onProgress);
+    return { report, status: await this.syncStatus() };
+  }
+  async syncStatus(): Promise<SyncStatusView> {
+    return { queue: this.store.queueCounts(), ...this.engine().status() };
+  }
+  async conflicts(limit: number) {
+    return this.store.conflicts(limit);
+  }
   async create(input: NewMemory) {
     return this.store.create(input);
   }
@@ -125,8 +158,7 @@ class DirectClient implements EdgeClient {
       memories: this.store.countMemories(),
       queue: this.store.queueCounts(),
       online: false,
-      // Login state lives with the sync engine, which runs in the daemon.
-      auth: "none",
+      auth: this.engine().authState(),
     };
   }
   close() {
@@ -147,10 +179,19 @@ class DaemonClient implements EdgeClient {
   }
 
   /** Sends a request; a problem+json answer becomes the same DionysusError it was. */
-  private async call(method: "get" | "post" | "delete", path: string, json?: unknown): Promise<unknown> {
+  private async call(
+    method: "get" | "post" | "delete",
+    path: string,
+    json?: unknown,
+    timeout?: false,
+  ): Promise<unknown> {
     let res: Response;
     try {
-      res = await this.http(path, { method, ...(json === undefined ? {} : { json }) });
+      res = await this.http(path, {
+        method,
+        ...(json === undefined ? {} : { json }),
+        ...(timeout === false ? { timeout: false } : {}),
+      });
     } catch (cause) {
       throw new DionysusError(
         "unavailable",
@@ -170,6 +211,21 @@ class DaemonClient implements EdgeClient {
     return body;
   }
 
+  async sync(): Promise<SyncRun> {
+    // A cycle may take a while (a first pull of a large account): no client timeout.
+    const body = (await this.call("post", "v1/sync/run", undefined, false)) as SyncStatusView & {
+      report: SyncReport;
+    };
+    const { report, ...status } = body;
+    return { report, status };
+  }
+  async syncStatus(): Promise<SyncStatusView> {
+    return (await this.call("get", "v1/sync/status")) as SyncStatusView;
+  }
+  async conflicts(limit: number) {
+    const body = (await this.call("get", `v1/conflicts?limit=${limit}`)) as { conflicts: ConflictEntry[] };
+    return body.conflicts;
+  }
   async create(input: NewMemory) {
     return LocalMemory.parse(await this.call("post", "v1/memories", input));
   }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { VERSION } from "../../core/version.ts";
 import { startEdgeDaemon } from "../../edge/daemon.ts";
+import { createSyncServices } from "../../edge/sync/services.ts";
 import { edgeConfig } from "../edge-command.ts";
 import { action } from "../output.ts";
 
@@ -14,7 +15,12 @@ export function registerServe(program: Command): void {
     .action(
       action(async (opts: { host?: string; port?: string; json?: boolean }, cmd: Command) => {
         const config = edgeConfig(cmd, { host: opts.host, port: opts.port });
-        const daemon = await startEdgeDaemon({ config, handleSignals: true });
+        const services = createSyncServices(config, {
+          log: (event) =>
+            process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
+        });
+        const daemon = await startEdgeDaemon({ config, services, handleSignals: true });
+        const auth = services.auth?.() ?? "none";
         const info = {
           url: daemon.url,
           host: daemon.host,
@@ -23,7 +29,8 @@ export function registerServe(program: Command): void {
           version: VERSION,
           data_dir: config.data_dir,
           device_id: daemon.store.deviceId,
-          vps: config.vps_url ?? null,
+          vps: services.engine()?.status().vps_url ?? null,
+          auth,
         };
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(info)}\n`);
@@ -33,10 +40,14 @@ export function registerServe(program: Command): void {
           `dionysus ${VERSION} edge agent listening on ${daemon.url}`,
           `  data dir ${config.data_dir} (device ${info.device_id})`,
         ];
-        if (!config.vps_url)
+        if (auth === "none")
           lines.push(
             "  not logged in to a VPS: running offline, local-only (every write is queued for sync)",
+            "  to sync, run: dionysus login https://your-vps.example (or --api-key KEY)",
           );
+        else if (auth === "reauth_required")
+          lines.push("  VPS login expired: run dionysus login to resume syncing (writes keep queueing)");
+        else lines.push(`  syncing with ${info.vps}`);
         process.stdout.write(`${lines.join("\n")}\n`);
       }),
     );

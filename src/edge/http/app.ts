@@ -12,6 +12,7 @@ import type { EdgeConfig } from "../../core/config.ts";
 import { DionysusError, describeIssues, isDionysusError, toProblem } from "../../core/errors.ts";
 import { DEFAULT_MAX_CONTENT_BYTES, MemoryPatch, NewMemory } from "../../core/memory.ts";
 import { type EdgeHealth, Limit, RecallRequest, type RecallResponse } from "../../core/protocol/edge-api.ts";
+import type { ConflictEntry } from "../../core/protocol/sync.ts";
 import { VERSION } from "../../core/version.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, originGuard } from "./guard.ts";
@@ -27,6 +28,10 @@ export interface EdgeAppDeps {
   online?: () => boolean;
   /** Login state, for `/health`. */
   auth?: () => "none" | "ok" | "reauth_required";
+  /** Runs one sync cycle now, for `POST /v1/sync/run` (`dionysus sync` while a daemon runs). */
+  syncNow?: () => Promise<object>;
+  /** The local conflict log, newest first. */
+  conflicts?: (limit: number) => ConflictEntry[];
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string, err?: unknown) => void;
 }
@@ -172,6 +177,17 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   });
 
   app.get("/v1/sync/status", (c) => c.json({ queue: store.queueCounts(), ...(deps.syncStatus?.() ?? {}) }));
+
+  app.post("/v1/sync/run", async (c) => {
+    if (!deps.syncNow) throw new DionysusError("unavailable", "sync is not available in this agent");
+    const report = await deps.syncNow();
+    return c.json({ report, queue: store.queueCounts(), ...(deps.syncStatus?.() ?? {}) });
+  });
+
+  app.get("/v1/conflicts", zValidator("query", z.object({ limit: Limit.default(20) }), onInvalid), (c) => {
+    const limit = c.req.valid("query").limit;
+    return c.json({ conflicts: deps.conflicts ? deps.conflicts(limit) : store.conflicts(limit) });
+  });
 
   return app;
 }

@@ -161,6 +161,11 @@ export class SyncEngine implements TokenSource {
     return this.creds.reauth_required ? "reauth_required" : "ok";
   }
 
+  /** The local conflict log, newest first. */
+  conflicts(limit: number) {
+    return this.store.conflicts(limit);
+  }
+
   isOnline(): boolean {
     return this.online;
   }
