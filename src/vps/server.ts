@@ -10,6 +10,7 @@ import type { VpsConfig } from "../core/config.ts";
 import { DionysusError } from "../core/errors.ts";
 import { randomSecret } from "./auth/secrets.ts";
 import { createVpsDatabase } from "./db/database.ts";
+import { pidAlive, tryLockPglite } from "./db/pglite-lock.ts";
 import { createVpsApp } from "./http/app.ts";
 import type { Logger } from "./http/logger.ts";
 import { createVpsServices } from "./services.ts";
@@ -25,15 +26,6 @@ export interface ServerFile {
 }
 
 export const serverFilePath = (dataDir: string) => join(dataDir, "vps.json");
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** The running server recorded in the data dir, if its process is alive. */
 export function readServerFile(dataDir: string): ServerFile | undefined {
@@ -60,15 +52,31 @@ export interface StartVpsOptions {
 export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
   mkdirSync(config.data_dir, { recursive: true });
   const kind = config.database_url ? "postgres" : "pglite";
+  let releaseLock = () => {};
   if (kind === "pglite") {
-    const other = readServerFile(config.data_dir);
-    if (other && other.pid !== process.pid)
-      throw new DionysusError(
-        "busy",
-        `another dionysus vps (pid ${other.pid}) is serving ${config.data_dir}; its embedded database can have one process only`,
-      );
+    // An admin command may hold the data dir for a moment: wait for it, but not for another server.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const lock = tryLockPglite(config.data_dir);
+      if ("release" in lock) {
+        releaseLock = lock.release;
+        break;
+      }
+      if (readServerFile(config.data_dir) || Date.now() > deadline)
+        throw new DionysusError(
+          "busy",
+          `another dionysus process (pid ${lock.holder}) has ${config.data_dir} open; its embedded database can have one process only`,
+        );
+      await Bun.sleep(200);
+    }
   }
-  const database = await createVpsDatabase(config);
+  let database: Awaited<ReturnType<typeof createVpsDatabase>>;
+  try {
+    database = await createVpsDatabase(config);
+  } catch (err) {
+    releaseLock();
+    throw err;
+  }
   const services = await createVpsServices(config, database, options.log ? { log: options.log } : {});
   const adminToken = randomSecret("dnx");
   const app = createVpsApp({ services, adminToken });
@@ -117,6 +125,7 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
       await database.close();
       const current = readServerFile(config.data_dir);
       if (!current || current.pid === process.pid) rmSync(path, { force: true });
+      releaseLock();
     },
   };
 }
