@@ -11,6 +11,7 @@ import { registerRecall } from "./commands/recall.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerStatus } from "./commands/status.ts";
 import { registerSync } from "./commands/sync.ts";
+import { registerVps } from "./commands/vps.ts";
 
 export function buildProgram(): Command {
   const program = new Command("dionysus")
@@ -29,5 +30,6 @@ export function buildProgram(): Command {
   registerLogin(program);
   registerSync(program);
   registerConflicts(program);
+  registerVps(program);
   return program;
 }

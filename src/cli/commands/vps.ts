@@ -1,0 +1,274 @@
+/**
+ * `dionysus vps ...`: the VPS role of the binary. `serve` runs the server, `migrate` applies the
+ * schema, and the admin commands (`user add`, `key create`, `devices`, `revoke`) work on the
+ * database directly, or, when a `vps serve` holds an embedded (PGlite) data dir, through that
+ * server's loopback-only admin API.
+ */
+import { mkdirSync } from "node:fs";
+import type { Command } from "commander";
+import { DionysusError, type ErrorCode, ErrorCodes } from "../../core/errors.ts";
+import type { Device } from "../../core/protocol/auth.ts";
+import { type AdminOps, createAdminOps } from "../../vps/admin/admin.ts";
+import { createAuthService } from "../../vps/auth/service.ts";
+import { createVpsDatabase } from "../../vps/db/database.ts";
+import { migrateToLatest } from "../../vps/db/migrations.ts";
+import { tryLockPglite } from "../../vps/db/pglite-lock.ts";
+import { readServerFile, type ServerFile, startVpsServer } from "../../vps/server.ts";
+import { loadVpsConfig } from "../env.ts";
+import { action, printJson } from "../output.ts";
+
+interface DbFlags {
+  dataDir?: string;
+  databaseUrl?: string;
+  json?: boolean;
+}
+
+function configFrom(flags: DbFlags & { port?: string; host?: string }) {
+  return loadVpsConfig({
+    dataDir: flags.dataDir,
+    database_url: flags.databaseUrl,
+    port: flags.port,
+    host: flags.host,
+  });
+}
+
+/** Admin operations over a running server's `/admin/*` API. */
+function httpAdminOps(server: ServerFile): AdminOps {
+  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${server.admin_url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${server.admin_token}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (cause) {
+      throw new DionysusError(
+        "unavailable",
+        `the running vps (pid ${server.pid}) does not answer at ${server.admin_url}`,
+        {
+          cause,
+        },
+      );
+    }
+    const data = (await res.json().catch(() => ({}))) as { code?: string; detail?: string };
+    if (!res.ok) {
+      const code = (data.code && data.code in ErrorCodes ? data.code : "internal") as ErrorCode;
+      throw new DionysusError(code, data.detail ?? `admin API answered ${res.status}`);
+    }
+    return data as T;
+  }
+  return {
+    addUser: (name, password) => call("POST", "/admin/users", { name, ...(password ? { password } : {}) }),
+    createKey: (user) => call("POST", "/admin/keys", { user }),
+    devices: async (user) =>
+      (await call<{ devices: Device[] }>("GET", `/admin/devices?user=${encodeURIComponent(user)}`)).devices,
+    revoke: (device, user) => call("POST", "/admin/revoke", { device, ...(user ? { user } : {}) }),
+  };
+}
+
+/**
+ * Runs admin operations: through a running server's admin API when one holds the embedded data
+ * dir, else on the database directly (holding the data-dir lock on PGlite).
+ */
+async function withAdmin<T>(flags: DbFlags, fn: (ops: AdminOps) => Promise<T>): Promise<T> {
+  const config = configFrom(flags);
+  let release = () => {};
+  if (!config.database_url) {
+    mkdirSync(config.data_dir, { recursive: true });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const running = readServerFile(config.data_dir);
+      if (running) return fn(httpAdminOps(running));
+      const lock = tryLockPglite(config.data_dir);
+      if ("release" in lock) {
+        release = lock.release;
+        break;
+      }
+      // A server may be starting (its vps.json comes once it listens): wait for it.
+      if (Date.now() > deadline)
+        throw new DionysusError(
+          "busy",
+          `another dionysus process (pid ${lock.holder}) has ${config.data_dir} open`,
+        );
+      await Bun.sleep(200);
+    }
+  }
+  let database: Awaited<ReturnType<typeof createVpsDatabase>>;
+  try {
+    database = await createVpsDatabase(config, { poolSize: 2 });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  try {
+    const auth = createAuthService(database.db, {
+      access_token_ttl_s: config.access_token_ttl_s,
+      refresh_token_ttl_s: config.refresh_token_ttl_s,
+    });
+    return await fn(createAdminOps(auth));
+  } finally {
+    await database.close();
+    release();
+  }
+}
+
+/** Reads a password: from the terminal without echo, or the first line of piped stdin. */
+async function readPassword(): Promise<string | undefined> {
+  if (!process.stdin.isTTY) {
+    const text = await Bun.stdin.text();
+    const line = text.split(/\r?\n/)[0] ?? "";
+    return line === "" ? undefined : line;
+  }
+  process.stderr.write("Password: ");
+  const stdin = process.stdin;
+  stdin.setRawMode(true);
+  stdin.resume();
+  stdin.setEncoding("utf8");
+  return new Promise((resolve, reject) => {
+    let value = "";
+    const done = (result: string | undefined, err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off("data", onData);
+      process.stderr.write("\n");
+      if (err) reject(err);
+      else resolve(result);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === "\r" || ch === "\n") return done(value);
+        if (ch === "\u0003") return done(undefined, new DionysusError("invalid_input", "cancelled"));
+        if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    stdin.on("data", onData);
+  });
+}
+
+const withDbOptions = (c: Command) =>
+  c
+    .option("--data-dir <dir>", "VPS data directory (embedded database, config.json)")
+    .option("--database-url <url>", "PostgreSQL URL (else DATABASE_URL, else embedded PGlite)");
+
+function printDevices(devices: Device[]): void {
+  if (devices.length === 0) {
+    process.stdout.write("no devices\n");
+    return;
+  }
+  for (const d of devices)
+    process.stdout.write(
+      `${d.device_id}\t${d.device_name ?? "-"}\t${d.platform ?? "-"}\tlast seen ${d.last_seen ?? "never"}${
+        d.revoked_at ? `\trevoked ${d.revoked_at}` : ""
+      }\n`,
+    );
+}
+
+export function registerVps(program: Command): void {
+  const vps = program
+    .command("vps")
+    .description("run and administer the VPS server (canonical store, sync API)");
+
+  withDbOptions(
+    vps
+      .command("serve")
+      .description("serve the sync API (PostgreSQL with --database-url, else embedded PGlite)")
+      .option("--port <port>", "port to listen on (default 8000)")
+      .option("--host <host>", "address to bind (default 0.0.0.0)"),
+  ).action(
+    action(async (flags: DbFlags & { port?: string; host?: string }) => {
+      const config = configFrom(flags);
+      const running = await startVpsServer(config);
+      process.stderr.write(`dionysus vps listening on ${running.url} (pid ${process.pid})\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          running.stop().finally(resolve);
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+    }),
+  );
+
+  withDbOptions(vps.command("migrate").description("apply pending database migrations"))
+    .option("--json", "print JSON")
+    .action(
+      action(async (flags: DbFlags) => {
+        const config = configFrom(flags);
+        if (!config.database_url && readServerFile(config.data_dir))
+          throw new DionysusError(
+            "busy",
+            "a vps serve is running on this data dir; it applied the migrations when it started",
+          );
+        const database = await createVpsDatabase(config, { migrate: false, poolSize: 1 });
+        try {
+          const applied = await migrateToLatest(database.db);
+          if (flags.json) printJson({ applied });
+          else
+            process.stdout.write(applied.length ? `applied ${applied.join(", ")}\n` : "already up to date\n");
+        } finally {
+          await database.close();
+        }
+      }),
+    );
+
+  const user = vps.command("user").description("manage users");
+  withDbOptions(
+    user
+      .command("add <name>")
+      .description("add a user (the password is asked for when --password is absent)")
+      .option("--password <password>", "the user's password (at least 8 characters)")
+      .option("--json", "print JSON"),
+  ).action(
+    action(async (name: string, flags: DbFlags & { password?: string }) => {
+      const password = flags.password ?? (await readPassword());
+      const u = await withAdmin(flags, (ops) => ops.addUser(name, password));
+      if (flags.json) printJson(u);
+      else process.stdout.write(`added user ${u.name} (${u.id})\n`);
+    }),
+  );
+
+  const key = vps.command("key").description("manage API keys");
+  withDbOptions(
+    key
+      .command("create <user>")
+      .description("create an API key (printed once)")
+      .option("--json", "print JSON"),
+  ).action(
+    action(async (userName: string, flags: DbFlags) => {
+      const k = await withAdmin(flags, (ops) => ops.createKey(userName));
+      if (flags.json) printJson(k);
+      else {
+        process.stdout.write(`${k.key}\n`);
+        process.stderr.write("This key is shown once; store it now (the server keeps only its hash).\n");
+      }
+    }),
+  );
+
+  withDbOptions(
+    vps.command("devices <user>").description("list a user's devices").option("--json", "print JSON"),
+  ).action(
+    action(async (userName: string, flags: DbFlags) => {
+      const devices = await withAdmin(flags, (ops) => ops.devices(userName));
+      if (flags.json) printJson(devices);
+      else printDevices(devices);
+    }),
+  );
+
+  withDbOptions(
+    vps
+      .command("revoke <device>")
+      .description("revoke a device: its tokens stop working at once")
+      .option("--user <user>", "the device's user (needed when several users have this device id)")
+      .option("--json", "print JSON"),
+  ).action(
+    action(async (device: string, flags: DbFlags & { user?: string }) => {
+      const d = await withAdmin(flags, (ops) => ops.revoke(device, flags.user));
+      if (flags.json) printJson(d);
+      else process.stdout.write(`revoked ${d.device_id} (user ${d.user_id}) at ${d.revoked_at}\n`);
+    }),
+  );
+}

@@ -1,0 +1,45 @@
+/**
+ * Administration (`dionysus vps user add | key create | devices | revoke`), the same operations
+ * whether the CLI opens the database itself or calls a running server's loopback `/admin/*` API.
+ */
+import { DionysusError } from "../../core/errors.ts";
+import type { Device } from "../../core/protocol/auth.ts";
+import type { AuthService } from "../auth/service.ts";
+
+export interface CreatedKey {
+  id: string;
+  key: string;
+  prefix: string;
+  user_id: string;
+}
+
+export interface AdminOps {
+  addUser(name: string, password: string | undefined): Promise<{ id: string; name: string }>;
+  createKey(user: string): Promise<CreatedKey>;
+  devices(user: string): Promise<Device[]>;
+  revoke(deviceId: string, user?: string): Promise<Device>;
+}
+
+export function createAdminOps(auth: AuthService): AdminOps {
+  async function userId(nameOrId: string): Promise<string> {
+    const u = await auth.findUser(nameOrId);
+    if (!u) throw new DionysusError("not_found", `no user ${nameOrId}`);
+    return u.id;
+  }
+  return {
+    addUser: (name, password) => auth.createUser(name, password),
+    createKey: (user) => auth.createApiKey(user),
+    devices: async (user) => auth.listDevices(await userId(user)),
+    async revoke(deviceId, user) {
+      if (user) return auth.revokeDevice(await userId(user), deviceId);
+      const owners = await auth.usersWithDevice(deviceId);
+      if (owners.length === 0) throw new DionysusError("not_found", `no device ${deviceId}`);
+      if (owners.length > 1)
+        throw new DionysusError(
+          "invalid_input",
+          `device id ${deviceId} belongs to ${owners.length} users; name one with --user`,
+        );
+      return auth.revokeDevice(owners[0]!, deviceId);
+    },
+  };
+}

@@ -1,0 +1,204 @@
+/**
+ * Opens the VPS database: PostgreSQL through `pg` when a URL is configured, otherwise embedded
+ * PGlite in `<data_dir>/pgdata`. Both get the same migrations and the same kysely schema, and both
+ * can LISTEN/NOTIFY (PGlite within its one process).
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
+import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
+import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { Kysely, PostgresDialect, sql } from "kysely";
+import pg from "pg";
+import type { VpsConfig } from "../../core/config.ts";
+import { DionysusError } from "../../core/errors.ts";
+import { migrateToLatest } from "./migrations.ts";
+import { PgliteDialect } from "./pglite-dialect.ts";
+import type { VpsTables } from "./schema.ts";
+
+/** The opened database, its kind and its notification channel. */
+export interface VpsDatabase {
+  readonly db: Kysely<VpsTables>;
+  readonly kind: "postgres" | "pglite";
+  /** Subscribes to NOTIFY on `channel`; resolves once listening. Returns the unsubscribe function. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /** True when a trivial query succeeds. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface CreateVpsDatabaseOptions {
+  /** Apply pending migrations on open (default true). */
+  migrate?: boolean;
+  /** Pool size for PostgreSQL (default 10). */
+  poolSize?: number;
+}
+
+const INT8_OID = 20;
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** Opens (and by default migrates) the database `config` points to. */
+export async function createVpsDatabase(
+  config: Pick<VpsConfig, "database_url" | "data_dir">,
+  options: CreateVpsDatabaseOptions = {},
+): Promise<VpsDatabase> {
+  const vdb = config.database_url
+    ? await openPostgres(config.database_url, options.poolSize ?? 10)
+    : await openPglite(join(config.data_dir, "pgdata"));
+  if (options.migrate ?? true) {
+    try {
+      await migrateToLatest(vdb.db);
+    } catch (err) {
+      await vdb.close();
+      throw err;
+    }
+  }
+  return vdb;
+}
+
+async function openPostgres(url: string, poolSize: number): Promise<VpsDatabase> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: pgTypes });
+  // An idle client's error (the server restarted) must not crash the process; the pool replaces it.
+  pool.on("error", () => {});
+  try {
+    const c = await pool.connect();
+    c.release();
+  } catch (cause) {
+    await pool.end().catch(() => {});
+    throw new DionysusError("unavailable", `cannot connect to PostgreSQL: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  const db = new Kysely<VpsTables>({ dialect: new PostgresDialect({ pool }) });
+  const listeners = new Set<PgListener>();
+  return {
+    db,
+    kind: "postgres",
+    async listen(channel, onPayload) {
+      const l = new PgListener(url, channel, onPayload);
+      listeners.add(l);
+      await l.start();
+      return async () => {
+        listeners.delete(l);
+        await l.stop();
+      };
+    },
+    ping: () => ping(db),
+    async close() {
+      await Promise.all([...listeners].map((l) => l.stop()));
+      await db.destroy();
+    },
+  };
+}
+
+/** A dedicated connection holding LISTEN, reconnecting after a lost connection. */
+class PgListener {
+  private client: pg.Client | undefined;
+  private stopped = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly channel: string,
+    private readonly onPayload: (payload: string) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url });
+    client.on("notification", (n) => {
+      if (n.channel === this.channel && n.payload !== undefined) this.onPayload(n.payload);
+    });
+    const lost = () => {
+      if (this.client !== client) return;
+      this.client = undefined;
+      client.end().catch(() => {});
+      this.retry();
+    };
+    client.on("error", lost);
+    client.on("end", lost);
+    await client.connect();
+    await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+    this.client = client;
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.start().catch(() => this.retry());
+    }, 1000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    const c = this.client;
+    this.client = undefined;
+    await c?.end().catch(() => {});
+  }
+}
+
+let wasmModules: Promise<{ pglite: WebAssembly.Module; initdb: WebAssembly.Module }> | undefined;
+
+/** PGlite's assets are imported as files so that `bun build --compile` embeds them. */
+function loadWasm() {
+  wasmModules ??= (async () => {
+    const [pglite, initdb] = await Promise.all([
+      Bun.file(pgliteWasmPath)
+        .arrayBuffer()
+        .then((b) => WebAssembly.compile(b)),
+      Bun.file(initdbWasmPath)
+        .arrayBuffer()
+        .then((b) => WebAssembly.compile(b)),
+    ]);
+    return { pglite, initdb };
+  })();
+  return wasmModules;
+}
+
+async function openPglite(dir: string): Promise<VpsDatabase> {
+  mkdirSync(dir, { recursive: true });
+  const wasm = await loadWasm();
+  let pgl: PGlite;
+  try {
+    pgl = await PGlite.create(dir, {
+      pgliteWasmModule: wasm.pglite,
+      initdbWasmModule: wasm.initdb,
+      fsBundle: Bun.file(pgliteDataPath),
+    });
+  } catch (cause) {
+    throw new DionysusError("unavailable", `cannot open the embedded database in ${dir}: ${String(cause)}`, {
+      cause,
+    });
+  }
+  const db = new Kysely<VpsTables>({ dialect: new PgliteDialect(pgl) });
+  return {
+    db,
+    kind: "pglite",
+    async listen(channel, onPayload) {
+      const unsubscribe = await pgl.listen(channel, onPayload);
+      return async () => {
+        if (!pgl.closed) await unsubscribe();
+      };
+    },
+    ping: () => ping(db),
+    async close() {
+      await db.destroy();
+      if (!pgl.closed) await pgl.close();
+    },
+  };
+}
+
+async function ping(db: Kysely<VpsTables>): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(db);
+    return true;
+  } catch {
+    return false;
+  }
+}

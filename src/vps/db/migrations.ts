@@ -1,0 +1,185 @@
+/**
+ * The VPS schema migrations, kept in code (no files to find at run time, so they work inside the
+ * compiled binary) and applied by kysely's Migrator on PostgreSQL and PGlite alike.
+ * Never edit a released migration: add the next one.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+import { DionysusError } from "../../core/errors.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists.
+type AnyDb = Kysely<any>;
+
+const m0001: Migration = {
+  async up(db: AnyDb) {
+    await sql`
+      create table server_meta (
+        id int primary key check (id = 1),
+        epoch text not null,
+        created_at timestamptz not null default now()
+      )`.execute(db);
+    const epoch = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+    await sql`insert into server_meta (id, epoch) values (1, ${epoch})`.execute(db);
+
+    await sql`
+      create table users (
+        id text primary key,
+        name text not null unique,
+        password_hash text,
+        seq bigint not null default 0,
+        created_at timestamptz not null default now()
+      )`.execute(db);
+
+    await sql`
+      create table api_keys (
+        user_id text not null references users (id) on delete cascade,
+        id text not null,
+        key_hash text not null,
+        prefix text not null,
+        created_at timestamptz not null default now(),
+        last_used_at timestamptz,
+        revoked_at timestamptz,
+        primary key (user_id, id)
+      )`.execute(db);
+    await sql`create index api_keys_hash on api_keys (key_hash)`.execute(db);
+
+    await sql`
+      create table devices (
+        user_id text not null references users (id) on delete cascade,
+        device_id text not null,
+        device_name text,
+        platform text,
+        created_at timestamptz not null default now(),
+        last_seen timestamptz,
+        revoked_at timestamptz,
+        last_mutation_id bigint not null default 0,
+        primary key (user_id, device_id)
+      )`.execute(db);
+    await sql`create index devices_device_id on devices (device_id)`.execute(db);
+
+    await sql`
+      create table auth_tokens (
+        user_id text not null references users (id) on delete cascade,
+        token_hash text not null,
+        kind text not null check (kind in ('access', 'refresh')),
+        device_id text not null,
+        family_id text not null,
+        expires_at timestamptz not null,
+        created_at timestamptz not null default now(),
+        used_at timestamptz,
+        revoked_at timestamptz,
+        primary key (user_id, token_hash)
+      )`.execute(db);
+    await sql`create index auth_tokens_hash on auth_tokens (token_hash)`.execute(db);
+    await sql`create index auth_tokens_family on auth_tokens (user_id, family_id)`.execute(db);
+    await sql`create index auth_tokens_device on auth_tokens (user_id, device_id)`.execute(db);
+
+    await sql`
+      create table device_codes (
+        device_code_hash text primary key,
+        user_code_hash text not null unique,
+        device_id text not null,
+        device_name text,
+        platform text,
+        client_id text,
+        status text not null default 'pending'
+          check (status in ('pending', 'approved', 'denied', 'consumed')),
+        user_id text references users (id) on delete cascade,
+        interval_s int not null,
+        last_polled_at timestamptz,
+        expires_at timestamptz not null,
+        created_at timestamptz not null default now()
+      )`.execute(db);
+
+    await sql`
+      create table memories (
+        user_id text not null references users (id) on delete cascade,
+        id text not null,
+        content text not null,
+        kind text not null,
+        tags jsonb not null default '[]',
+        metadata jsonb not null default '{}',
+        embedding jsonb,
+        created_at text not null,
+        updated_at text not null,
+        hlc text collate "C" not null,
+        deleted boolean not null default false,
+        origin_device text not null,
+        seq bigint not null,
+        server_updated_at timestamptz not null default now(),
+        primary key (user_id, id)
+      )`.execute(db);
+    await sql`create unique index memories_feed on memories (user_id, seq)`.execute(db);
+    await sql`create index memories_identity on memories (user_id, kind) where not deleted`.execute(db);
+
+    await sql`
+      create table conflicts (
+        user_id text not null references users (id) on delete cascade,
+        id bigint generated always as identity,
+        memory_id text not null,
+        winner_hlc text collate "C" not null,
+        loser_hlc text collate "C" not null,
+        loser jsonb,
+        resolved_at timestamptz not null default now(),
+        primary key (user_id, id)
+      )`.execute(db);
+    await sql`create index conflicts_memory on conflicts (user_id, memory_id)`.execute(db);
+
+    await sql`
+      create table webhooks (
+        user_id text not null references users (id) on delete cascade,
+        id text not null,
+        device_id text not null,
+        url text not null,
+        secret text not null,
+        created_at timestamptz not null default now(),
+        primary key (user_id, id)
+      )`.execute(db);
+  },
+  async down(db: AnyDb) {
+    for (const t of [
+      "webhooks",
+      "conflicts",
+      "memories",
+      "device_codes",
+      "auth_tokens",
+      "devices",
+      "api_keys",
+      "users",
+      "server_meta",
+    ])
+      await sql`drop table if exists ${sql.table(t)}`.execute(db);
+  },
+};
+
+/** Every migration, by name; names sort in application order. */
+export const vpsMigrations: Record<string, Migration> = {
+  "0001_initial": m0001,
+};
+
+class InCodeProvider implements MigrationProvider {
+  constructor(private readonly migrations: Record<string, Migration>) {}
+  async getMigrations() {
+    return this.migrations;
+  }
+}
+
+/**
+ * Applies every pending migration (under kysely's migration lock, so several VPS instances may
+ * start at once). Returns the names applied now.
+ */
+export async function migrateToLatest(db: AnyDb, migrations = vpsMigrations): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: new InCodeProvider(migrations),
+    migrationTableName: "dionysus_migrations",
+    migrationLockTableName: "dionysus_migrations_lock",
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+    throw new DionysusError("unavailable", `database migration ${failed} failed: ${String(error)}`, {
+      cause: error,
+    });
+  }
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

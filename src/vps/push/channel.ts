@@ -1,0 +1,33 @@
+/**
+ * The NOTIFY channel shared by every VPS instance on one database: change pokes and device
+ * revocations travel through it, so a device connected to instance 1 hears about a write on
+ * instance 2. Sent inside the writing transaction, a notification is delivered at commit.
+ */
+import { type Kysely, sql, type Transaction } from "kysely";
+import type { VpsTables } from "../db/schema.ts";
+
+export const CHANGES_CHANNEL = "dionysus_changes";
+
+/** Payload on {@link CHANGES_CHANNEL}. */
+export type ChannelEvent =
+  | { type: "changes"; user_id: string; seq: number }
+  | { type: "revoke"; user_id: string; device_id: string };
+
+export async function notifyChannel(
+  tx: Kysely<VpsTables> | Transaction<VpsTables>,
+  ev: ChannelEvent,
+): Promise<void> {
+  await sql`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(ev)})`.execute(tx);
+}
+
+/** Parses a payload; undefined for anything unexpected. */
+export function parseChannelEvent(payload: string): ChannelEvent | undefined {
+  try {
+    const v = JSON.parse(payload) as Partial<Record<string, unknown>>;
+    if (v.type === "changes" && typeof v.user_id === "string" && typeof v.seq === "number")
+      return { type: "changes", user_id: v.user_id, seq: v.seq };
+    if (v.type === "revoke" && typeof v.user_id === "string" && typeof v.device_id === "string")
+      return { type: "revoke", user_id: v.user_id, device_id: v.device_id };
+  } catch {}
+  return undefined;
+}

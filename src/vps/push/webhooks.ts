@@ -1,0 +1,195 @@
+/**
+ * Webhooks (FR-018): a device registers a URL; after each write the VPS instance that committed it
+ * POSTs a `ChangesEvent` there, signed with HMAC-SHA256 over `<unix seconds>.<body>`. Deliveries are
+ * coalesced per webhook (one in flight, carrying the newest seq), retried with backoff, then given
+ * up and logged. They never block a push: dispatch only queues.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Kysely } from "kysely";
+import { DionysusError } from "../../core/errors.ts";
+import {
+  WEBHOOK_SIGNATURE_HEADER,
+  type WebhookRequest,
+  type WebhookResponse,
+} from "../../core/protocol/auth.ts";
+import type { ChangesEvent } from "../../core/protocol/sync.ts";
+import { uuidv7 } from "../../core/uuid.ts";
+import type { Principal } from "../auth/service.ts";
+import type { VpsTables } from "../db/schema.ts";
+
+/** `t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. */
+export function signWebhook(secret: string, body: string, unixSeconds: number): string {
+  const mac = createHmac("sha256", secret).update(`${unixSeconds}.${body}`).digest("hex");
+  return `t=${unixSeconds},v1=${mac}`;
+}
+
+/** Checks a signature header the way a receiver should (constant time, within `toleranceS`). */
+export function verifyWebhookSignature(
+  header: string,
+  secret: string,
+  body: string,
+  nowS = Math.floor(Date.now() / 1000),
+  toleranceS = 300,
+): boolean {
+  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
+  if (!m) return false;
+  const t = Number(m[1]);
+  if (Math.abs(nowS - t) > toleranceS) return false;
+  const expected = Buffer.from(signWebhook(secret, body, t).slice(-64), "hex");
+  return timingSafeEqual(expected, Buffer.from(m[2]!, "hex"));
+}
+
+export interface WebhookInfo {
+  id: string;
+  url: string;
+  device_id: string;
+  created_at: string;
+}
+
+export interface WebhookDispatcherOptions {
+  /** Delays before each retry (ms): 1 s, 5 s, 25 s by default; then the delivery is given up. */
+  retryDelaysMs?: number[];
+  /** Per-attempt timeout (ms), 5 s by default. */
+  timeoutMs?: number;
+  cursorFor(seq: number): string;
+  log(entry: Record<string, unknown>): void;
+}
+
+interface Delivery {
+  hook: { id: string; url: string; secret: string; user_id: string };
+  seq: number;
+  attempt: number;
+  running: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+export type WebhookDispatcher = ReturnType<typeof createWebhookDispatcher>;
+
+export function createWebhookDispatcher(db: Kysely<VpsTables>, options: WebhookDispatcherOptions) {
+  const retryDelays = options.retryDelaysMs ?? [1000, 5000, 25_000];
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const queue = new Map<string, Delivery>();
+  let stopped = false;
+
+  async function attempt(d: Delivery): Promise<void> {
+    d.running = true;
+    const seq = d.seq;
+    const event: ChangesEvent = { seq, cursor: options.cursorFor(seq) };
+    const body = JSON.stringify(event);
+    let error: string | undefined;
+    try {
+      const res = await fetch(d.hook.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          [WEBHOOK_SIGNATURE_HEADER]: signWebhook(d.hook.secret, body, Math.floor(Date.now() / 1000)),
+          "user-agent": "dionysus-vps",
+        },
+        body,
+        redirect: "manual",
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.body?.cancel().catch(() => {});
+      if (!res.ok) error = `HTTP ${res.status}`;
+    } catch (err) {
+      error = err instanceof Error ? err.message : String(err);
+    }
+    d.running = false;
+    if (stopped) return;
+    if (!error) {
+      if (d.seq > seq) {
+        // A newer change arrived while this one was in flight: deliver it too.
+        d.attempt = 0;
+        void attempt(d);
+      } else queue.delete(d.hook.id);
+      return;
+    }
+    const delay = retryDelays[d.attempt];
+    if (delay === undefined) {
+      options.log({
+        level: "warn",
+        msg: "webhook delivery given up",
+        webhook_id: d.hook.id,
+        user_id: d.hook.user_id,
+        seq: d.seq,
+        attempts: d.attempt + 1,
+        error,
+      });
+      queue.delete(d.hook.id);
+      return;
+    }
+    d.attempt++;
+    d.timer = setTimeout(() => {
+      d.timer = undefined;
+      void attempt(d);
+    }, delay);
+  }
+
+  return {
+    /** Registers a webhook for the caller's device; generates a secret when none is given. */
+    async register(p: Principal, req: WebhookRequest): Promise<WebhookResponse> {
+      const secret = req.secret ?? randomBytes(32).toString("base64url");
+      const id = uuidv7();
+      await db
+        .insertInto("webhooks")
+        .values({ user_id: p.user_id, id, device_id: p.device_id, url: req.url, secret })
+        .execute();
+      return { id, url: req.url, secret };
+    },
+
+    /** The caller's webhooks (every device of the user), without secrets. */
+    async list(p: Principal): Promise<WebhookInfo[]> {
+      const rows = await db
+        .selectFrom("webhooks")
+        .select(["id", "url", "device_id", "created_at"])
+        .where("user_id", "=", p.user_id)
+        .orderBy("created_at")
+        .execute();
+      return rows.map((r) => ({ ...r, created_at: new Date(r.created_at).toISOString() }));
+    },
+
+    async remove(p: Principal, id: string): Promise<void> {
+      const r = await db
+        .deleteFrom("webhooks")
+        .where("user_id", "=", p.user_id)
+        .where("id", "=", id)
+        .executeTakeFirst();
+      if (Number(r.numDeletedRows) === 0) throw new DionysusError("not_found", `no webhook ${id}`);
+      queue.delete(id);
+    },
+
+    /** Queues a delivery of `seq` to each of the user's webhooks; returns at once. */
+    dispatch(userId: string, seq: number): void {
+      void (async () => {
+        const hooks = await db
+          .selectFrom("webhooks")
+          .select(["id", "url", "secret", "user_id"])
+          .where("user_id", "=", userId)
+          .execute();
+        for (const hook of hooks) {
+          const existing = queue.get(hook.id);
+          if (existing) {
+            existing.seq = Math.max(existing.seq, seq);
+            continue;
+          }
+          const d: Delivery = { hook, seq, attempt: 0, running: false, timer: undefined };
+          queue.set(hook.id, d);
+          void attempt(d);
+        }
+      })().catch((err) =>
+        options.log({ level: "error", msg: "webhook dispatch failed", error: String(err) }),
+      );
+    },
+
+    /** Deliveries queued or in flight. */
+    get pending(): number {
+      return queue.size;
+    },
+
+    stop(): void {
+      stopped = true;
+      for (const d of queue.values()) if (d.timer) clearTimeout(d.timer);
+      queue.clear();
+    },
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * Starts one VPS instance: opens (and migrates) the database, wires the services and serves the
+ * Hono app with Bun. On PGlite the data dir belongs to this one process: `<data_dir>/vps.json`
+ * (owner-only) records the pid, the port and a random admin token, so that `dionysus vps ...`
+ * admin commands can reach the running server through its loopback `/admin/*` API.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { VpsConfig } from "../core/config.ts";
+import { DionysusError } from "../core/errors.ts";
+import { randomSecret } from "./auth/secrets.ts";
+import { createVpsDatabase } from "./db/database.ts";
+import { pidAlive, tryLockPglite } from "./db/pglite-lock.ts";
+import { createVpsApp } from "./http/app.ts";
+import type { Logger } from "./http/logger.ts";
+import { createVpsServices } from "./services.ts";
+
+/** What `vps serve` writes to `<data_dir>/vps.json` (mode 0600). */
+export interface ServerFile {
+  pid: number;
+  port: number;
+  /** Loopback URL of the server, for admin commands. */
+  admin_url: string;
+  admin_token: string;
+  database: "postgres" | "pglite";
+}
+
+export const serverFilePath = (dataDir: string) => join(dataDir, "vps.json");
+
+/** The running server recorded in the data dir, if its process is alive. */
+export function readServerFile(dataDir: string): ServerFile | undefined {
+  const path = serverFilePath(dataDir);
+  if (!existsSync(path)) return undefined;
+  try {
+    const f = JSON.parse(readFileSync(path, "utf8")) as ServerFile;
+    return typeof f.pid === "number" && pidAlive(f.pid) ? f : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface RunningVps {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface StartVpsOptions {
+  log?: Logger;
+}
+
+export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
+  mkdirSync(config.data_dir, { recursive: true });
+  const kind = config.database_url ? "postgres" : "pglite";
+  let releaseLock = () => {};
+  if (kind === "pglite") {
+    // An admin command may hold the data dir for a moment: wait for it, but not for another server.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const lock = tryLockPglite(config.data_dir);
+      if ("release" in lock) {
+        releaseLock = lock.release;
+        break;
+      }
+      if (readServerFile(config.data_dir) || Date.now() > deadline)
+        throw new DionysusError(
+          "busy",
+          `another dionysus process (pid ${lock.holder}) has ${config.data_dir} open; its embedded database can have one process only`,
+        );
+      await Bun.sleep(200);
+    }
+  }
+  let database: Awaited<ReturnType<typeof createVpsDatabase>>;
+  try {
+    database = await createVpsDatabase(config);
+  } catch (err) {
+    releaseLock();
+    throw err;
+  }
+  const services = await createVpsServices(config, database, options.log ? { log: options.log } : {});
+  const adminToken = randomSecret("dnx");
+  const app = createVpsApp({ services, adminToken });
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      hostname: config.host,
+      port: config.port,
+      idleTimeout: 30,
+      fetch: (req, srv) => app.fetch(req, srv),
+    });
+  } catch (cause) {
+    await services.stop();
+    await database.close();
+    throw new DionysusError(
+      "busy",
+      `cannot listen on ${config.host}:${config.port}: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+  const port = server.port ?? config.port;
+  const loopback = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const file: ServerFile = {
+    pid: process.pid,
+    port,
+    admin_url: `http://${loopback.includes(":") ? `[${loopback}]` : loopback}:${port}`,
+    admin_token: adminToken,
+    database: kind,
+  };
+  const path = serverFilePath(config.data_dir);
+  writeFileSync(path, JSON.stringify(file, null, 2), { mode: 0o600 });
+  chmodSync(path, 0o600);
+  services.log({ msg: "vps listening", url: `http://${config.host}:${port}`, database: kind });
+  let stopped = false;
+  return {
+    url: `http://${loopback.includes(":") ? `[${loopback}]` : loopback}:${port}`,
+    port,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      services.hub.closeAll();
+      await server.stop(true);
+      await services.stop();
+      await database.close();
+      const current = readServerFile(config.data_dir);
+      if (!current || current.pid === process.pid) rmSync(path, { force: true });
+      releaseLock();
+    },
+  };
+}

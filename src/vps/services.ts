@@ -1,0 +1,93 @@
+/**
+ * Everything one VPS instance runs on top of its database, wired once: auth, sync, the realtime
+ * hub (fed by LISTEN on the shared channel), webhooks, metrics and the admin operations.
+ */
+import type { VpsConfig } from "../core/config.ts";
+import { encodeCursor } from "../core/protocol/sync.ts";
+import { createAdminOps } from "./admin/admin.ts";
+import { createAuthService } from "./auth/service.ts";
+import type { VpsDatabase } from "./db/database.ts";
+import { jsonLogger, type Logger } from "./http/logger.ts";
+import { Metrics } from "./http/metrics.ts";
+import { CHANGES_CHANNEL, parseChannelEvent } from "./push/channel.ts";
+import { PushHub } from "./push/hub.ts";
+import { createWebhookDispatcher } from "./push/webhooks.ts";
+import { createSyncService } from "./sync/service.ts";
+
+export interface VpsServicesOptions {
+  log?: Logger;
+  /** Injectable clock (ms) for auth and sync, for tests. */
+  now?: () => number;
+  webhookRetryDelaysMs?: number[];
+  coalesceMs?: number;
+}
+
+export type VpsServices = Awaited<ReturnType<typeof createVpsServices>>;
+
+/** Builds the services and starts listening for changes from every instance. */
+export async function createVpsServices(
+  config: VpsConfig,
+  database: VpsDatabase,
+  options: VpsServicesOptions = {},
+) {
+  const log = options.log ?? jsonLogger();
+  const now = options.now ? { now: options.now } : {};
+  const auth = createAuthService(database.db, {
+    access_token_ttl_s: config.access_token_ttl_s,
+    refresh_token_ttl_s: config.refresh_token_ttl_s,
+    ...now,
+  });
+  const sync = createSyncService(database.db, {
+    max_content_bytes: config.max_content_bytes,
+    max_clock_skew_ms: config.max_clock_skew_ms,
+    ...now,
+  });
+  const epoch = await sync.getEpoch();
+  const cursorFor = (seq: number) => encodeCursor(epoch, seq);
+  const hub = new PushHub({ cursorFor, ...(options.coalesceMs ? { coalesceMs: options.coalesceMs } : {}) });
+  const webhooks = createWebhookDispatcher(database.db, {
+    cursorFor,
+    log,
+    ...(options.webhookRetryDelaysMs ? { retryDelaysMs: options.webhookRetryDelaysMs } : {}),
+  });
+  const metrics = new Metrics();
+  metrics.gauge(
+    "dionysus_sse_connections",
+    "Open GET /v1/events streams on this instance.",
+    () => hub.connections,
+  );
+  metrics.gauge(
+    "dionysus_connected_devices",
+    "Devices with an open event stream on this instance.",
+    () => hub.devices,
+  );
+  metrics.gauge(
+    "dionysus_webhook_deliveries_pending",
+    "Webhook deliveries queued or in flight.",
+    () => webhooks.pending,
+  );
+
+  const unlisten = await database.listen(CHANGES_CHANNEL, (payload) => {
+    const ev = parseChannelEvent(payload);
+    if (ev?.type === "changes") hub.poke(ev.user_id, ev.seq);
+    else if (ev?.type === "revoke") hub.disconnectDevice(ev.user_id, ev.device_id);
+  });
+
+  return {
+    config,
+    database,
+    log,
+    auth,
+    sync,
+    hub,
+    webhooks,
+    metrics,
+    admin: createAdminOps(auth),
+    cursorFor,
+    async stop(): Promise<void> {
+      hub.closeAll();
+      webhooks.stop();
+      await unlisten();
+    },
+  };
+}
