@@ -168,7 +168,13 @@ function printDevices(devices: Device[]): void {
 export function registerVps(program: Command): void {
   const vps = program
     .command("vps")
-    .description("run and administer the VPS server (canonical store, sync API)");
+    .description("run and administer the VPS server (canonical store, sync API)")
+    // `--data-dir` is also a global option (the edge's); commander gives it to the program when
+    // it appears after `vps ...`, so hand it back to the vps subcommand that was run.
+    .hook("preAction", (_vps, actionCmd) => {
+      const { dataDir } = actionCmd.optsWithGlobals<{ dataDir?: string }>();
+      if (dataDir && !actionCmd.opts().dataDir) actionCmd.setOptionValue("dataDir", dataDir);
+    });
 
   withDbOptions(
     vps

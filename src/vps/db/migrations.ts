@@ -102,6 +102,7 @@ const m0001: Migration = {
         created_at text not null,
         updated_at text not null,
         hlc text collate "C" not null,
+        base_hlc text collate "C",
         deleted boolean not null default false,
         origin_device text not null,
         seq bigint not null,

@@ -92,6 +92,8 @@ export interface MemoriesTable {
   updated_at: string;
   /** Hybrid logical clock of the last write, `COLLATE "C"` so that SQL compares it in byte order. */
   hlc: string;
+  /** The stamp of the version the writer had seen (see Mutation.base_hlc). */
+  base_hlc: string | null;
   deleted: boolean;
   origin_device: string;
   /** Position in the user's change feed. */

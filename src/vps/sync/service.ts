@@ -7,8 +7,10 @@
  * last mutation_id is recorded in the same transaction, so a replay is answered `duplicate`.
  *
  * Conflict log policy: a losing incoming write (`stale`) is always logged; an overwritten stored
- * version is logged when it was written by another device (a device overwriting its own earlier
- * write is plain editing, not a conflict). Re-sending the very same write (same HLC) logs nothing.
+ * version is logged when the two writes were concurrent: the incoming write's `base_hlc` (the
+ * version its device had seen) is not the stored stamp. Editing on top of the current version,
+ * from any device, is plain editing. Without a `base_hlc` (older clients), an overwrite of
+ * another device's write counts as a conflict. Re-sending the very same write logs nothing.
  */
 import type { Kysely, Transaction } from "kysely";
 import { DionysusError, describeIssues, isDionysusError } from "../../core/errors.ts";
@@ -58,7 +60,7 @@ export const rowToMemory = (r: MemoryRow): Memory => ({
   origin_device: r.origin_device,
 });
 
-const rowToChange = (r: MemoryRow): Change => ({ ...rowToMemory(r), seq: r.seq });
+const rowToChange = (r: MemoryRow): Change => ({ ...rowToMemory(r), seq: r.seq, base_hlc: r.base_hlc });
 
 function positiveInt(v: unknown): number | undefined {
   return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : undefined;
@@ -210,6 +212,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
               created_at: incoming.created_at,
               updated_at: incoming.updated_at,
               hlc: incoming.hlc,
+              base_hlc: m.base_hlc ?? null,
               deleted: incoming.deleted,
               origin_device: incoming.origin_device,
               seq: next.seq,
@@ -220,7 +223,9 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
               .values({ user_id: p.user_id, id: m.id, ...values })
               .onConflict((oc) => oc.columns(["user_id", "id"]).doUpdateSet(values))
               .execute();
-            if (cur && cur.origin_device !== p.device_id)
+            const concurrent =
+              m.base_hlc === undefined ? cur?.origin_device !== p.device_id : m.base_hlc !== cur?.hlc;
+            if (cur && concurrent && !(cur.deleted && incoming.deleted))
               await tx
                 .insertInto("conflicts")
                 .values({
