@@ -1,7 +1,15 @@
 #!/usr/bin/env bun
-import { reportError } from "./output.ts";
 /** Entry point of the `dionysus` binary. */
+import { reportError } from "./output.ts";
 import { buildProgram } from "./program.ts";
+
+// Testing knob: DIONYSUS_DEBUG_CLOCK_SKEW_MS makes this process's clock (Date.now) run that many
+// ms ahead (or behind, if negative) of the real one, to simulate a device with a wrong clock.
+const skew = Number(process.env.DIONYSUS_DEBUG_CLOCK_SKEW_MS ?? 0);
+if (Number.isFinite(skew) && skew !== 0) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + skew;
+}
 
 try {
   await buildProgram().parseAsync(process.argv);

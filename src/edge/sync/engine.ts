@@ -231,7 +231,8 @@ export class SyncEngine implements TokenSource {
     if (!this.running) return Promise.resolve();
     const due = reason !== "interval" || this.nextAttemptAt === undefined || Date.now() >= this.nextAttemptAt;
     if (!due) return Promise.resolve();
-    return this.runCycle(reason === "poke" || reason === "local-write" || reason === "start").then(
+    const force = ["poke", "local-write", "start", "reconnect"].includes(reason);
+    return this.runCycle(force).then(
       () => undefined,
       () => undefined,
     );
@@ -421,7 +422,13 @@ export class SyncEngine implements TokenSource {
       this.events = new AbortController();
       try {
         const lastSeen = this.store.getMeta("events_last_id");
-        for await (const ev of this.requireClient().events(this, lastSeen, this.events.signal)) {
+        const onOpen = () => {
+          this.realtimeUp = true;
+          // Reconnected: the VPS is back. Anything queued meanwhile goes now, not at the next timer.
+          if (!this.online || this.failures > 0 || this.store.queueCounts().queued > 0)
+            void this.trigger("reconnect");
+        };
+        for await (const ev of this.requireClient().events(this, lastSeen, this.events.signal, onOpen)) {
           this.realtimeUp = true;
           this.online = true;
           attempt = 0;

@@ -122,6 +122,7 @@ export class VpsClient {
     tokens: TokenSource,
     lastEventId: string | undefined,
     signal: AbortSignal,
+    onOpen?: () => void,
   ): AsyncGenerator<ChangesEvent> {
     const open = async () => {
       const headers: Record<string, string> = {
@@ -134,6 +135,7 @@ export class VpsClient {
     let res = await open();
     if (res.status === 401 && (await tokens.refresh())) res = await open();
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
+    onOpen?.();
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     let event = "message";
