@@ -172,7 +172,7 @@ export class SyncEngine implements TokenSource {
 
   status(): SyncStatus {
     const auth = this.authState();
-    const stored = (k: string) => this.store.getMeta(k) ?? null;
+    const stored = (k: string) => this.store.getMeta(k) || null;
     return {
       auth,
       vps_url: this.creds?.vps_url ?? null,
@@ -416,7 +416,8 @@ export class SyncEngine implements TokenSource {
     let attempt = 0;
     while (this.running) {
       if (this.authState() !== "ok") {
-        await this.sleep(this.opts.intervalMs);
+        // Waiting for `dionysus login`: checking the credentials file is one stat call.
+        await this.sleep(Math.min(this.opts.intervalMs, 2_000));
         continue;
       }
       this.events = new AbortController();
