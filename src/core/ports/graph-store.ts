@@ -60,8 +60,9 @@ export interface GraphMemoryRef {
 }
 
 /**
- * Nodes ordered by depth, then by mentions (most first), then by name; edges only between
- * returned nodes; memories ordered by how many returned nodes they mention, then newest id first.
+ * Nodes ordered by depth, then by mentions (most first), then by name (code-point order); edges
+ * only between returned nodes; memories: among the `limit` newest memories of each returned node,
+ * those that mention the most returned nodes, then the newest (highest UUIDv7) first.
  */
 export interface GraphResult {
   nodes: GraphNode[];

@@ -238,7 +238,14 @@ export function createNeo4jGraphStore(options: Neo4jGraphStoreOptions): GraphSto
             { u, ids },
           );
           const memories = await tx.run(
-            `MATCH (m:Memory {user_id: $u})-[:MENTIONS]->(e:Entity {user_id: $u})
+            `UNWIND $ids AS eid
+             CALL {
+               WITH eid
+               MATCH (m:Memory {user_id: $u})-[:MENTIONS]->(:Entity {user_id: $u, id: eid})
+               RETURN m ORDER BY m.id DESC LIMIT $limit
+             }
+             WITH DISTINCT m
+             MATCH (m)-[:MENTIONS]->(e:Entity {user_id: $u})
              WHERE e.id IN $ids
              WITH m, collect(e.id) AS entities
              RETURN m.id AS memory_id, entities

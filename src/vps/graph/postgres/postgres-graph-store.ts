@@ -127,6 +127,37 @@ async function write(trx: Db, g: PreparedGraph): Promise<void> {
   );
 }
 
+type NodeRow = { id: string; name: string; type: EntityType; depth: number; mentions: number };
+
+/** The entities within `depth` hops of `startId`, each at its smallest depth, nearest first. */
+async function walk(
+  db: Db,
+  userId: string,
+  startId: string,
+  depth: number,
+  limit: number,
+): Promise<NodeRow[]> {
+  const r = await sql<NodeRow>`
+    WITH RECURSIVE walk (id, depth) AS (
+      SELECT ${startId}::uuid, 0
+      UNION
+      SELECT n.id, w.depth + 1
+      FROM walk w
+      CROSS JOIN LATERAL (
+        SELECT r.to_id AS id FROM graph_relations r WHERE r.user_id = ${userId} AND r.from_id = w.id
+        UNION ALL
+        SELECT r.from_id FROM graph_relations r WHERE r.user_id = ${userId} AND r.to_id = w.id
+      ) n
+      WHERE w.depth < ${depth}
+    ),
+    nearest AS (SELECT id, min(depth) AS depth FROM walk GROUP BY id)
+    SELECT e.id::text AS id, e.name, e.type, n.depth::int AS depth, e.mentions
+    FROM nearest n JOIN graph_entities e ON e.user_id = ${userId} AND e.id = n.id
+    ORDER BY n.depth, e.mentions DESC, e.name COLLATE "C", e.id
+    LIMIT ${limit}`.execute(db);
+  return r.rows;
+}
+
 /**
  * Creates the Postgres graph store on a kysely database whose schema includes {@link GraphTables}
  * (run `graphMigration` first). Works on `pg` and on PGlite. Given a transaction, it writes in
@@ -173,44 +204,42 @@ export function createPostgresGraphStore<DB extends GraphTables>(database: Kysel
         );
         const startId = start.rows[0]?.id;
         if (!startId) return empty;
-        const nodes = await sql<{
-          id: string;
-          name: string;
-          type: EntityType;
-          depth: number;
-          mentions: number;
-        }>`
-          WITH RECURSIVE walk (id, depth) AS (
-            SELECT ${startId}::uuid, 0
-            UNION
-            SELECT n.id, w.depth + 1
-            FROM walk w
-            CROSS JOIN LATERAL (
-              SELECT r.to_id AS id FROM graph_relations r WHERE r.user_id = ${userId} AND r.from_id = w.id
-              UNION ALL
-              SELECT r.from_id FROM graph_relations r WHERE r.user_id = ${userId} AND r.to_id = w.id
-            ) n
-            WHERE w.depth < ${depth}
-          ),
-          nearest AS (SELECT id, min(depth) AS depth FROM walk GROUP BY id)
-          SELECT e.id::text AS id, e.name, e.type, n.depth::int AS depth, e.mentions
-          FROM nearest n JOIN graph_entities e ON e.user_id = ${userId} AND e.id = n.id
-          ORDER BY n.depth, e.mentions DESC, e.name, e.id
-          LIMIT ${limit}`.execute(db);
-        const ids = nodes.rows.map((n) => n.id);
+        // Nodes are answered nearest first, so when the entities within d hops already fill the
+        // limit, deeper ones can never be answered: deepen one hop at a time and stop there.
+        // Same answer as walking the full depth, without expanding hubs' neighbourhoods for nothing.
+        let nodes: NodeRow[] = [];
+        for (let d = 1; d <= depth; d++) {
+          const before = nodes.length;
+          nodes = await walk(db, userId, startId, d, limit);
+          if (nodes.length >= limit || nodes.length === before) break;
+        }
+        const ids = nodes.map((n) => n.id);
         const edges = await sql<{ from: string; to: string; type: string; weight: number }>`
           SELECT from_id::text AS "from", to_id::text AS "to", type, weight FROM graph_relations
           WHERE user_id = ${userId} AND from_id IN (${uuids(ids)}) AND to_id IN (${uuids(ids)})
           ORDER BY weight DESC, from_id, to_id, type`.execute(db);
+        // Candidates are the `limit` newest memories of each returned node (an index range each),
+        // so a hub mentioned by thousands of memories costs no more than any other node.
         const memories = await sql<{ memory_id: string; entities: string[] }>`
-          SELECT memory_id::text AS memory_id, array_agg(entity_id::text ORDER BY entity_id) AS entities
-          FROM graph_mentions
-          WHERE user_id = ${userId} AND entity_id IN (${uuids(ids)})
-          GROUP BY memory_id
-          ORDER BY count(*) DESC, memory_id DESC
+          WITH candidates AS (
+            SELECT DISTINCT c.memory_id
+            FROM (VALUES ${sql.join(ids.map((id) => sql`(${id}::uuid)`))}) AS a (id)
+            CROSS JOIN LATERAL (
+              SELECT m.memory_id FROM graph_mentions m
+              WHERE m.user_id = ${userId} AND m.entity_id = a.id
+              ORDER BY m.memory_id DESC
+              LIMIT ${limit}
+            ) c
+          )
+          SELECT c.memory_id::text AS memory_id, array_agg(m.entity_id::text ORDER BY m.entity_id) AS entities
+          FROM candidates c
+          JOIN graph_mentions m ON m.user_id = ${userId} AND m.memory_id = c.memory_id
+          WHERE m.entity_id IN (${uuids(ids)})
+          GROUP BY c.memory_id
+          ORDER BY count(*) DESC, c.memory_id DESC
           LIMIT ${limit}`.execute(db);
         return {
-          nodes: nodes.rows.map((n) => ({ ...n, depth: Number(n.depth), mentions: Number(n.mentions) })),
+          nodes: nodes.map((n) => ({ ...n, depth: Number(n.depth), mentions: Number(n.mentions) })),
           edges: edges.rows.map((e) => ({ ...e, weight: Number(e.weight) })),
           memories: memories.rows,
         };
