@@ -214,12 +214,13 @@ function benchExtraction(): void {
 }
 
 const started = new Date();
+const loadAtStart = os.loadavg()[0]!;
 await benchEmbedder();
 benchExtraction();
 await benchGraph();
 
 const cpus = os.cpus();
-const header = `### ${started.toISOString().slice(0, 16).replace("T", " ")} UTC — Dionysus ${VERSION}, Bun ${Bun.version}, ${os.platform()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM`;
+const header = `### ${started.toISOString().slice(0, 16).replace("T", " ")} UTC — Dionysus ${VERSION}, Bun ${Bun.version}, ${os.platform()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average ${loadAtStart.toFixed(1)} at start and ${os.loadavg()[0]!.toFixed(1)} at the end`;
 const file = new URL("./RESULTS.md", import.meta.url).pathname;
 const section = "## Graph and embeddings (issue 5, building blocks)";
 if (!existsSync(file)) writeFileSync(file, "# Benchmark results\n");
