@@ -15,6 +15,8 @@ export interface ChatMessage {
 
 export interface ChatOptions {
   signal?: AbortSignal;
+  /** Ask the model to answer with one JSON value (Ollama's `format: "json"`). */
+  json?: boolean;
 }
 
 export interface ChatModel {

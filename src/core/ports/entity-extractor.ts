@@ -3,9 +3,10 @@
  * build the knowledge graph. Adapters: `src/vps/graph/extract/` (local, with the `compromise` NLP
  * library) and, when an LLM is configured, one that asks the LLM.
  *
- * Invariants: deterministic for a given text and adapter version; entity names are returned as
- * written in the text (normalisation is the graph store's job); every relation's `from` and `to`
- * are names of entities in the same answer; no entity appears twice (same normalised name).
+ * Invariants: the local extractor is deterministic for a given text and version (an LLM need not
+ * be); entity names are returned as written in the text (normalisation is the graph store's
+ * job); every relation's `from` and `to` are names of entities in the same answer; no entity
+ * appears twice (same normalised name).
  */
 
 /** What an entity is. `topic` covers salient things and ideas that are not people, places or

@@ -27,7 +27,7 @@ export function createOllamaChat(options: OllamaOptions): ChatModel {
   ): AsyncGenerator<string> {
     const answer = await postOllama(
       endpoint,
-      { model: options.model, messages, stream: true },
+      { model: options.model, messages, stream: true, ...(opts.json ? { format: "json" } : {}) },
       timeoutMs,
       opts.signal,
     );

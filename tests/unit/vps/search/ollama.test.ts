@@ -191,6 +191,13 @@ describe("Ollama chat (fake Ollama)", () => {
     expect(requests).toEqual([{ path: "/api/chat", body: { model: "llama3.2", messages, stream: true } }]);
   });
 
+  test("json: true asks Ollama for format json", async () => {
+    handler = () => chatStream(['{"entities":', "[]}"]);
+    const chat = createOllamaChat({ url, model: "llama3.2" });
+    expect((await collect(chat.chat(messages, { json: true }))).join("")).toBe('{"entities":[]}');
+    expect(requests[0]!.body).toEqual({ model: "llama3.2", messages, stream: true, format: "json" });
+  });
+
   test("an error line midway is unavailable, after the text before it", async () => {
     handler = () => chatStream(["one ", "two ", "three"], { errorAfter: 2 });
     const got: string[] = [];
