@@ -5,6 +5,7 @@
  *
  *   bun run bench:graph            # uses TEST_DATABASE_URL or the local test PostgreSQL
  *   BENCH_ENTITIES=2000 bun run bench:graph
+ *   BENCH_SKIP_GRAPH=1 bun run bench:graph   # only the CPU parts (no database)
  *   BENCH_KEEP_DB=1 bun run bench:graph   # keep the database to EXPLAIN queries; drop it yourself
  *
  * Creates its own database (random name) and drops it at the end.
@@ -16,10 +17,12 @@ import pg from "pg";
 import type { EntityType } from "../src/core/ports/entity-extractor.ts";
 import { uuidv7 } from "../src/core/uuid.ts";
 import { VERSION } from "../src/core/version.ts";
+import { findDuplicateGroups } from "../src/vps/consolidate/near-duplicates.ts";
 import { extractEntities } from "../src/vps/graph/extract/compromise-extractor.ts";
 import { createPostgresGraphStore } from "../src/vps/graph/postgres/postgres-graph-store.ts";
 import { type GraphTables, graphMigration } from "../src/vps/graph/postgres/schema.ts";
 import { createBuiltinEmbedder } from "../src/vps/search/builtin/builtin-embedder.ts";
+import { bytesToVector, topKByDot, vectorToBytes } from "../src/vps/search/vector.ts";
 
 const ENTITIES = Number(process.env.BENCH_ENTITIES ?? 10_000);
 const MEMORIES = Number(process.env.BENCH_MEMORIES ?? ENTITIES * 2);
@@ -213,11 +216,57 @@ function benchExtraction(): void {
   );
 }
 
+/** Exact vector scan in JS (semantic search without pgvector): 100,000 stored float32 vectors. */
+async function benchScan(): Promise<void> {
+  const embedder = createBuiltinEmbedder();
+  const n = 100_000;
+  const base = await embedder.embed(Array.from({ length: 1000 }, () => memoryText(200)));
+  // 100 distinct texts' vectors repeated would make ties; perturb so every vector differs.
+  const stored = Array.from({ length: n }, (_, i) => {
+    const v = base[i % base.length]!.map((x) => x + (rand() - 0.5) * 0.01);
+    return { id: `m${i}`, bytes: vectorToBytes(v) };
+  });
+  const decodeStart = performance.now();
+  const decoded = stored.map((s) => ({ id: s.id, vector: bytesToVector(s.bytes) }));
+  const decodeMs = performance.now() - decodeStart;
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const [q] = await embedder.embed([memoryText(100)]);
+    const s = performance.now();
+    topKByDot(q!, decoded, 10);
+    times.push(performance.now() - s);
+  }
+  times.sort((a, b) => a - b);
+  log(
+    `- Exact vector scan in JS (\`topKByDot\`), ${n} vectors of 384 float32 already in memory: p50 ${fmt(percentile(times, 50))} ms, p95 ${fmt(percentile(times, 95))} ms per query; decoding them from bytes took ${fmt(decodeMs)} ms.`,
+  );
+}
+
+/** Near-duplicate grouping for consolidation. */
+function benchDedup(): void {
+  const n = 20_000;
+  const t0 = Date.UTC(2026, 0, 1);
+  const memories = Array.from({ length: n }, (_, i) => ({
+    id: `m${String(i).padStart(6, "0")}`,
+    content: memoryText(200),
+    created_at: new Date(t0 + i * 1000).toISOString(),
+  }));
+  const s = performance.now();
+  const groups = findDuplicateGroups(memories);
+  const ms = performance.now() - s;
+  log(
+    `- Near-duplicate grouping (\`findDuplicateGroups\`), ${n} memories of ~200 B: ${(ms / 1000).toFixed(2)} s (${groups.length} groups; the texts come from 4 sentence templates, which fills the MinHash buckets more than real notes would).`,
+  );
+}
+
 const started = new Date();
 const loadAtStart = os.loadavg()[0]!;
 await benchEmbedder();
 benchExtraction();
-await benchGraph();
+await benchScan();
+benchDedup();
+if (process.env.BENCH_SKIP_GRAPH) log("- (graph part skipped: BENCH_SKIP_GRAPH)");
+else await benchGraph();
 
 const cpus = os.cpus();
 const header = `### ${started.toISOString().slice(0, 16).replace("T", " ")} UTC — Dionysus ${VERSION}, Bun ${Bun.version}, ${os.platform()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average ${loadAtStart.toFixed(1)} at start and ${os.loadavg()[0]!.toFixed(1)} at the end`;

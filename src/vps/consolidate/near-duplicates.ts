@@ -5,8 +5,13 @@
  * "Had coffee with Ana in Lisbon" and "had coffee with Ana in Lisbon!" are duplicates, and
  * "Had coffee with Ana in Lisbon today" is a near-duplicate of both (5 of 6 pairs shared).
  *
- * Candidates come from MinHash with banding (64 hashes in 16 bands of 4), so the cost grows with
- * the number of memories, not its square; every candidate pair is then checked exactly. Groups
+ * Identical texts (after normalisation) are grouped first. Candidates among the rest come from
+ * MinHash with banding: 128 hashes in 16 bands of 8, so a pair at similarity 0.8 becomes a
+ * candidate with probability 0.95, one at 0.9 with 0.9998, one at 0.5 with 0.06 (below a
+ * threshold of 0.75: 32 bands of 4). The cost therefore usually grows with the number of
+ * memories rather than its square. Every candidate pair is checked exactly, so nothing under
+ * the threshold is ever merged. The hashes are fixed, so the same input always gives the same
+ * groups. Groups
  * are connected components (A~B and B~C put A, B, C together). The survivor of a group is the
  * oldest memory (by `created_at`, then id): it keeps its id and history, the others become
  * tombstones that point to it.
@@ -27,9 +32,7 @@ export interface DuplicateGroup {
   similarity: number;
 }
 
-const HASHES = 64;
-const BANDS = 16;
-const ROWS = HASHES / BANDS;
+const HASHES = 128;
 
 function words(text: string): string[] {
   return (
@@ -74,8 +77,15 @@ function hash32(s: string, seed: number): number {
 function minhash(set: ReadonlySet<string>): Uint32Array {
   const sig = new Uint32Array(HASHES).fill(0xffffffff);
   for (const s of set) {
+    // Two base hashes give all 64 (Kirsch-Mitzenmacher double hashing), then a final mix.
+    const h1 = hash32(s, 1);
+    const h2 = hash32(s, 2) | 1;
     for (let i = 0; i < HASHES; i++) {
-      const h = hash32(s, i + 1);
+      let h = (h1 + Math.imul(i, h2)) >>> 0;
+      h ^= h >>> 15;
+      h = Math.imul(h, 0x2c1b3c6d);
+      h ^= h >>> 12;
+      h >>>= 0;
       if (h < sig[i]!) sig[i] = h;
     }
   }
@@ -88,6 +98,10 @@ export function findDuplicateGroups(
   options: { threshold?: number } = {},
 ): DuplicateGroup[] {
   const threshold = options.threshold ?? 0.8;
+  // Longer bands keep false candidates rare at the usual threshold; lower thresholds need shorter
+  // ones to keep finding true pairs (a pair at 0.6 is a candidate with probability 0.98 then).
+  const ROWS = threshold >= 0.75 ? 8 : 4;
+  const BANDS = HASHES / ROWS;
   const sets = memories.map((m) => shingles(m.content));
   const parent = memories.map((_, i) => i);
   const find = (i: number): number => {
@@ -100,8 +114,16 @@ export function findDuplicateGroups(
   const minSim = new Map<number, number>();
   const checked = new Set<string>();
   const buckets = new Map<string, number[]>();
+  const firstWithKey = new Map<string, number>();
   sets.forEach((set, i) => {
     if (set.size === 0) return;
+    const key = [...set].sort().join("\u0000");
+    const first = firstWithKey.get(key);
+    if (first !== undefined) {
+      parent[find(i)] = find(first);
+      return;
+    }
+    firstWithKey.set(key, i);
     const sig = minhash(set);
     for (let b = 0; b < BANDS; b++) {
       const key = `${b}:${Array.from(sig.subarray(b * ROWS, (b + 1) * ROWS)).join(",")}`;

@@ -12,10 +12,14 @@ export function vectorToBytes(v: readonly number[]): Uint8Array {
   return bytes;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** Unpacks little-endian float32 bytes; throws on a length that is not a multiple of 4. */
 export function bytesToVector(bytes: Uint8Array): Float32Array {
   if (bytes.byteLength % 4 !== 0)
     throw new Error(`vector bytes must be a multiple of 4, got ${bytes.byteLength}`);
+  // Every platform Dionysus builds for is little-endian: one copy, no per-element decoding.
+  if (LITTLE_ENDIAN) return new Float32Array(bytes.slice().buffer);
   const out = new Float32Array(bytes.byteLength / 4);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
