@@ -1,16 +1,16 @@
 /**
  * The sync protocol on the server side (DESIGN.md "Sync protocol"; FR-011, FR-012, FR-017).
  *
- * Push: one transaction per batch. The device row is locked first, then every applied write takes
- * the next per-user `seq` from `UPDATE users SET seq = seq + 1 … RETURNING seq`; that row lock is held
- * until commit, so the change feed is commit-ordered and a pull can never skip a change. The device's
- * last mutation_id is recorded in the same transaction, so a replay is answered `duplicate`.
+ * Push: one transaction per batch. The device row is locked first, then the batch's writes take a
+ * range of the per-user `seq` from `UPDATE users SET seq = seq + n … RETURNING seq`; that row lock is
+ * held until commit, so the change feed is commit-ordered and a pull can never skip a change. The
+ * device's last mutation_id is recorded in the same transaction, so a replay is answered `duplicate`.
  *
  * Conflict log policy: a losing incoming write (`stale`) is always logged; an overwritten stored
  * version is logged when it was written by another device (a device overwriting its own earlier
  * write is plain editing, not a conflict). Re-sending the very same write (same HLC) logs nothing.
  */
-import type { Kysely, Transaction } from "kysely";
+import { type Kysely, sql, type Transaction } from "kysely";
 import { DionysusError, describeIssues, isDionysusError } from "../../core/errors.ts";
 import { hlcMs } from "../../core/hlc.ts";
 import { type Memory, validateContent } from "../../core/memory.ts";
@@ -29,7 +29,7 @@ import {
 import type { Principal } from "../auth/service.ts";
 import { toDevice } from "../auth/service.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
-import { notifyChannel } from "../push/channel.ts";
+import { CHANGES_CHANNEL } from "../push/channel.ts";
 
 export interface SyncServiceOptions {
   max_content_bytes: number;
@@ -95,7 +95,11 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
       return { seq, cursor: encodeCursor(await getEpoch(), seq) };
     },
 
-    /** Applies a batch of raw (not yet validated) mutations for the caller's device. */
+    /**
+     * Applies a batch of raw (not yet validated) mutations for the caller's device. The batch is
+     * resolved in memory against the locked current rows, then written with a few set-based
+     * statements: one seq range for the whole batch, one upsert, one conflict-log insert.
+     */
     async push(p: Principal, mutations: readonly unknown[]): Promise<PushOutcome> {
       const serverNow = now();
       const outcome = await db.transaction().execute(async (tx) => {
@@ -109,8 +113,8 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         if (!dev || dev.revoked_at)
           throw new DionysusError("unauthorized", "this device is not registered or revoked");
         let last = dev.last_mutation_id;
-        let seq: number | undefined;
         const results: PushResult[] = [];
+        const toApply: Array<{ result: PushResult; m: Mutation }> = [];
 
         for (let index = 0; index < mutations.length; index++) {
           const raw = mutations[index];
@@ -155,85 +159,128 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             });
             break;
           }
+          const result: PushResult = { index, mutation_id: m.mutation_id, status: "applied" };
+          results.push(result);
+          toApply.push({ result, m });
+          last = m.mutation_id;
+        }
 
-          const cur = await tx
+        let seq: number | undefined;
+        if (toApply.length > 0) {
+          const ids = [...new Set(toApply.map((a) => a.m.id))];
+          const rows = await tx
             .selectFrom("memories")
             .selectAll()
             .where("user_id", "=", p.user_id)
-            .where("id", "=", m.id)
+            .where("id", "in", ids)
             .forUpdate()
-            .executeTakeFirst();
+            .execute();
+          const state = new Map<string, Memory>(rows.map((r) => [r.id, rowToMemory(r)]));
+          const written = new Map<string, Memory>();
+          const conflicts: Array<{
+            memory_id: string;
+            winner_hlc: string;
+            loser_hlc: string;
+            loser: Memory;
+          }> = [];
+          for (const { result, m } of toApply) {
+            const cur = state.get(m.id);
+            const incoming: Memory =
+              m.op === "delete"
+                ? {
+                    id: m.id,
+                    content: "",
+                    kind: cur?.kind ?? "episodic",
+                    tags: [],
+                    metadata: {},
+                    created_at: cur?.created_at ?? new Date(hlcMs(m.hlc)).toISOString(),
+                    updated_at: new Date(hlcMs(m.hlc)).toISOString(),
+                    hlc: m.hlc,
+                    deleted: true,
+                    origin_device: p.device_id,
+                  }
+                : { id: m.id, ...m.data, hlc: m.hlc, deleted: false, origin_device: p.device_id };
+            if (cur && !(m.hlc > cur.hlc)) {
+              if (m.hlc !== cur.hlc)
+                conflicts.push({ memory_id: m.id, winner_hlc: cur.hlc, loser_hlc: m.hlc, loser: incoming });
+              result.status = "stale";
+              continue;
+            }
+            if (cur && cur.origin_device !== p.device_id)
+              conflicts.push({ memory_id: m.id, winner_hlc: m.hlc, loser_hlc: cur.hlc, loser: cur });
+            state.set(m.id, incoming);
+            // Re-inserting keeps the map in order of each memory's last write: its place in the feed.
+            written.delete(m.id);
+            written.set(m.id, incoming);
+          }
 
-          const incoming: Memory =
-            m.op === "delete"
-              ? {
-                  id: m.id,
-                  content: "",
-                  kind: (cur?.kind as Memory["kind"] | undefined) ?? "episodic",
-                  tags: [],
-                  metadata: {},
-                  created_at: cur?.created_at ?? new Date(hlcMs(m.hlc)).toISOString(),
-                  updated_at: new Date(hlcMs(m.hlc)).toISOString(),
-                  hlc: m.hlc,
-                  deleted: true,
-                  origin_device: p.device_id,
-                }
-              : { id: m.id, ...m.data, hlc: m.hlc, deleted: false, origin_device: p.device_id };
-
-          if (cur && !(m.hlc > cur.hlc)) {
-            if (m.hlc !== cur.hlc)
-              await tx
-                .insertInto("conflicts")
-                .values({
-                  user_id: p.user_id,
-                  memory_id: m.id,
-                  winner_hlc: cur.hlc,
-                  loser_hlc: m.hlc,
-                  loser: JSON.stringify(incoming),
-                })
-                .execute();
-            results.push({ index, mutation_id: m.mutation_id, status: "stale" });
-          } else {
+          if (written.size > 0) {
+            // One seq range for the batch, under the user's row lock (held to commit: commit order),
+            // and the poke sent in the same statement, delivered at commit.
             const next = await tx
               .updateTable("users")
-              .set((eb) => ({ seq: eb("seq", "+", 1) }))
+              .set((eb) => ({ seq: eb("seq", "+", written.size) }))
               .where("id", "=", p.user_id)
-              .returning("seq")
+              .returning([
+                "seq",
+                sql<string>`pg_notify(${CHANGES_CHANNEL}, json_build_object('type', 'changes', 'user_id', id, 'seq', seq)::text)`.as(
+                  "notified",
+                ),
+              ])
               .executeTakeFirstOrThrow();
             seq = next.seq;
-            const values = {
-              content: incoming.content,
-              kind: incoming.kind,
-              tags: JSON.stringify(incoming.tags),
-              metadata: JSON.stringify(incoming.metadata),
+            let s = next.seq - written.size;
+            const values = [...written.values()].map((mem) => ({
+              user_id: p.user_id,
+              id: mem.id,
+              content: mem.content,
+              kind: mem.kind,
+              tags: JSON.stringify(mem.tags),
+              metadata: JSON.stringify(mem.metadata),
               embedding: null,
-              created_at: incoming.created_at,
-              updated_at: incoming.updated_at,
-              hlc: incoming.hlc,
-              deleted: incoming.deleted,
-              origin_device: incoming.origin_device,
-              seq: next.seq,
+              created_at: mem.created_at,
+              updated_at: mem.updated_at,
+              hlc: mem.hlc,
+              deleted: mem.deleted,
+              origin_device: mem.origin_device,
+              seq: ++s,
               server_updated_at: new Date(serverNow),
-            };
-            await tx
-              .insertInto("memories")
-              .values({ user_id: p.user_id, id: m.id, ...values })
-              .onConflict((oc) => oc.columns(["user_id", "id"]).doUpdateSet(values))
-              .execute();
-            if (cur && cur.origin_device !== p.device_id)
+            }));
+            for (let i = 0; i < values.length; i += 1000)
               await tx
-                .insertInto("conflicts")
-                .values({
-                  user_id: p.user_id,
-                  memory_id: m.id,
-                  winner_hlc: m.hlc,
-                  loser_hlc: cur.hlc,
-                  loser: JSON.stringify(rowToMemory(cur)),
-                })
+                .insertInto("memories")
+                .values(values.slice(i, i + 1000))
+                .onConflict((oc) =>
+                  oc.columns(["user_id", "id"]).doUpdateSet((eb) => ({
+                    content: eb.ref("excluded.content"),
+                    kind: eb.ref("excluded.kind"),
+                    tags: eb.ref("excluded.tags"),
+                    metadata: eb.ref("excluded.metadata"),
+                    embedding: eb.ref("excluded.embedding"),
+                    created_at: eb.ref("excluded.created_at"),
+                    updated_at: eb.ref("excluded.updated_at"),
+                    hlc: eb.ref("excluded.hlc"),
+                    deleted: eb.ref("excluded.deleted"),
+                    origin_device: eb.ref("excluded.origin_device"),
+                    seq: eb.ref("excluded.seq"),
+                    server_updated_at: eb.ref("excluded.server_updated_at"),
+                  })),
+                )
                 .execute();
-            results.push({ index, mutation_id: m.mutation_id, status: "applied" });
           }
-          last = Math.max(last, m.mutation_id);
+          for (let i = 0; i < conflicts.length; i += 1000)
+            await tx
+              .insertInto("conflicts")
+              .values(
+                conflicts.slice(i, i + 1000).map((c) => ({
+                  user_id: p.user_id,
+                  memory_id: c.memory_id,
+                  winner_hlc: c.winner_hlc,
+                  loser_hlc: c.loser_hlc,
+                  loser: JSON.stringify(c.loser),
+                })),
+              )
+              .execute();
         }
 
         await tx
@@ -242,7 +289,6 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
           .where("user_id", "=", p.user_id)
           .where("device_id", "=", p.device_id)
           .execute();
-        if (seq !== undefined) await notifyChannel(tx, { type: "changes", user_id: p.user_id, seq });
         return { results, last, seq };
       });
       return {
