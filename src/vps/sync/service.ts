@@ -58,6 +58,15 @@ export const rowToMemory = (r: MemoryRow): Memory => ({
   origin_device: r.origin_device,
 });
 
+/** A memories row as `row_to_json` renders it. */
+type MemoryJson = Omit<MemoryRow, "seq" | "server_updated_at"> & {
+  seq: number | string;
+  server_updated_at: string;
+};
+
+const jsonToMemory = (r: MemoryJson): Memory =>
+  rowToMemory({ ...r, seq: Number(r.seq), server_updated_at: new Date(r.server_updated_at) });
+
 const rowToChange = (r: MemoryRow): Change => ({ ...rowToMemory(r), seq: r.seq });
 
 function positiveInt(v: unknown): number | undefined {
@@ -96,42 +105,60 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
     },
 
     /**
-     * Applies a batch of raw (not yet validated) mutations for the caller's device. The batch is
-     * resolved in memory against the locked current rows, then written with a few set-based
-     * statements: one seq range for the whole batch, one upsert, one conflict-log insert.
+     * Applies a batch of raw (not yet validated) mutations for the caller's device. Validation
+     * happens before the transaction; inside it, one statement locks the device row and the
+     * memories the batch touches, the batch is resolved in memory (duplicates, clock skew,
+     * last-write-wins), and one statement writes everything: the seq range for the batch (with the
+     * poke), the upsert of the winning versions, the conflict log and the device's last mutation.
+     * Four round trips per push whatever its size; that is what keeps pushes cheap.
      */
     async push(p: Principal, mutations: readonly unknown[]): Promise<PushOutcome> {
       const serverNow = now();
+      const checked = mutations.map((raw) => {
+        const rawId = positiveInt((raw as { mutation_id?: unknown } | null)?.mutation_id);
+        const parsed = Mutation.safeParse(raw);
+        if (!parsed.success)
+          return { rawId, reject: { code: "invalid_input", reason: describeIssues(parsed.error.issues) } };
+        if (parsed.data.op !== "delete") {
+          try {
+            validateContent(parsed.data.data.content, options.max_content_bytes);
+          } catch (err) {
+            if (!isDionysusError(err)) throw err;
+            return { rawId, reject: { code: err.code, reason: `data.content: ${err.message}` } };
+          }
+        }
+        return { rawId, m: parsed.data };
+      });
+      const ids = [...new Set(checked.flatMap((c) => (c.m ? [c.m.id] : [])))];
+
       const outcome = await db.transaction().execute(async (tx) => {
-        const dev = await tx
-          .selectFrom("devices")
-          .select(["last_mutation_id", "revoked_at"])
-          .where("user_id", "=", p.user_id)
-          .where("device_id", "=", p.device_id)
-          .forUpdate()
-          .executeTakeFirst();
+        const locked = await sql<{
+          dev: { last_mutation_id: number; revoked_at: string | null } | null;
+          mems: MemoryJson[];
+        }>`
+          with d as (
+            select last_mutation_id, revoked_at from devices
+            where user_id = ${p.user_id} and device_id = ${p.device_id} for update
+          ), m as (
+            select * from memories where user_id = ${p.user_id} and id = any(${ids}::text[]) for update
+          )
+          select (select row_to_json(d) from d) as dev, coalesce((select json_agg(m) from m), '[]'::json) as mems`.execute(
+          tx,
+        );
+        const row = locked.rows[0];
+        const dev = row?.dev;
         if (!dev || dev.revoked_at)
           throw new DionysusError("unauthorized", "this device is not registered or revoked");
-        let last = dev.last_mutation_id;
+        let last = Number(dev.last_mutation_id);
+        const state = new Map<string, Memory>((row.mems ?? []).map((r) => [r.id, jsonToMemory(r)]));
+        const written = new Map<string, Memory>();
+        const conflicts: Array<{ memory_id: string; winner_hlc: string; loser_hlc: string; loser: Memory }> =
+          [];
         const results: PushResult[] = [];
-        const toApply: Array<{ result: PushResult; m: Mutation }> = [];
 
-        for (let index = 0; index < mutations.length; index++) {
-          const raw = mutations[index];
-          const rawId = positiveInt((raw as { mutation_id?: unknown } | null)?.mutation_id);
-          const parsed = Mutation.safeParse(raw);
-          let reject: { code: string; reason: string } | undefined;
-          if (!parsed.success)
-            reject = { code: "invalid_input", reason: describeIssues(parsed.error.issues) };
-          else if (parsed.data.op !== "delete") {
-            try {
-              validateContent(parsed.data.data.content, options.max_content_bytes);
-            } catch (err) {
-              if (!isDionysusError(err)) throw err;
-              reject = { code: err.code, reason: `data.content: ${err.message}` };
-            }
-          }
-          if (reject || !parsed.success) {
+        for (let index = 0; index < checked.length; index++) {
+          const { rawId, m, reject } = checked[index]!;
+          if (!m) {
             results.push({
               index,
               mutation_id: rawId ?? null,
@@ -142,7 +169,6 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             if (rawId !== undefined && rawId > last) last = rawId;
             continue;
           }
-          const m = parsed.data;
           if (m.mutation_id <= last) {
             results.push({ index, mutation_id: m.mutation_id, status: "duplicate" });
             continue;
@@ -159,137 +185,78 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             });
             break;
           }
-          const result: PushResult = { index, mutation_id: m.mutation_id, status: "applied" };
-          results.push(result);
-          toApply.push({ result, m });
           last = m.mutation_id;
+          const cur = state.get(m.id);
+          const incoming: Memory =
+            m.op === "delete"
+              ? {
+                  id: m.id,
+                  content: "",
+                  kind: cur?.kind ?? "episodic",
+                  tags: [],
+                  metadata: {},
+                  created_at: cur?.created_at ?? new Date(hlcMs(m.hlc)).toISOString(),
+                  updated_at: new Date(hlcMs(m.hlc)).toISOString(),
+                  hlc: m.hlc,
+                  deleted: true,
+                  origin_device: p.device_id,
+                }
+              : { id: m.id, ...m.data, hlc: m.hlc, deleted: false, origin_device: p.device_id };
+          if (cur && !(m.hlc > cur.hlc)) {
+            if (m.hlc !== cur.hlc)
+              conflicts.push({ memory_id: m.id, winner_hlc: cur.hlc, loser_hlc: m.hlc, loser: incoming });
+            results.push({ index, mutation_id: m.mutation_id, status: "stale" });
+            continue;
+          }
+          if (cur && cur.origin_device !== p.device_id)
+            conflicts.push({ memory_id: m.id, winner_hlc: m.hlc, loser_hlc: cur.hlc, loser: cur });
+          state.set(m.id, incoming);
+          // Re-inserting keeps the map in order of each memory's last write: its place in the feed.
+          written.delete(m.id);
+          written.set(m.id, incoming);
+          results.push({ index, mutation_id: m.mutation_id, status: "applied" });
         }
 
-        let seq: number | undefined;
-        if (toApply.length > 0) {
-          const ids = [...new Set(toApply.map((a) => a.m.id))];
-          const rows = await tx
-            .selectFrom("memories")
-            .selectAll()
-            .where("user_id", "=", p.user_id)
-            .where("id", "in", ids)
-            .forUpdate()
-            .execute();
-          const state = new Map<string, Memory>(rows.map((r) => [r.id, rowToMemory(r)]));
-          const written = new Map<string, Memory>();
-          const conflicts: Array<{
-            memory_id: string;
-            winner_hlc: string;
-            loser_hlc: string;
-            loser: Memory;
-          }> = [];
-          for (const { result, m } of toApply) {
-            const cur = state.get(m.id);
-            const incoming: Memory =
-              m.op === "delete"
-                ? {
-                    id: m.id,
-                    content: "",
-                    kind: cur?.kind ?? "episodic",
-                    tags: [],
-                    metadata: {},
-                    created_at: cur?.created_at ?? new Date(hlcMs(m.hlc)).toISOString(),
-                    updated_at: new Date(hlcMs(m.hlc)).toISOString(),
-                    hlc: m.hlc,
-                    deleted: true,
-                    origin_device: p.device_id,
-                  }
-                : { id: m.id, ...m.data, hlc: m.hlc, deleted: false, origin_device: p.device_id };
-            if (cur && !(m.hlc > cur.hlc)) {
-              if (m.hlc !== cur.hlc)
-                conflicts.push({ memory_id: m.id, winner_hlc: cur.hlc, loser_hlc: m.hlc, loser: incoming });
-              result.status = "stale";
-              continue;
-            }
-            if (cur && cur.origin_device !== p.device_id)
-              conflicts.push({ memory_id: m.id, winner_hlc: m.hlc, loser_hlc: cur.hlc, loser: cur });
-            state.set(m.id, incoming);
-            // Re-inserting keeps the map in order of each memory's last write: its place in the feed.
-            written.delete(m.id);
-            written.set(m.id, incoming);
-          }
-
-          if (written.size > 0) {
-            // One seq range for the batch, under the user's row lock (held to commit: commit order),
-            // and the poke sent in the same statement, delivered at commit.
-            const next = await tx
-              .updateTable("users")
-              .set((eb) => ({ seq: eb("seq", "+", written.size) }))
-              .where("id", "=", p.user_id)
-              .returning([
-                "seq",
-                sql<string>`pg_notify(${CHANGES_CHANNEL}, json_build_object('type', 'changes', 'user_id', id, 'seq', seq)::text)`.as(
-                  "notified",
-                ),
-              ])
-              .executeTakeFirstOrThrow();
-            seq = next.seq;
-            let s = next.seq - written.size;
-            const values = [...written.values()].map((mem) => ({
-              user_id: p.user_id,
-              id: mem.id,
-              content: mem.content,
-              kind: mem.kind,
-              tags: JSON.stringify(mem.tags),
-              metadata: JSON.stringify(mem.metadata),
-              embedding: null,
-              created_at: mem.created_at,
-              updated_at: mem.updated_at,
-              hlc: mem.hlc,
-              deleted: mem.deleted,
-              origin_device: mem.origin_device,
-              seq: ++s,
-              server_updated_at: new Date(serverNow),
-            }));
-            for (let i = 0; i < values.length; i += 1000)
-              await tx
-                .insertInto("memories")
-                .values(values.slice(i, i + 1000))
-                .onConflict((oc) =>
-                  oc.columns(["user_id", "id"]).doUpdateSet((eb) => ({
-                    content: eb.ref("excluded.content"),
-                    kind: eb.ref("excluded.kind"),
-                    tags: eb.ref("excluded.tags"),
-                    metadata: eb.ref("excluded.metadata"),
-                    embedding: eb.ref("excluded.embedding"),
-                    created_at: eb.ref("excluded.created_at"),
-                    updated_at: eb.ref("excluded.updated_at"),
-                    hlc: eb.ref("excluded.hlc"),
-                    deleted: eb.ref("excluded.deleted"),
-                    origin_device: eb.ref("excluded.origin_device"),
-                    seq: eb.ref("excluded.seq"),
-                    server_updated_at: eb.ref("excluded.server_updated_at"),
-                  })),
-                )
-                .execute();
-          }
-          for (let i = 0; i < conflicts.length; i += 1000)
-            await tx
-              .insertInto("conflicts")
-              .values(
-                conflicts.slice(i, i + 1000).map((c) => ({
-                  user_id: p.user_id,
-                  memory_id: c.memory_id,
-                  winner_hlc: c.winner_hlc,
-                  loser_hlc: c.loser_hlc,
-                  loser: JSON.stringify(c.loser),
-                })),
-              )
-              .execute();
-        }
-
-        await tx
-          .updateTable("devices")
-          .set({ last_mutation_id: last, last_seen: new Date(serverNow) })
-          .where("user_id", "=", p.user_id)
-          .where("device_id", "=", p.device_id)
-          .execute();
-        return { results, last, seq };
+        const n = written.size;
+        const rowsJson = JSON.stringify([...written.values()].map((mem, i) => ({ ...mem, ord: i + 1 })));
+        const conflictsJson = JSON.stringify(conflicts);
+        // One statement for every write. The seq range is taken under the user's row lock, held to
+        // commit, so the feed is commit-ordered; the poke rides on it and is delivered at commit.
+        const wrote = await sql<{ seq: number | string | null }>`
+          with u as (
+            update users set seq = seq + ${n} where id = ${p.user_id} and ${n}::int > 0
+            returning seq, pg_notify(${CHANGES_CHANNEL}, json_build_object('type', 'changes', 'user_id', id, 'seq', seq)::text)
+          ), r as (
+            select x.*, (select seq from u) - ${n} + x.ord as new_seq
+            from jsonb_to_recordset(${rowsJson}::jsonb) as x(
+              ord int, id text, content text, kind text, tags jsonb, metadata jsonb, created_at text,
+              updated_at text, hlc text, deleted boolean, origin_device text)
+          ), ins as (
+            insert into memories (user_id, id, content, kind, tags, metadata, embedding, created_at,
+              updated_at, hlc, deleted, origin_device, seq, server_updated_at)
+            select ${p.user_id}, id, content, kind, tags, metadata, null, created_at, updated_at, hlc,
+              deleted, origin_device, new_seq, now()
+            from r where new_seq is not null
+            on conflict (user_id, id) do update set content = excluded.content, kind = excluded.kind,
+              tags = excluded.tags, metadata = excluded.metadata, embedding = excluded.embedding,
+              created_at = excluded.created_at, updated_at = excluded.updated_at, hlc = excluded.hlc,
+              deleted = excluded.deleted, origin_device = excluded.origin_device, seq = excluded.seq,
+              server_updated_at = excluded.server_updated_at
+            returning 1
+          ), c as (
+            insert into conflicts (user_id, memory_id, winner_hlc, loser_hlc, loser)
+            select ${p.user_id}, x.memory_id, x.winner_hlc, x.loser_hlc, x.loser
+            from jsonb_to_recordset(${conflictsJson}::jsonb) as x(memory_id text, winner_hlc text, loser_hlc text, loser jsonb)
+            returning 1
+          ), d as (
+            update devices set last_mutation_id = ${last}, last_seen = now()
+            where user_id = ${p.user_id} and device_id = ${p.device_id}
+            returning 1
+          )
+          select (select seq from u) as seq, (select count(*) from ins) as n_ins, (select count(*) from c) as n_c,
+            (select count(*) from d) as n_d`.execute(tx);
+        const seqRaw = wrote.rows[0]?.seq;
+        return { results, last, seq: n > 0 && seqRaw != null ? Number(seqRaw) : undefined };
       });
       return {
         response: { results: outcome.results, last_mutation_id: outcome.last, server_time: Date.now() },
