@@ -10,7 +10,7 @@
  * Prints a Markdown table and appends it to bench/RESULTS.md. Client and server share this machine.
  */
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { HlcClock } from "../src/core/hlc.ts";
