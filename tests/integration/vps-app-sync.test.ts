@@ -212,6 +212,27 @@ describe("events (SSE)", () => {
     expect(ids).toEqual([...ids].sort((x, y) => x - y));
   });
 
+  test("a quiet stream carries heartbeat comments", async () => {
+    const quick = await makeTestApp(backend, {}, { heartbeatS: 0.05 });
+    try {
+      const s = await signIn(quick, "dev-hb");
+      const res = await quick.req("/v1/events", { headers: s.auth });
+      const reader = res.body!.getReader();
+      let raw = "";
+      const deadline = Date.now() + 10_000;
+      while (!raw.includes(": heartbeat") && Date.now() < deadline) {
+        const r = await Promise.race([reader.read(), Bun.sleep(200).then(() => undefined)]);
+        if (r?.value) raw += new TextDecoder().decode(r.value);
+        if (r?.done) break;
+      }
+      await reader.cancel();
+      expect(raw).toContain(": connected");
+      expect(raw).toContain(": heartbeat");
+    } finally {
+      await quick.stop();
+    }
+  });
+
   test("revoking a device closes its open stream", async () => {
     const s = await signIn(t, "dev-a");
     const other = await signIn(t, "dev-b", s.user);
