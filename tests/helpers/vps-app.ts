@@ -103,13 +103,14 @@ export async function readSse(
   res: Response,
   count: number,
   timeoutMs = 3000,
+  until?: (e: { event?: string; id?: string; data?: string }) => boolean,
 ): Promise<{ events: Array<{ event?: string; id?: string; data?: string }>; raw: string }> {
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   let raw = "";
   const events: Array<{ event?: string; id?: string; data?: string }> = [];
   const deadline = Date.now() + timeoutMs;
-  while (events.length < count && Date.now() < deadline) {
+  while (events.length < count && Date.now() < deadline && !(until && events.some(until))) {
     const chunk = await Promise.race([
       reader.read(),
       Bun.sleep(Math.max(1, deadline - Date.now())).then(() => undefined),

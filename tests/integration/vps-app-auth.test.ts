@@ -294,6 +294,18 @@ describe("rate limits, health, metrics, logs", () => {
       const other = await limited.req("/v1/sync/pull", { headers: b.auth });
       expect(other.status).toBe(200);
       expect(other.headers.get("ratelimit-remaining")).toBe("2");
+      // Unauthenticated endpoints count per client address: two sign-ins above, one more allowed.
+      const third = await limited.req(
+        "/v1/auth/token",
+        form({ grant_type: "refresh_token", refresh_token: "dnr_x" }),
+      );
+      expect(third.status).toBe(400);
+      const fourth = await limited.req(
+        "/v1/auth/token",
+        form({ grant_type: "refresh_token", refresh_token: "dnr_x" }),
+      );
+      expect(fourth.status).toBe(429);
+      expect(fourth.headers.get("retry-after")).not.toBeNull();
     } finally {
       await limited.stop();
     }

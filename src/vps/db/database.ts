@@ -66,6 +66,7 @@ async function openPostgres(url: string, poolSize: number): Promise<VpsDatabase>
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types: pgTypes });
   // An idle client's error (the server restarted) must not crash the process; the pool replaces it.
   pool.on("error", () => {});
+  pool.on("connect", (client) => coalesceWrites(client));
   try {
     const c = await pool.connect();
     c.release();
@@ -95,6 +96,43 @@ async function openPostgres(url: string, poolSize: number): Promise<VpsDatabase>
       await db.destroy();
     },
   };
+}
+
+/**
+ * pg sends the messages of one extended-protocol query (parse, bind, describe, execute, sync) as
+ * separate writes between `cork()` and `uncork()`. Bun's socket does not coalesce corked writes, so
+ * each became its own syscall, which was the largest CPU cost of a push. While corked, this collects
+ * them and writes them as one buffer on `uncork()`.
+ */
+function coalesceWrites(client: pg.PoolClient): void {
+  const stream = (client as unknown as { connection?: { stream?: CorkableStream } }).connection?.stream;
+  if (!stream || typeof stream.write !== "function") return;
+  const write = stream.write.bind(stream);
+  let corked = false;
+  let pending: Uint8Array[] = [];
+  stream.cork = () => {
+    corked = true;
+  };
+  stream.uncork = () => {
+    corked = false;
+    if (pending.length === 0) return;
+    const chunks = pending;
+    pending = [];
+    write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+  };
+  stream.write = ((chunk: Uint8Array, ...rest: unknown[]) => {
+    if (corked && rest.length === 0 && chunk instanceof Uint8Array) {
+      pending.push(chunk);
+      return true;
+    }
+    return write(chunk, ...(rest as []));
+  }) as CorkableStream["write"];
+}
+
+interface CorkableStream {
+  write(chunk: Uint8Array, ...rest: unknown[]): boolean;
+  cork(): void;
+  uncork(): void;
 }
 
 /** A dedicated connection holding LISTEN, reconnecting after a lost connection. */

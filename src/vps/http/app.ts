@@ -286,12 +286,7 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
 
   app.post("/device", byIp, async (c) => {
     const origin = c.req.header("origin");
-    if (
-      origin &&
-      origin !== "null" &&
-      origin !== new URL(c.req.url).origin &&
-      origin !== config.public_url?.replace(/\/+$/, "")
-    )
+    if (origin && origin !== new URL(c.req.url).origin && origin !== config.public_url?.replace(/\/+$/, ""))
       return page(c, { message: { text: "This form must be sent from this site.", ok: false } }, 403);
     let form: Record<string, unknown>;
     try {

@@ -70,6 +70,22 @@ export function createWebhookDispatcher(db: Kysely<VpsTables>, options: WebhookD
   const timeoutMs = options.timeoutMs ?? 5000;
   const queue = new Map<string, Delivery>();
   let stopped = false;
+  // Which users have webhooks, cached briefly so that a push costs no extra query. A webhook
+  // registered through another instance is seen here within HOOK_CACHE_MS.
+  const HOOK_CACHE_MS = 5000;
+  const hookCache = new Map<string, { at: number; hooks: Delivery["hook"][] }>();
+  async function hooksOf(userId: string): Promise<Delivery["hook"][]> {
+    const hit = hookCache.get(userId);
+    if (hit && Date.now() - hit.at < HOOK_CACHE_MS) return hit.hooks;
+    const hooks = await db
+      .selectFrom("webhooks")
+      .select(["id", "url", "secret", "user_id"])
+      .where("user_id", "=", userId)
+      .execute();
+    if (hookCache.size > 10_000) hookCache.clear();
+    hookCache.set(userId, { at: Date.now(), hooks });
+    return hooks;
+  }
 
   async function attempt(d: Delivery): Promise<void> {
     d.running = true;
@@ -134,6 +150,7 @@ export function createWebhookDispatcher(db: Kysely<VpsTables>, options: WebhookD
         .insertInto("webhooks")
         .values({ user_id: p.user_id, id, device_id: p.device_id, url: req.url, secret })
         .execute();
+      hookCache.delete(p.user_id);
       return { id, url: req.url, secret };
     },
 
@@ -155,18 +172,14 @@ export function createWebhookDispatcher(db: Kysely<VpsTables>, options: WebhookD
         .where("id", "=", id)
         .executeTakeFirst();
       if (Number(r.numDeletedRows) === 0) throw new DionysusError("not_found", `no webhook ${id}`);
+      hookCache.delete(p.user_id);
       queue.delete(id);
     },
 
     /** Queues a delivery of `seq` to each of the user's webhooks; returns at once. */
     dispatch(userId: string, seq: number): void {
       void (async () => {
-        const hooks = await db
-          .selectFrom("webhooks")
-          .select(["id", "url", "secret", "user_id"])
-          .where("user_id", "=", userId)
-          .execute();
-        for (const hook of hooks) {
+        for (const hook of await hooksOf(userId)) {
           const existing = queue.get(hook.id);
           if (existing) {
             existing.seq = Math.max(existing.seq, seq);

@@ -1,10 +1,10 @@
 /**
  * The sync protocol on the server side (DESIGN.md "Sync protocol"; FR-011, FR-012, FR-017).
  *
- * Push: one transaction per batch. The device row is locked first, then every applied write takes
- * the next per-user `seq` from `UPDATE users SET seq = seq + 1 … RETURNING seq`; that row lock is held
- * until commit, so the change feed is commit-ordered and a pull can never skip a change. The device's
- * last mutation_id is recorded in the same transaction, so a replay is answered `duplicate`.
+ * Push: one transaction per batch. The device row is locked first, then the batch's writes take a
+ * range of the per-user `seq` from `UPDATE users SET seq = seq + n … RETURNING seq`; that row lock is
+ * held until commit, so the change feed is commit-ordered and a pull can never skip a change. The
+ * device's last mutation_id is recorded in the same transaction, so a replay is answered `duplicate`.
  *
  * Conflict log policy: a losing incoming write (`stale`) is always logged; an overwritten stored
  * version is logged when the two writes were concurrent: the incoming write's `base_hlc` (the
@@ -12,7 +12,7 @@
  * from any device, is plain editing. Without a `base_hlc` (older clients), an overwrite of
  * another device's write counts as a conflict. Re-sending the very same write logs nothing.
  */
-import type { Kysely, Transaction } from "kysely";
+import { type Kysely, sql, type Transaction } from "kysely";
 import { DionysusError, describeIssues, isDionysusError } from "../../core/errors.ts";
 import { hlcMs } from "../../core/hlc.ts";
 import { type Memory, validateContent } from "../../core/memory.ts";
@@ -31,7 +31,7 @@ import {
 import type { Principal } from "../auth/service.ts";
 import { toDevice } from "../auth/service.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
-import { notifyChannel } from "../push/channel.ts";
+import { CHANGES_CHANNEL } from "../push/channel.ts";
 
 export interface SyncServiceOptions {
   max_content_bytes: number;
@@ -59,6 +59,15 @@ export const rowToMemory = (r: MemoryRow): Memory => ({
   deleted: r.deleted,
   origin_device: r.origin_device,
 });
+
+/** A memories row as `row_to_json` renders it. */
+type MemoryJson = Omit<MemoryRow, "seq" | "server_updated_at"> & {
+  seq: number | string;
+  server_updated_at: string;
+};
+
+const jsonToMemory = (r: MemoryJson): Memory =>
+  rowToMemory({ ...r, seq: Number(r.seq), server_updated_at: new Date(r.server_updated_at) });
 
 const rowToChange = (r: MemoryRow): Change => ({ ...rowToMemory(r), seq: r.seq, base_hlc: r.base_hlc });
 
@@ -97,39 +106,61 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
       return { seq, cursor: encodeCursor(await getEpoch(), seq) };
     },
 
-    /** Applies a batch of raw (not yet validated) mutations for the caller's device. */
+    /**
+     * Applies a batch of raw (not yet validated) mutations for the caller's device. Validation
+     * happens before the transaction; inside it, one statement locks the device row and the
+     * memories the batch touches, the batch is resolved in memory (duplicates, clock skew,
+     * last-write-wins), and one statement writes everything: the seq range for the batch (with the
+     * poke), the upsert of the winning versions, the conflict log and the device's last mutation.
+     * Four round trips per push whatever its size; that is what keeps pushes cheap.
+     */
     async push(p: Principal, mutations: readonly unknown[]): Promise<PushOutcome> {
       const serverNow = now();
+      const checked = mutations.map((raw) => {
+        const rawId = positiveInt((raw as { mutation_id?: unknown } | null)?.mutation_id);
+        const parsed = Mutation.safeParse(raw);
+        if (!parsed.success)
+          return { rawId, reject: { code: "invalid_input", reason: describeIssues(parsed.error.issues) } };
+        if (parsed.data.op !== "delete") {
+          try {
+            validateContent(parsed.data.data.content, options.max_content_bytes);
+          } catch (err) {
+            if (!isDionysusError(err)) throw err;
+            return { rawId, reject: { code: err.code, reason: `data.content: ${err.message}` } };
+          }
+        }
+        return { rawId, m: parsed.data };
+      });
+      const ids = [...new Set(checked.flatMap((c) => (c.m ? [c.m.id] : [])))];
+
       const outcome = await db.transaction().execute(async (tx) => {
-        const dev = await tx
-          .selectFrom("devices")
-          .select(["last_mutation_id", "revoked_at"])
-          .where("user_id", "=", p.user_id)
-          .where("device_id", "=", p.device_id)
-          .forUpdate()
-          .executeTakeFirst();
+        const locked = await sql<{
+          dev: { last_mutation_id: number; revoked_at: string | null } | null;
+          mems: MemoryJson[];
+        }>`
+          with d as (
+            select last_mutation_id, revoked_at from devices
+            where user_id = ${p.user_id} and device_id = ${p.device_id} for update
+          ), m as (
+            select * from memories where user_id = ${p.user_id} and id = any(${ids}::text[]) for update
+          )
+          select (select row_to_json(d) from d) as dev, coalesce((select json_agg(m) from m), '[]'::json) as mems`.execute(
+          tx,
+        );
+        const row = locked.rows[0];
+        const dev = row?.dev;
         if (!dev || dev.revoked_at)
           throw new DionysusError("unauthorized", "this device is not registered or revoked");
-        let last = dev.last_mutation_id;
-        let seq: number | undefined;
+        let last = Number(dev.last_mutation_id);
+        const state = new Map<string, Memory>((row.mems ?? []).map((r) => [r.id, jsonToMemory(r)]));
+        const written = new Map<string, Memory & { base_hlc: string | null }>();
+        const conflicts: Array<{ memory_id: string; winner_hlc: string; loser_hlc: string; loser: Memory }> =
+          [];
         const results: PushResult[] = [];
 
-        for (let index = 0; index < mutations.length; index++) {
-          const raw = mutations[index];
-          const rawId = positiveInt((raw as { mutation_id?: unknown } | null)?.mutation_id);
-          const parsed = Mutation.safeParse(raw);
-          let reject: { code: string; reason: string } | undefined;
-          if (!parsed.success)
-            reject = { code: "invalid_input", reason: describeIssues(parsed.error.issues) };
-          else if (parsed.data.op !== "delete") {
-            try {
-              validateContent(parsed.data.data.content, options.max_content_bytes);
-            } catch (err) {
-              if (!isDionysusError(err)) throw err;
-              reject = { code: err.code, reason: `data.content: ${err.message}` };
-            }
-          }
-          if (reject || !parsed.success) {
+        for (let index = 0; index < checked.length; index++) {
+          const { rawId, m, reject } = checked[index]!;
+          if (!m) {
             results.push({
               index,
               mutation_id: rawId ?? null,
@@ -140,7 +171,6 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             if (rawId !== undefined && rawId > last) last = rawId;
             continue;
           }
-          const m = parsed.data;
           if (m.mutation_id <= last) {
             results.push({ index, mutation_id: m.mutation_id, status: "duplicate" });
             continue;
@@ -157,21 +187,14 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             });
             break;
           }
-
-          const cur = await tx
-            .selectFrom("memories")
-            .selectAll()
-            .where("user_id", "=", p.user_id)
-            .where("id", "=", m.id)
-            .forUpdate()
-            .executeTakeFirst();
-
+          last = m.mutation_id;
+          const cur = state.get(m.id);
           const incoming: Memory =
             m.op === "delete"
               ? {
                   id: m.id,
                   content: "",
-                  kind: (cur?.kind as Memory["kind"] | undefined) ?? "episodic",
+                  kind: cur?.kind ?? "episodic",
                   tags: [],
                   metadata: {},
                   created_at: cur?.created_at ?? new Date(hlcMs(m.hlc)).toISOString(),
@@ -181,74 +204,63 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
                   origin_device: p.device_id,
                 }
               : { id: m.id, ...m.data, hlc: m.hlc, deleted: false, origin_device: p.device_id };
-
           if (cur && !(m.hlc > cur.hlc)) {
             if (m.hlc !== cur.hlc)
-              await tx
-                .insertInto("conflicts")
-                .values({
-                  user_id: p.user_id,
-                  memory_id: m.id,
-                  winner_hlc: cur.hlc,
-                  loser_hlc: m.hlc,
-                  loser: JSON.stringify(incoming),
-                })
-                .execute();
+              conflicts.push({ memory_id: m.id, winner_hlc: cur.hlc, loser_hlc: m.hlc, loser: incoming });
             results.push({ index, mutation_id: m.mutation_id, status: "stale" });
-          } else {
-            const next = await tx
-              .updateTable("users")
-              .set((eb) => ({ seq: eb("seq", "+", 1) }))
-              .where("id", "=", p.user_id)
-              .returning("seq")
-              .executeTakeFirstOrThrow();
-            seq = next.seq;
-            const values = {
-              content: incoming.content,
-              kind: incoming.kind,
-              tags: JSON.stringify(incoming.tags),
-              metadata: JSON.stringify(incoming.metadata),
-              embedding: null,
-              created_at: incoming.created_at,
-              updated_at: incoming.updated_at,
-              hlc: incoming.hlc,
-              base_hlc: m.base_hlc ?? null,
-              deleted: incoming.deleted,
-              origin_device: incoming.origin_device,
-              seq: next.seq,
-              server_updated_at: new Date(serverNow),
-            };
-            await tx
-              .insertInto("memories")
-              .values({ user_id: p.user_id, id: m.id, ...values })
-              .onConflict((oc) => oc.columns(["user_id", "id"]).doUpdateSet(values))
-              .execute();
-            const concurrent =
-              m.base_hlc === undefined ? cur?.origin_device !== p.device_id : m.base_hlc !== cur?.hlc;
-            if (cur && concurrent && !(cur.deleted && incoming.deleted))
-              await tx
-                .insertInto("conflicts")
-                .values({
-                  user_id: p.user_id,
-                  memory_id: m.id,
-                  winner_hlc: m.hlc,
-                  loser_hlc: cur.hlc,
-                  loser: JSON.stringify(rowToMemory(cur)),
-                })
-                .execute();
-            results.push({ index, mutation_id: m.mutation_id, status: "applied" });
+            continue;
           }
-          last = Math.max(last, m.mutation_id);
+          const concurrent =
+            m.base_hlc === undefined ? cur?.origin_device !== p.device_id : m.base_hlc !== cur?.hlc;
+          if (cur && concurrent && !(cur.deleted && incoming.deleted))
+            conflicts.push({ memory_id: m.id, winner_hlc: m.hlc, loser_hlc: cur.hlc, loser: cur });
+          state.set(m.id, incoming);
+          // Re-inserting keeps the map in order of each memory's last write: its place in the feed.
+          written.delete(m.id);
+          written.set(m.id, { ...incoming, base_hlc: m.base_hlc ?? null });
+          results.push({ index, mutation_id: m.mutation_id, status: "applied" });
         }
 
-        await tx
-          .updateTable("devices")
-          .set({ last_mutation_id: last, last_seen: new Date(serverNow) })
-          .where("user_id", "=", p.user_id)
-          .where("device_id", "=", p.device_id)
-          .execute();
-        if (seq !== undefined) await notifyChannel(tx, { type: "changes", user_id: p.user_id, seq });
-        return { results, last, seq };
+        const n = written.size;
+        const rowsJson = JSON.stringify([...written.values()].map((mem, i) => ({ ...mem, ord: i + 1 })));
+        const conflictsJson = JSON.stringify(conflicts);
+        // One statement for every write. The seq range is taken under the user's row lock, held to
+        // commit, so the feed is commit-ordered; the poke rides on it and is delivered at commit.
+        const wrote = await sql<{ seq: number | string | null }>`
+          with u as (
+            update users set seq = seq + ${n} where id = ${p.user_id} and ${n}::int > 0
+            returning seq, pg_notify(${CHANGES_CHANNEL}, json_build_object('type', 'changes', 'user_id', id, 'seq', seq)::text)
+          ), r as (
+            select x.*, (select seq from u) - ${n} + x.ord as new_seq
+            from jsonb_to_recordset(${rowsJson}::jsonb) as x(
+              ord int, id text, content text, kind text, tags jsonb, metadata jsonb, created_at text,
+              updated_at text, hlc text, base_hlc text, deleted boolean, origin_device text)
+          ), ins as (
+            insert into memories (user_id, id, content, kind, tags, metadata, embedding, created_at,
+              updated_at, hlc, base_hlc, deleted, origin_device, seq, server_updated_at)
+            select ${p.user_id}, id, content, kind, tags, metadata, null, created_at, updated_at, hlc,
+              base_hlc, deleted, origin_device, new_seq, now()
+            from r where new_seq is not null
+            on conflict (user_id, id) do update set content = excluded.content, kind = excluded.kind,
+              tags = excluded.tags, metadata = excluded.metadata, embedding = excluded.embedding,
+              created_at = excluded.created_at, updated_at = excluded.updated_at, hlc = excluded.hlc,
+              base_hlc = excluded.base_hlc, deleted = excluded.deleted, origin_device = excluded.origin_device, seq = excluded.seq,
+              server_updated_at = excluded.server_updated_at
+            returning 1
+          ), c as (
+            insert into conflicts (user_id, memory_id, winner_hlc, loser_hlc, loser)
+            select ${p.user_id}, x.memory_id, x.winner_hlc, x.loser_hlc, x.loser
+            from jsonb_to_recordset(${conflictsJson}::jsonb) as x(memory_id text, winner_hlc text, loser_hlc text, loser jsonb)
+            returning 1
+          ), d as (
+            update devices set last_mutation_id = ${last}, last_seen = now()
+            where user_id = ${p.user_id} and device_id = ${p.device_id}
+            returning 1
+          )
+          select (select seq from u) as seq, (select count(*) from ins) as n_ins, (select count(*) from c) as n_c,
+            (select count(*) from d) as n_d`.execute(tx);
+        const seqRaw = wrote.rows[0]?.seq;
+        return { results, last, seq: n > 0 && seqRaw != null ? Number(seqRaw) : undefined };
       });
       return {
         response: { results: outcome.results, last_mutation_id: outcome.last, server_time: Date.now() },
