@@ -585,6 +585,21 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         expect(batch.map((b) => b.base_hlc ?? null)).toEqual([null, m.hlc, v2.hlc]);
       });
 
+      test("conflict entries from the VPS join the local log once", () => {
+        const { store } = fresh();
+        const c = remoteChange({ ms: T0 + 10, content: "winner" });
+        const entry = {
+          memory_id: c.id,
+          winner_hlc: c.hlc,
+          loser_hlc: formatHlc({ ms: T0, counter: 0, node: "device-c" }),
+          loser: null,
+          resolved_at: new Date(T0 + 20).toISOString(),
+        };
+        store.applyChanges([c], "e1.1.1", [entry]);
+        store.applyChanges([], "e1.1.1", [entry]);
+        expect(store.conflicts(10)).toEqual([entry]);
+      });
+
       test("applyIdentity stores the baseline without moving the cursor", () => {
         const { store } = fresh();
         store.applyChanges([remoteChange({ ms: T0 })], "e1.5");

@@ -297,6 +297,11 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
       expect(log[0]!.loser).toMatchObject({ content: "v2 from a", origin_device: "dev-a" });
       expect(log[1]).toMatchObject({ winner_hlc: bWins.hlc, loser_hlc: create.hlc });
       expect(log[1]!.loser).toMatchObject({ content: "v1" });
+      // The conflict log travels with the feed, oldest first, each entry once.
+      expect(pulled.conflicts.map((c) => c.loser_hlc)).toEqual([create.hlc, aLoses.hlc]);
+      const again = await sync.pull(a.principal.user_id, { limit: 10, since: pulled.cursor });
+      if (again.status !== "ok") throw new Error("expected ok");
+      expect(again).toMatchObject({ changes: [], conflicts: [], up_to_date: true });
       // A device overwriting its own write is not a conflict.
       expect((await sync.push(bPrincipal, [b.update(id, "v3 from b")])).response.results[0]!.status).toBe(
         "applied",

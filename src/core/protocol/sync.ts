@@ -102,6 +102,16 @@ export type PullQuery = z.infer<typeof PullQuery>;
 export const Change = Memory.extend({ seq: z.number().int().positive(), base_hlc: BaseHlc });
 export type Change = z.infer<typeof Change>;
 
+/** Stored-version entry of a conflict log (edge and VPS): the version that lost. */
+export const ConflictEntry = z.object({
+  memory_id: z.uuid(),
+  winner_hlc: HlcStamp,
+  loser_hlc: HlcStamp,
+  loser: Memory.nullable(),
+  resolved_at: Timestamp,
+});
+export type ConflictEntry = z.infer<typeof ConflictEntry>;
+
 /**
  * Pull answer. `ok` carries a page of changes in commit order and the cursor to continue from;
  * keep pulling until `up_to_date`. `refetch` means the cursor can no longer be served (the server
@@ -111,6 +121,9 @@ export const PullResponse = z.discriminatedUnion("status", [
   z.object({
     status: z.literal("ok"),
     changes: z.array(Change),
+    /** Entries of the user's VPS conflict log that are new since the cursor, so every device's
+     * conflict log ends up with every loser, whichever device noticed the conflict. */
+    conflicts: z.array(ConflictEntry).default([]),
     cursor: z.string(),
     up_to_date: z.boolean(),
     server_time: z.number(),
@@ -123,15 +136,18 @@ export const PullResponse = z.discriminatedUnion("status", [
 ]);
 export type PullResponse = z.infer<typeof PullResponse>;
 
-/** Cursor: `<epoch>.<seq>`. Opaque to the edge; only the VPS reads it. */
-export function encodeCursor(epoch: string, seq: number): string {
-  return `${epoch}.${seq}`;
+/** Cursor: `<epoch>.<seq>[.<conflict id>]`. Opaque to the edge; only the VPS reads it. */
+export function encodeCursor(epoch: string, seq: number, conflictId = 0): string {
+  return conflictId > 0 ? `${epoch}.${seq}.${conflictId}` : `${epoch}.${seq}`;
 }
-export function decodeCursor(cursor: string): { epoch: string; seq: number } | undefined {
-  const m = /^([A-Za-z0-9_-]{1,64})\.(\d{1,18})$/.exec(cursor);
+export function decodeCursor(cursor: string): { epoch: string; seq: number; conflictId: number } | undefined {
+  const m = /^([A-Za-z0-9_-]{1,64})\.(\d{1,18})(?:\.(\d{1,18}))?$/.exec(cursor);
   if (!m) return undefined;
   const seq = Number(m[2]);
-  return Number.isSafeInteger(seq) ? { epoch: m[1]!, seq } : undefined;
+  const conflictId = m[3] === undefined ? 0 : Number(m[3]);
+  return Number.isSafeInteger(seq) && Number.isSafeInteger(conflictId)
+    ? { epoch: m[1]!, seq, conflictId }
+    : undefined;
 }
 
 /** Payload of a `changes` event on `GET /v1/events` (SSE); the event id is `seq`. */
@@ -146,13 +162,3 @@ export const QueueCounts = z.object({
   failed: z.number().int(),
 });
 export type QueueCounts = z.infer<typeof QueueCounts>;
-
-/** Stored-version entry of a conflict log (edge and VPS): the version that lost. */
-export const ConflictEntry = z.object({
-  memory_id: z.uuid(),
-  winner_hlc: HlcStamp,
-  loser_hlc: HlcStamp,
-  loser: Memory.nullable(),
-  resolved_at: Timestamp,
-});
-export type ConflictEntry = z.infer<typeof ConflictEntry>;

@@ -84,9 +84,10 @@ export interface EdgeStore {
   /**
    * Applies a page of remote changes with last-write-wins by HLC and stores `cursor`, in one
    * transaction. Remote rows get `source = 'vps'`; overwritten versions go to the conflict log.
-   * A local row with queued (unsynced) writes keeps them queued.
+   * A local row with queued (unsynced) writes keeps them queued. `conflicts` are entries of the
+   * VPS's conflict log (found by another device or the VPS); they join the local log, once each.
    */
-  applyChanges(changes: Change[], cursor: string): ApplyChangesResult;
+  applyChanges(changes: Change[], cursor: string, conflicts?: ConflictEntry[]): ApplyChangesResult;
   /** Applies the identity baseline (`GET /v1/identity`) with last-write-wins, leaving the pull
    * cursor alone (the full pull that follows still starts where it was). Returns rows written. */
   applyIdentity(memories: Memory[]): number;

@@ -359,7 +359,7 @@ export class SyncEngine implements TokenSource {
         cursor = undefined;
         continue;
       }
-      const applied = this.store.applyChanges(page.changes, page.cursor);
+      const applied = this.store.applyChanges(page.changes, page.cursor, page.conflicts);
       report.pulled += page.changes.length;
       report.conflicts += applied.conflicts;
       cursor = page.cursor;

@@ -71,6 +71,20 @@ const jsonToMemory = (r: MemoryJson): Memory =>
 
 const rowToChange = (r: MemoryRow): Change => ({ ...rowToMemory(r), seq: r.seq, base_hlc: r.base_hlc });
 
+const toConflictEntry = (r: {
+  memory_id: string;
+  winner_hlc: string;
+  loser_hlc: string;
+  loser: unknown;
+  resolved_at: Date | string;
+}): ConflictEntry => ({
+  memory_id: r.memory_id,
+  winner_hlc: r.winner_hlc,
+  loser_hlc: r.loser_hlc,
+  loser: (r.loser as Memory | null) ?? null,
+  resolved_at: new Date(r.resolved_at).toISOString(),
+});
+
 function positiveInt(v: unknown): number | undefined {
   return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : undefined;
 }
@@ -272,6 +286,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
     async pull(userId: string, q: PullQuery): Promise<PullResponse> {
       const ep = await getEpoch();
       let since = 0;
+      let sinceConflict = 0;
       if (q.since !== undefined && q.since !== "") {
         const c = decodeCursor(q.since);
         if (!c) throw new DionysusError("invalid_input", "since: not a cursor this server issued");
@@ -283,6 +298,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             server_time: Date.now(),
           };
         since = c.seq;
+        sinceConflict = c.conflictId;
       }
       const current = await userSeq(db, userId);
       if (since > current)
@@ -301,11 +317,23 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         .limit(q.limit + 1)
         .execute();
       const page = rows.slice(0, q.limit);
+      // The conflict log travels beside the feed, with its own position in the cursor.
+      const logged = await db
+        .selectFrom("conflicts")
+        .selectAll()
+        .where("user_id", "=", userId)
+        .where("id", ">", sinceConflict)
+        .orderBy("id")
+        .limit(q.limit + 1)
+        .execute();
+      const conflictPage = logged.slice(0, q.limit);
+      const lastConflict = conflictPage.length ? Number(conflictPage.at(-1)!.id) : sinceConflict;
       return {
         status: "ok",
         changes: page.map(rowToChange),
-        cursor: encodeCursor(ep, page.at(-1)?.seq ?? since),
-        up_to_date: rows.length <= q.limit,
+        conflicts: conflictPage.map(toConflictEntry),
+        cursor: encodeCursor(ep, page.at(-1)?.seq ?? since, lastConflict),
+        up_to_date: rows.length <= q.limit && logged.length <= q.limit,
         server_time: Date.now(),
       };
     },
@@ -359,13 +387,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         .limit(opts.limit ?? 100);
       if (opts.memory_id) q = q.where("memory_id", "=", opts.memory_id);
       const rows = await q.execute();
-      return rows.map((r) => ({
-        memory_id: r.memory_id,
-        winner_hlc: r.winner_hlc,
-        loser_hlc: r.loser_hlc,
-        loser: (r.loser as Memory | null) ?? null,
-        resolved_at: new Date(r.resolved_at).toISOString(),
-      }));
+      return rows.map(toConflictEntry);
     },
   };
 }

@@ -90,7 +90,8 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       loser       TEXT,
       resolved_at TEXT NOT NULL
     )`,
-    "CREATE INDEX conflicts_memory ON conflicts (memory_id)",
+    // One entry per conflict, whichever device (or the VPS) noticed it.
+    "CREATE UNIQUE INDEX conflicts_once ON conflicts (memory_id, winner_hlc, loser_hlc)",
   ],
 ];
 

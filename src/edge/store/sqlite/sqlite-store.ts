@@ -234,7 +234,8 @@ class SqliteEdgeStore implements EdgeStore {
 
   private logConflict(memoryId: string, winnerHlc: string, loser: Memory): void {
     this.q(
-      "INSERT INTO conflicts (memory_id, winner_hlc, loser_hlc, loser, resolved_at) VALUES (?, ?, ?, ?, ?)",
+      `INSERT OR IGNORE INTO conflicts (memory_id, winner_hlc, loser_hlc, loser, resolved_at)
+       VALUES (?, ?, ?, ?, ?)`,
     ).run(memoryId, winnerHlc, loser.hlc, JSON.stringify(loser), iso(this.now()));
   }
 
@@ -562,12 +563,24 @@ class SqliteEdgeStore implements EdgeStore {
     return this.getMeta(META.cursor);
   }
 
-  applyChanges(changes: Change[], cursor: string): ApplyChangesResult {
+  applyChanges(changes: Change[], cursor: string, conflicts: ConflictEntry[] = []): ApplyChangesResult {
     return this.write(() => {
       this.syncClock();
       const result: ApplyChangesResult = { applied: 0, skipped: 0, conflicts: 0 };
       const at = iso(this.now());
       for (const { seq: _seq, ...change } of changes) this.applyRemote(change, at, result);
+      const record = this.q(
+        `INSERT OR IGNORE INTO conflicts (memory_id, winner_hlc, loser_hlc, loser, resolved_at)
+         VALUES (?, ?, ?, ?, ?)`,
+      );
+      for (const c of conflicts)
+        record.run(
+          c.memory_id,
+          c.winner_hlc,
+          c.loser_hlc,
+          c.loser ? JSON.stringify(c.loser) : null,
+          c.resolved_at,
+        );
       this.putMeta(META.cursor, cursor);
       this.putMeta(META.hlc, this.clock.current());
       return result;
