@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DionysusError } from "../../src/core/errors.ts";
 import { createSqliteStore, SCHEMA_VERSION } from "../../src/edge/store/sqlite/index.ts";
-import { edgeStoreContract } from "./edge-store.contract.ts";
+import { edgeStoreContract, remoteChange } from "./edge-store.contract.ts";
 
 edgeStoreContract("sqlite", (opts) => createSqliteStore(opts));
 
@@ -128,6 +128,40 @@ describe("sqlite adapter specifics", () => {
     const path = join(tmp(), "nested", "deeper", "edge.db");
     const store = createSqliteStore({ path });
     expect(store.sizeBytes()).toBeGreaterThan(0);
+    store.close();
+  });
+
+  test("on a large store, common words still re-rank the memories the rare words find", () => {
+    const store = createSqliteStore({ path: join(tmp(), "edge.db") });
+    const base = Date.parse("2026-01-01T00:00:00Z");
+    const changes = [];
+    for (let i = 0; i < 2100; i++)
+      changes.push(
+        remoteChange({ ms: base + i, content: `the garden was green and quiet ${i}`, seq: i + 1 }),
+      );
+    for (let i = 0; i < 2500; i++)
+      changes.push(remoteChange({ ms: base + 5000 + i, content: `the river was cold ${i}`, seq: 3000 + i }));
+    store.applyChanges(changes, "e.1");
+    const office = store.create({
+      content: "an office party with cake",
+      kind: "episodic",
+      tags: [],
+      metadata: {},
+    });
+    const garden = store.create({
+      content: "a garden party with lanterns",
+      kind: "episodic",
+      tags: [],
+      metadata: {},
+    });
+    const hits = store.recall("garden party", 10);
+    expect(hits.slice(0, 2).map((h) => h.memory.id)).toEqual([garden.id, office.id]);
+    expect(hits[0]!.score).toBeGreaterThan(hits[1]!.score);
+    expect(hits[0]!.snippet).toContain("**garden** **party**");
+    // Only common words: the newest matches are ranked.
+    const common = store.recall("garden", 5);
+    expect(common).toHaveLength(5);
+    expect(common[0]!.memory.id).toBe(garden.id);
     store.close();
   });
 });
