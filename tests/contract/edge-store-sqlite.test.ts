@@ -106,8 +106,8 @@ describe("sqlite adapter specifics", () => {
       store.create({ content: `memory number ${i} `.repeat(20), kind: "episodic", tags: [], metadata: {} });
     store.close();
     const bytes = readFileSync(path);
-    // Scribble over a few pages past the header.
-    for (let i = 8192; i < 8192 + 3 * 4096; i++) bytes[i] = (i * 37) & 0xff;
+    // Break the header of every b-tree page after the schema page.
+    for (let page = 2; page * 4096 < bytes.length; page++) bytes[page * 4096] = 0xff;
     writeFileSync(path, bytes);
     const before = readFileSync(path);
     expect(refused(path).code).toBe("db_corrupt");
@@ -163,5 +163,41 @@ describe("sqlite adapter specifics", () => {
     expect(common).toHaveLength(5);
     expect(common[0]!.memory.id).toBe(garden.id);
     store.close();
+  });
+});
+
+describe("sqlite queue counters", () => {
+  test("the trigger-kept counts equal a real count after every kind of queue change", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dionysus-sqlite-"));
+    try {
+      const path = join(dir, "edge.db");
+      const store = createSqliteStore({ path });
+      const made = Array.from({ length: 6 }, (_, i) =>
+        store.create({ content: `count me ${i}`, kind: "episodic", tags: [], metadata: {} }),
+      );
+      store.delete(made[5]!.id);
+      store.claimBatch(4);
+      store.settle([
+        { index: 0, mutation_id: 1, status: "applied" },
+        { index: 1, mutation_id: 2, status: "rejected", reason: "no", retryable: false },
+      ]);
+      store.claimBatch(2);
+      store.release([3, 4], "offline", Date.now());
+      const raw = new Database(path);
+      const real = Object.fromEntries(
+        (
+          raw.query("SELECT status, count(*) AS n FROM sync_queue GROUP BY status").all() as {
+            status: string;
+            n: number;
+          }[]
+        ).map((r) => [r.status, r.n]),
+      );
+      raw.close();
+      expect(store.queueCounts()).toEqual({ queued: 0, syncing: 0, synced: 0, failed: 0, ...real });
+      expect(store.queueCounts()).toEqual({ queued: 5, syncing: 0, synced: 1, failed: 1 });
+      store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -96,7 +96,8 @@ describe("startEdgeDaemon", () => {
       store.create({ content: `memory ${i} `.repeat(30), kind: "episodic", tags: [], metadata: {} });
     store.close();
     const bytes = readFileSync(path);
-    for (let i = 12_288; i < 12_288 + 4 * 4096; i++) bytes[i] = (i * 131) & 0xff;
+    // Break the header of every b-tree page after the schema page.
+    for (let page = 2; page * 4096 < bytes.length; page++) bytes[page * 4096] = 0xff;
     writeFileSync(path, bytes);
     const err = await rejection(startEdgeDaemon({ config: cfg }));
     expect(err.code).toBe("db_corrupt");

@@ -403,7 +403,7 @@ class SqliteEdgeStore implements EdgeStore {
   queueCounts(): QueueCounts {
     return this.guard(() => {
       const counts: QueueCounts = { queued: 0, syncing: 0, synced: 0, failed: 0 };
-      const rows = this.q("SELECT status, count(*) AS n FROM sync_queue GROUP BY status").all() as {
+      const rows = this.q("SELECT status, n FROM sync_queue_counts").all() as {
         status: QueueStatus;
         n: number;
       }[];
