@@ -338,9 +338,8 @@ class SqliteEdgeStore implements EdgeStore {
                              updated_at = ?, hlc = ?, source = 'local', synced_at = NULL
          WHERE id = ?`,
       ).run(at, hlc, id);
-      // Forgetting removes the content from synced history too; unsynced writes keep their
-      // payload because the VPS still has to receive them in order.
-      this.q("UPDATE sync_queue SET payload = NULL WHERE memory_id = ? AND status = 'synced'").run(id);
+      // Unsynced writes keep their payload: the VPS still has to receive them in order (synced
+      // rows hold none).
       this.enqueue(id, "delete", hlc, null);
     });
   }
@@ -481,7 +480,10 @@ class SqliteEdgeStore implements EdgeStore {
         if (!row || row.status === "synced") continue;
         if (r.status === "applied" || r.status === "stale" || r.status === "duplicate") {
           this.q(
-            `UPDATE sync_queue SET status = 'synced', last_error = NULL, next_attempt_at = NULL, updated_at = ?
+            // The payload is only needed until the VPS has the write; dropping it keeps the
+            // database from holding every memory twice.
+            `UPDATE sync_queue SET status = 'synced', payload = NULL, last_error = NULL, next_attempt_at = NULL,
+                                   updated_at = ?
              WHERE mutation_id = ?`,
           ).run(at, row.mutation_id);
           // synced_at says the memory's current version is on the VPS.
