@@ -22,12 +22,12 @@ function stubCounts(
 describe("planRecall", () => {
   test("rare words choose the candidates; common words only re-rank them", () => {
     const plan = planRecall("garden party", stubCounts({ garden: 9000, party: 120 }), 2000);
-    expect(plan).toEqual({ match: '"party" OR ("party" AND "garden")' });
+    expect(plan).toEqual({ match: '("party" NOT "garden") OR ("party" AND "garden")' });
   });
 
   test("several rare words are OR-ed while they fit the budget, the rest re-rank", () => {
     const plan = planRecall("alpha beta gamma", stubCounts({ alpha: 900, beta: 800, gamma: 700 }), 2000);
-    expect(plan).toEqual({ match: '("gamma" OR "beta") OR (("gamma" OR "beta") AND "alpha")' });
+    expect(plan).toEqual({ match: '(("gamma" OR "beta") NOT "alpha") OR (("gamma" OR "beta") AND "alpha")' });
     expect(planRecall("alpha beta", stubCounts({ alpha: 10, beta: 20 }), 2000)).toEqual({
       match: '"alpha" OR "beta"',
     });
@@ -89,7 +89,7 @@ describe("planRecall", () => {
       if (!plan) return;
       const stripped = plan.match
         .replace(/"[\p{L}\p{N}_]+"/gu, "")
-        .replace(/\b(OR|AND)\b/g, "")
+        .replace(/\b(OR|AND|NOT)\b/g, "")
         .replace(/[()\s]/g, "");
       expect(stripped).toBe("");
     },

@@ -10,7 +10,8 @@
  * 2. Each word's document frequency is counted, capped at `budget + 1` (cheap: it stops early).
  * 3. Rare words (together at most `budget` matching memories) choose the candidates; the
  *    remaining, common words only add to the score of candidates that also contain them:
- *    `(rare) OR ((rare) AND (common))`.
+ *    `(rare NOT common) OR (rare AND common)`, which FTS5 scores exactly like `rare OR common`
+ *    on those candidates.
  * 4. When every word is common, the candidates are the newest memories containing any of them,
  *    in a rowid window sized to hold about `budget` matches.
  *
@@ -48,7 +49,7 @@ export interface PlanSource {
 }
 
 /** At most this many memories are ranked for one recall. */
-export const DEFAULT_CANDIDATE_BUDGET = 2000;
+export const DEFAULT_CANDIDATE_BUDGET = 3000;
 /** At most this many common words re-rank the candidates (bm25 reads each one's whole posting
  * list once per query, so each costs time in proportion to how common it is). */
 const MAX_COMMON = 4;
@@ -85,7 +86,9 @@ export function planRecall(
 
   if (rare.length > 0) {
     if (boost.length === 0) return { match: rare.map(quote).join(" OR ") };
-    return { match: `${any(rare)} OR (${any(rare)} AND ${any(boost)})` };
+    // FTS5's bm25 adds up the phrases of the branches that matched a row, so this scores a
+    // candidate exactly as an unpruned OR over all the words would.
+    return { match: `(${any(rare)} NOT ${any(boost)}) OR (${any(rare)} AND ${any(boost)})` };
   }
 
   // Every word is common: rank the newest matches only. Probe how dense the matches are among
