@@ -20,7 +20,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { toFtsQuery } from "../src/core/query.ts";
 import { createSqliteStore } from "../src/edge/store/sqlite/index.ts";
-import { STOPWORDS } from "../src/edge/store/sqlite/recall-plan.ts";
+import { type PlanSource, planRecall, STOPWORDS } from "../src/edge/store/sqlite/recall-plan.ts";
 import { corpus } from "./corpus.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -273,8 +273,24 @@ const fullRank = raw.query(
   "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rank LIMIT 10",
 );
 const ridOf = raw.query("SELECT rid FROM memories WHERE id = ?");
-let overlapSum = 0;
-let compared = 0;
+const planSource: PlanSource = {
+  countCapped: (t, cap) =>
+    (
+      raw
+        .query("SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)")
+        .get(`"${t}"`, cap) as { n: number }
+    ).n,
+  countInWindow: (m, lo, cap) =>
+    (
+      raw
+        .query(
+          "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? LIMIT ?)",
+        )
+        .get(m, lo, cap) as { n: number }
+    ).n,
+  maxRowid: () => (raw.query("SELECT max(rid) AS n FROM memories").get() as { n: number }).n,
+};
+const agreement = { candidates: { sum: 0, n: 0 }, newest: { sum: 0, n: 0 } };
 const fullMs: number[] = [];
 for (const q of queries.slice(0, Number(args.quality))) {
   const words = q.split(/\s+/).filter((w) => !STOPWORDS.has(w.toLowerCase()));
@@ -285,8 +301,9 @@ for (const q of queries.slice(0, Number(args.quality))) {
   fullMs.push(performance.now() - t0);
   if (full.size === 0) continue;
   const planned = store.recall(q, 10).map((h) => (ridOf.get(h.memory.id) as { rid: number }).rid);
-  overlapSum += planned.filter((r) => full.has(r)).length / full.size;
-  compared++;
+  const bucket = planRecall(q, planSource)?.minRowid ? agreement.newest : agreement.candidates;
+  bucket.sum += planned.filter((r) => full.has(r)).length / full.size;
+  bucket.n++;
 }
 raw.close();
 store.close();
@@ -324,9 +341,14 @@ const rows: [string, string, string][] = [
     "in-process, for comparison",
   ],
   [
-    "top-10 agreement with unpruned bm25",
-    `${((overlapSum / Math.max(compared, 1)) * 100).toFixed(0)} % (${compared} queries)`,
+    "top-10 agreement with unpruned bm25: queries with a word in ≤ 3,000 memories",
+    `${((agreement.candidates.sum / Math.max(agreement.candidates.n, 1)) * 100).toFixed(0)} % (${agreement.candidates.n} queries)`,
     "",
+  ],
+  [
+    "… queries of only common words (ranked among the newest matches)",
+    `${((agreement.newest.sum / Math.max(agreement.newest.n, 1)) * 100).toFixed(0)} % (${agreement.newest.n} queries)`,
+    "by design",
   ],
   [
     "single ingest p50 / p95 / p99",
@@ -363,7 +385,20 @@ const context = [
   `Daemon: ${serveCmd[0]!.endsWith("dionysus") ? "the compiled binary" : "bun src/cli/main.ts"}; load average ${load0.toFixed(1)} → ${load1.toFixed(1)} during the workload (other processes share this machine).`,
   `Queries: ${args.queries} generated ones — 40 % one content word, 30 % two, 15 % three, 15 % questions like "what did I say about the X and Y"; limit 10, sequential, one keep-alive connection.`,
 ].join("\n");
-const section = `## Edge recall (issue 2)\n\n${context}\n\n${table}\n`;
+const notes = [
+  "Notes:",
+  "- Recall: the words found in at most about 3,000 memories choose the candidates and every other word",
+  "  adds to their score, which reproduces the unpruned bm25 top 10; a query made only of common words is",
+  "  ranked among the newest memories containing them (hence the lower agreement there).",
+  "- Ingest latency is dominated by the fsync of each commit (`synchronous = FULL`, so an acknowledged write",
+  "  survives a power loss); its tail moves with the disk load of whatever else runs on the machine.",
+  "- Serve → healthy is the time until `/health` answers. Writes wait for the background `PRAGMA quick_check`,",
+  "  which reads the whole file (its time grows with the database size); reads are served meanwhile.",
+  "- The binary is Bun's runtime (about 100 MB on its own) plus the app; the spec's 50 MB is not reachable",
+  "  with `bun build --compile`. Compressed for download it is about half.",
+  "- This machine is shared with other jobs: runs vary by tens of percent; the load average is given above.",
+].join("\n");
+const section = `## Edge recall (issue 2)\n\n${context}\n\n${table}\n\n${notes}\n`;
 process.stdout.write(`${section}\n`);
 
 if (!args["no-write"]) {
