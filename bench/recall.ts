@@ -387,6 +387,7 @@ const context = [
 ].join("\n");
 const notes = [
   "Notes:",
+  "",
   "- Recall: the words found in at most about 3,000 memories choose the candidates and every other word",
   "  adds to their score, which reproduces the unpruned bm25 top 10; a query made only of common words is",
   "  ranked among the newest memories containing them (hence the lower agreement there).",
@@ -412,6 +413,11 @@ if (!args["no-write"]) {
     text = text.slice(0, start) + section + (end === -1 ? "" : rest.slice(end + 1));
   }
   writeFileSync(file, text.endsWith("\n") ? text : `${text}\n`);
+  // Keep the file as the formatter (checked by `bun run check`) wants it: aligned tables.
+  Bun.spawnSync([join(ROOT, "node_modules/.bin/biome"), "format", "--write", file], {
+    cwd: ROOT,
+    stdout: "ignore",
+  });
   log(`written to ${file}`);
 }
 rmSync(work, { recursive: true, force: true });
