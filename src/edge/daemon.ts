@@ -18,12 +18,13 @@ import {
   writeDaemonInfo,
 } from "./daemon-file.ts";
 import { createEdgeApp, type EdgeAppDeps } from "./http/app.ts";
-import { createSqliteStore } from "./store/sqlite/index.ts";
+import { checkIntegrityInBackground, createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 
 /** What the sync engine (and later the router) plug into the daemon. */
-export interface EdgeServices extends Omit<EdgeAppDeps, "store" | "config"> {
-  /** Called once the daemon listens (start background work here). */
+export interface EdgeServices extends Omit<EdgeAppDeps, "store" | "config" | "ready"> {
+  /** Called once the daemon listens and its database passed the integrity check (start
+   * background work here); `startEdgeDaemon` resolves after it. */
   onStart?: (daemon: EdgeDaemon) => void | Promise<void>;
   /** Called on stop, before the store is closed. */
   onStop?: () => void | Promise<void>;
@@ -36,6 +37,12 @@ export interface StartEdgeDaemonOptions {
   services?: EdgeServices;
   /** Stop cleanly on SIGINT/SIGTERM and exit (the `serve` command); default false. */
   handleSignals?: boolean;
+  /**
+   * Run `PRAGMA quick_check` on the daemon's own database (default true). It runs on a worker
+   * thread while the daemon already answers reads; writes wait for it, and a failure stops the
+   * daemon with `db_corrupt`. Not run on a store passed in `store`.
+   */
+  integrityCheck?: boolean;
 }
 
 export interface EdgeDaemon {
@@ -99,10 +106,18 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
   let store: EdgeStore | undefined = opts.store;
   const ownStore = store === undefined;
   let server: ReturnType<typeof Bun.serve> | undefined;
+  let integrity: Promise<void> | undefined;
   try {
-    store ??= createSqliteStore({ path: dbPath(config.data_dir), maxContentBytes: config.max_content_bytes });
-    store.requeueSyncing();
-    const app = createEdgeApp({ ...services, store, config });
+    store ??= createSqliteStore({
+      path: dbPath(config.data_dir),
+      maxContentBytes: config.max_content_bytes,
+      integrityCheck: false,
+    });
+    if (ownStore && opts.integrityCheck !== false) {
+      integrity = checkIntegrityInBackground(dbPath(config.data_dir));
+      integrity.catch(() => {}); // observed below; writes see the rejection themselves
+    }
+    const app = createEdgeApp({ ...services, store, config, ...(integrity ? { ready: integrity } : {}) });
     try {
       server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
     } catch (cause) {
@@ -164,6 +179,8 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
     process.on("SIGTERM", onSignal);
   }
   try {
+    await integrity;
+    liveStore.requeueSyncing();
     await services.onStart?.(daemon);
   } catch (err) {
     await daemon.stop();

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DionysusError } from "../../src/core/errors.ts";
 import { createSqliteStore, SCHEMA_VERSION } from "../../src/edge/store/sqlite/index.ts";
-import { edgeStoreContract } from "./edge-store.contract.ts";
+import { edgeStoreContract, remoteChange } from "./edge-store.contract.ts";
 
 edgeStoreContract("sqlite", (opts) => createSqliteStore(opts));
 
@@ -106,8 +106,8 @@ describe("sqlite adapter specifics", () => {
       store.create({ content: `memory number ${i} `.repeat(20), kind: "episodic", tags: [], metadata: {} });
     store.close();
     const bytes = readFileSync(path);
-    // Scribble over a few pages past the header.
-    for (let i = 8192; i < 8192 + 3 * 4096; i++) bytes[i] = (i * 37) & 0xff;
+    // Break the header of every b-tree page after the schema page.
+    for (let page = 2; page * 4096 < bytes.length; page++) bytes[page * 4096] = 0xff;
     writeFileSync(path, bytes);
     const before = readFileSync(path);
     expect(refused(path).code).toBe("db_corrupt");
@@ -129,5 +129,75 @@ describe("sqlite adapter specifics", () => {
     const store = createSqliteStore({ path });
     expect(store.sizeBytes()).toBeGreaterThan(0);
     store.close();
+  });
+
+  test("on a large store, common words still re-rank the memories the rare words find", () => {
+    const store = createSqliteStore({ path: join(tmp(), "edge.db") });
+    const base = Date.parse("2026-01-01T00:00:00Z");
+    const changes = [];
+    for (let i = 0; i < 2100; i++)
+      changes.push(
+        remoteChange({ ms: base + i, content: `the garden was green and quiet ${i}`, seq: i + 1 }),
+      );
+    for (let i = 0; i < 2500; i++)
+      changes.push(remoteChange({ ms: base + 5000 + i, content: `the river was cold ${i}`, seq: 3000 + i }));
+    store.applyChanges(changes, "e.1");
+    const office = store.create({
+      content: "an office party with cake",
+      kind: "episodic",
+      tags: [],
+      metadata: {},
+    });
+    const garden = store.create({
+      content: "a garden party with lanterns",
+      kind: "episodic",
+      tags: [],
+      metadata: {},
+    });
+    const hits = store.recall("garden party", 10);
+    expect(hits.slice(0, 2).map((h) => h.memory.id)).toEqual([garden.id, office.id]);
+    expect(hits[0]!.score).toBeGreaterThan(hits[1]!.score);
+    expect(hits[0]!.snippet).toContain("**garden** **party**");
+    // Only common words: the newest matches are ranked.
+    const common = store.recall("garden", 5);
+    expect(common).toHaveLength(5);
+    expect(common[0]!.memory.id).toBe(garden.id);
+    store.close();
+  });
+});
+
+describe("sqlite queue counters", () => {
+  test("the trigger-kept counts equal a real count after every kind of queue change", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dionysus-sqlite-"));
+    try {
+      const path = join(dir, "edge.db");
+      const store = createSqliteStore({ path });
+      const made = Array.from({ length: 6 }, (_, i) =>
+        store.create({ content: `count me ${i}`, kind: "episodic", tags: [], metadata: {} }),
+      );
+      store.delete(made[5]!.id);
+      store.claimBatch(4);
+      store.settle([
+        { index: 0, mutation_id: 1, status: "applied" },
+        { index: 1, mutation_id: 2, status: "rejected", reason: "no", retryable: false },
+      ]);
+      store.claimBatch(2);
+      store.release([3, 4], "offline", Date.now());
+      const raw = new Database(path);
+      const real = Object.fromEntries(
+        (
+          raw.query("SELECT status, count(*) AS n FROM sync_queue GROUP BY status").all() as {
+            status: string;
+            n: number;
+          }[]
+        ).map((r) => [r.status, r.n]),
+      );
+      raw.close();
+      expect(store.queueCounts()).toEqual({ queued: 0, syncing: 0, synced: 0, failed: 0, ...real });
+      expect(store.queueCounts()).toEqual({ queued: 5, syncing: 0, synced: 1, failed: 1 });
+      store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -32,6 +32,8 @@ export interface EdgeAppDeps {
   syncNow?: () => Promise<object>;
   /** The local conflict log, newest first. */
   conflicts?: (limit: number) => ConflictEntry[];
+  /** Writes wait for this (the daemon's background integrity check); a rejection refuses them. */
+  ready?: Promise<void>;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string, err?: unknown) => void;
 }
@@ -128,7 +130,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     return c.json(body);
   });
 
-  app.post("/v1/memories", limitBody, jsonBody, zValidator("json", NewMemory, onInvalid), (c) => {
+  app.post("/v1/memories", limitBody, jsonBody, zValidator("json", NewMemory, onInvalid), async (c) => {
+    await deps.ready;
     const memory = store.create(c.req.valid("json"));
     wrote();
     c.header("Location", `/v1/memories/${memory.id}`);
@@ -146,13 +149,21 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     return c.json(memory);
   });
 
-  app.patch("/v1/memories/:id", limitBody, jsonBody, zValidator("json", MemoryPatch, onInvalid), (c) => {
-    const memory = store.update(c.req.param("id"), c.req.valid("json"));
-    wrote();
-    return c.json(memory);
-  });
+  app.patch(
+    "/v1/memories/:id",
+    limitBody,
+    jsonBody,
+    zValidator("json", MemoryPatch, onInvalid),
+    async (c) => {
+      await deps.ready;
+      const memory = store.update(c.req.param("id"), c.req.valid("json"));
+      wrote();
+      return c.json(memory);
+    },
+  );
 
-  app.delete("/v1/memories/:id", (c) => {
+  app.delete("/v1/memories/:id", async (c) => {
+    await deps.ready;
     store.delete(c.req.param("id"));
     wrote();
     return c.body(null, 204);

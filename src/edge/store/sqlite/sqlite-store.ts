@@ -23,10 +23,10 @@ import type {
   PushResult,
   QueueCounts,
 } from "../../../core/protocol/sync.ts";
-import { toFtsQuery } from "../../../core/query.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
 import type { ApplyChangesResult, EdgeStore, QueueItem, QueueStatus } from "../types.ts";
 import { openEdgeDatabase } from "./open.ts";
+import { type PlanSource, planRecall } from "./recall-plan.ts";
 import {
   MEMORY_COLUMNS,
   type MemoryRow,
@@ -354,9 +354,8 @@ class SqliteEdgeStore implements EdgeStore {
                              updated_at = ?, hlc = ?, base_hlc = ?, source = 'local', synced_at = NULL
          WHERE id = ?`,
       ).run(at, hlc, base, id);
-      // Forgetting removes the content from synced history too; unsynced writes keep their
-      // payload because the VPS still has to receive them in order.
-      this.q("UPDATE sync_queue SET payload = NULL WHERE memory_id = ? AND status = 'synced'").run(id);
+      // Unsynced writes keep their payload: the VPS still has to receive them in order (synced
+      // rows hold none).
       this.enqueue(id, "delete", hlc, base, null);
     });
   }
@@ -371,28 +370,40 @@ class SqliteEdgeStore implements EdgeStore {
     );
   }
 
+  private readonly planSource: PlanSource = {
+    countCapped: (token, cap) =>
+      (
+        this.q(
+          "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)",
+        ).get(`"${token}"`, cap) as { n: number }
+      ).n,
+    countInWindow: (match, minRowid, cap) =>
+      (
+        this.q(
+          "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? LIMIT ?)",
+        ).get(match, minRowid, cap) as { n: number }
+      ).n,
+    maxRowid: () => (this.q("SELECT coalesce(max(rid), 0) AS n FROM memories").get() as { n: number }).n,
+  };
+
   recall(query: string, limit: number): RecallHit[] {
-    const fts = toFtsQuery(query);
-    if (fts === undefined) return [];
     return this.guard(() => {
-      // Rank inside FTS5 first and join only the top rows; snippets only for those rows.
-      const rows = this.q(
-        `SELECT ${MEMORY_COLUMNS.split(", ")
-          .map((c) => `m.${c}`)
-          .join(", ")}, -f.rank AS score
-         FROM (SELECT rowid AS r, rank FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rank LIMIT ?) AS f
-         JOIN memories AS m ON m.rid = f.r
-         WHERE m.deleted = 0
-         ORDER BY f.rank`,
-      ).all(fts, limit) as (MemoryRow & { score: number })[];
-      const snippet = this.q(
-        `SELECT snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
-         FROM memories_fts WHERE memories_fts MATCH ? AND rowid = ?`,
-      );
-      return rows.map((r) => {
-        const s = (snippet.get(fts, r.rid) as { s: string } | null)?.s ?? "";
-        return { memory: toLocalMemory(r), score: r.score, snippet: s || r.content.slice(0, 200) };
-      });
+      const plan = planRecall(query, this.planSource);
+      if (!plan) return [];
+      // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
+      // returns only; the memories are then read by rowid.
+      const ranked = this.q(
+        `SELECT rowid AS r, -rank AS score, snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
+         FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? ORDER BY rank LIMIT ?`,
+      ).all(plan.match, plan.minRowid ?? 0, limit) as { r: number; score: number; s: string | null }[];
+      const byRid = this.q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
+      const hits: RecallHit[] = [];
+      for (const h of ranked) {
+        const row = byRid.get(h.r) as MemoryRow | null;
+        if (!row) continue;
+        hits.push({ memory: toLocalMemory(row), score: h.score, snippet: h.s || row.content.slice(0, 200) });
+      }
+      return hits;
     });
   }
 
@@ -407,7 +418,7 @@ class SqliteEdgeStore implements EdgeStore {
   queueCounts(): QueueCounts {
     return this.guard(() => {
       const counts: QueueCounts = { queued: 0, syncing: 0, synced: 0, failed: 0 };
-      const rows = this.q("SELECT status, count(*) AS n FROM sync_queue GROUP BY status").all() as {
+      const rows = this.q("SELECT status, n FROM sync_queue_counts").all() as {
         status: QueueStatus;
         n: number;
       }[];
@@ -492,7 +503,10 @@ class SqliteEdgeStore implements EdgeStore {
         if (!row || row.status === "synced") continue;
         if (r.status === "applied" || r.status === "stale" || r.status === "duplicate") {
           this.q(
-            `UPDATE sync_queue SET status = 'synced', last_error = NULL, next_attempt_at = NULL, updated_at = ?
+            // The payload is only needed until the VPS has the write; dropping it keeps the
+            // database from holding every memory twice.
+            `UPDATE sync_queue SET status = 'synced', payload = NULL, last_error = NULL, next_attempt_at = NULL,
+                                   updated_at = ?
              WHERE mutation_id = ?`,
           ).run(at, row.mutation_id);
           // synced_at says the memory's current version is on the VPS.
