@@ -631,7 +631,7 @@ class SqliteEdgeStore implements EdgeStore {
     this.clock.receive(remote.hlc);
     const row = this.rowById(remote.id);
     if (!row) {
-      this.insertRemote(remote, base, at);
+      this.storeRemote(remote, base, at);
       result.applied++;
       return;
     }
@@ -660,15 +660,22 @@ class SqliteEdgeStore implements EdgeStore {
       this.logConflict(remote.id, remote.hlc, local);
       result.conflicts++;
     }
-    this.overwriteWithRemote(row.rid, remote, base, at);
+    this.storeRemote(remote, base, at);
     result.applied++;
   }
 
-  private insertRemote(m: Memory, base: string | null, at: string): void {
+  /** Inside a write transaction: stores a remote version as the memory's current one. */
+  private storeRemote(m: Memory, base: string | null, at: string): void {
     this.q(
       `INSERT INTO memories (id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc,
                              base_hlc, deleted, origin_device, source, synced_at, last_accessed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'vps', ?, NULL)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'vps', ?, NULL)
+       ON CONFLICT (id) DO UPDATE SET
+         content = excluded.content, kind = excluded.kind, tags = excluded.tags,
+         metadata = excluded.metadata, embedding = excluded.embedding, created_at = excluded.created_at,
+         updated_at = excluded.updated_at, hlc = excluded.hlc, base_hlc = excluded.base_hlc,
+         deleted = excluded.deleted, origin_device = excluded.origin_device, source = 'vps',
+         synced_at = excluded.synced_at`,
     ).run(
       m.id,
       m.content,
@@ -683,29 +690,6 @@ class SqliteEdgeStore implements EdgeStore {
       m.deleted ? 1 : 0,
       m.origin_device,
       at,
-    );
-  }
-
-  private overwriteWithRemote(rid: number, m: Memory, base: string | null, at: string): void {
-    this.q(
-      `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, embedding = ?, created_at = ?,
-                           updated_at = ?, hlc = ?, base_hlc = ?, deleted = ?, origin_device = ?,
-                           source = 'vps', synced_at = ?
-       WHERE rid = ?`,
-    ).run(
-      m.content,
-      m.kind,
-      JSON.stringify(m.tags),
-      JSON.stringify(m.metadata),
-      m.embedding ? JSON.stringify(m.embedding) : null,
-      m.created_at,
-      m.updated_at,
-      m.hlc,
-      base,
-      m.deleted ? 1 : 0,
-      m.origin_device,
-      at,
-      rid,
     );
   }
 
