@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 /** Entry point of the `dionysus` binary. */
+import { CommanderError } from "commander";
 import { reportError } from "./output.ts";
 import { buildProgram } from "./program.ts";
 
@@ -14,5 +15,8 @@ if (Number.isFinite(skew) && skew !== 0) {
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (err) {
-  process.exitCode = reportError(err);
+  if (err instanceof CommanderError) {
+    // Commander has printed its message already; help and --version end with exit code 0.
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else process.exitCode = reportError(err);
 }

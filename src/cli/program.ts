@@ -17,9 +17,13 @@ export function buildProgram(): Command {
   const program = new Command("dionysus")
     .description("Local-first memory for personal AI assistants")
     .version(VERSION, "-V, --version", "print the version")
-    .showHelpAfterError("(run dionysus --help for usage)")
     .option("--data-dir <dir>", "where the database lives (else DIONYSUS_HOME, else the platform's data dir)")
-    .configureOutput({ outputError: (str, write) => write(str) });
+    // Usage errors are one plain line and exit code 2, like every other bad input.
+    .exitOverride()
+    .configureOutput({
+      outputError: (str, write) =>
+        write(`dionysus: ${str.trim().replace(/^error: /, "")} (see dionysus --help)\n`),
+    });
   registerServe(program);
   registerIngest(program);
   registerRecall(program);
