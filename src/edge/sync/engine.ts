@@ -18,6 +18,7 @@ import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import { HlcClock } from "../../core/hlc.ts";
 import type { DeviceInfo } from "../../core/protocol/auth.ts";
 import type { Mutation } from "../../core/protocol/sync.ts";
+import { pidAlive } from "../daemon-file.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { type Credentials, credentialsMtime, readCredentials, writeCredentials } from "./credentials.ts";
 import { type TokenSource, VpsClient } from "./vps-client.ts";
@@ -492,7 +493,7 @@ export class SyncEngine implements TokenSource {
   private acquireLease(): boolean {
     const now = Date.now();
     const [owner, until] = (this.store.getMeta("sync_lease") ?? "").split("|");
-    if (owner && owner !== this.leaseOwner && Number(until) > now) return false;
+    if (owner && owner !== this.leaseOwner && Number(until) > now && leaseHolderAlive(owner)) return false;
     this.store.setMeta("sync_lease", `${this.leaseOwner}|${now + LEASE_MS}`);
     if (owner !== this.leaseOwner) this.store.requeueSyncing();
     return true;
@@ -511,6 +512,16 @@ export class SyncEngine implements TokenSource {
   private log(event: Record<string, unknown>): void {
     this.opts.log?.({ component: "sync", ...event });
   }
+}
+
+/**
+ * Whether the process named in a lease (`<pid>-<random>`) still runs. The data dir is local, so
+ * a dead pid means the holder crashed (SIGKILL, power loss) without releasing the lease: its
+ * successor must not wait out the rest of it.
+ */
+function leaseHolderAlive(owner: string): boolean {
+  const pid = Number(owner.split("-")[0]);
+  return !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid);
 }
 
 function emptyReport(): SyncReport {
