@@ -186,28 +186,49 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     expect((await status(a)).queue.queued).toBe(N);
     await cluster.startVps();
 
-    // Push now, and kill the daemon once the VPS has committed part of the backlog while a
-    // batch is still in flight.
+    // Push now. Once part of the backlog is on the VPS, freeze the daemon (SIGSTOP) while a batch
+    // is in flight, let the VPS commit that batch, then SIGKILL the daemon: the VPS has applied
+    // writes whose answer the device never recorded.
     void a.api("POST", "/v1/sync/run").catch(() => undefined);
-    const appliedAtKill = await eventually(
+    await eventually(
       async () => {
-        const s = await status(a);
         const applied = (await observe()).last - before.last;
-        if (s.queue.syncing === 0 || applied === 0 || applied >= N) return undefined;
-        await a.stop("SIGKILL");
-        return applied;
+        return applied > 0 && applied < N ? true : undefined;
       },
       60_000,
-      "a push in flight with part of the backlog committed",
+      "part of the backlog committed on the VPS",
     );
-    expect(appliedAtKill).toBeGreaterThan(0);
-    const leftSyncing = withDeviceDb(a, (db) =>
-      Number(
-        (db.query("SELECT count(*) AS n FROM sync_queue WHERE status = 'syncing'").get() as { n: number }).n,
-      ),
-    );
-    expect(leftSyncing).toBeGreaterThan(0);
-
+    const inFlight = () =>
+      withDeviceDb(a, (db) => {
+        const q = db.query(
+          "SELECT count(*) AS n, max(mutation_id) AS hi FROM sync_queue WHERE status = 'syncing'",
+        );
+        return q.get() as { n: number; hi: number | null };
+      });
+    let lost: { n: number; hi: number } | undefined;
+    for (let attempt = 0; !lost; attempt++) {
+      if (attempt >= 5) throw new Error("could not catch a push in flight");
+      withDeviceDb(a, (db) => {
+        const q = db.query("SELECT 1 FROM sync_queue WHERE status = 'syncing' LIMIT 1");
+        const deadline = Date.now() + 30_000;
+        while (q.get() === null && Date.now() < deadline) Bun.sleepSync(1);
+      });
+      process.kill(a.pid()!, "SIGSTOP");
+      const frozen = inFlight();
+      if (frozen.n === 0) {
+        process.kill(a.pid()!, "SIGCONT");
+        continue;
+      }
+      const committed = await eventually(
+        async () => ((await observe()).last >= frozen.hi! ? true : undefined),
+        5_000,
+        "the VPS to commit the frozen daemon's batch",
+      ).catch(() => false);
+      if (committed) lost = { n: frozen.n, hi: frozen.hi! };
+      else process.kill(a.pid()!, "SIGCONT"); // the batch had not left yet: try the next one
+    }
+    await a.stop("SIGKILL");
+    expect(inFlight().n).toBe(lost.n);
     // Restarted: the rows left `syncing` go back to the queue and are sent again; the VPS answers
     // those it had committed as duplicates.
     await a.start();

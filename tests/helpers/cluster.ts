@@ -29,6 +29,8 @@ export interface EdgeDevice {
   /** Stops the daemon with `signal` (SIGTERM: clean; SIGKILL: a crash). */
   stop(signal?: NodeJS.Signals): Promise<void>;
   running(): boolean;
+  /** The daemon's process id (undefined when stopped). */
+  pid(): number | undefined;
   /** Calls the device's local API and parses the JSON answer. */
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   cli(args: string[], input?: string): Promise<CliResult>;
@@ -117,6 +119,7 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
           daemon = undefined;
         },
         running: () => daemon !== undefined,
+        pid: () => daemon?.pid,
         async api<T>(method: string, path: string, body?: unknown) {
           const res = await fetch(`${url}${path}`, {
             method,
