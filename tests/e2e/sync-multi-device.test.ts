@@ -94,8 +94,14 @@ describe("multi-device sync (VPS on PostgreSQL, edge daemons as real processes)"
     await Bun.sleep(20);
     const onB = await b.api<Mem>("PATCH", `/v1/memories/${m.id}`, { content: "Gym moved to Fridays (B)" });
     expect(onB.body.hlc > onA.body.hlc).toBe(true);
+    // B stays off until A's edit is on the VPS, so the order of arrival is known (B's daemon
+    // would otherwise race A's sync when its stream reconnects): B's later edit then overwrites
+    // A's on the VPS and each device sees the other's version. (Had B's arrived first, A's would
+    // be refused as stale and only the VPS and A would log it.)
+    await b.stop();
     await cluster.startVps();
     await syncNow(a);
+    await b.start();
     await syncNow(b);
     await syncNow(a);
     expect(await contentOn(a, m.id)).toBe("Gym moved to Fridays (B)");
