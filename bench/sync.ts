@@ -166,6 +166,31 @@ try {
   const onBMs = performance.now() - drainStart;
   rows.push([`… until B holds them all (realtime poke, then pull)`, secs(onBMs), "-", "-"]);
   console.log(rows.at(-1)!.join(" | "));
+  // Where the drain's time went, from the VPS's request log (its handlers' own durations).
+  const aId = (await a.api<{ device_id: string }>("GET", "/health")).body.device_id;
+  const handled = (route: string) =>
+    cluster
+      .vpsOutput()
+      .split("\n")
+      .flatMap((line) => {
+        try {
+          const e = JSON.parse(line) as {
+            msg?: string;
+            route?: string;
+            device_id?: string;
+            duration_ms?: number;
+          };
+          return e.msg === "request" && e.route === route && e.device_id === aId ? [e.duration_ms ?? 0] : [];
+        } catch {
+          return [];
+        }
+      });
+  const pushes = handled("/v1/sync/push");
+  const pulls = handled("/v1/sync/pull");
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  notes.push(
+    `During the drain the VPS spent ${secs(sum(pushes))} in ${pushes.length} push requests (${msFmt(sum(pushes) / Math.max(1, pushes.length))} each, up to 500 mutations, one transaction) and ${secs(sum(pulls))} in ${pulls.length} pull requests (A pulling its own writes back after the push, to move its cursor).`,
+  );
   const sizeA = dbBytes(a);
   notes.push(
     `A's database after the drain: ${(sizeA.db / 2 ** 20).toFixed(1)} MiB, WAL ${(sizeA.wal / 2 ** 20).toFixed(1)} MiB.`,
