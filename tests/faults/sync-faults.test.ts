@@ -344,6 +344,12 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     expect(human.stdout).toContain("1 failed");
     expect(human.stdout).toContain(big.id);
     expect(human.stdout).toContain("payload_too_large");
+
+    // Editing the memory down to size sends its whole state again, and that one is accepted.
+    const fixed = await a.api<Mem>("PATCH", `/v1/memories/${big.id}`, { content: "A large note, cut short" });
+    expect(fixed.status).toBe(200);
+    await until(b, big.id, "A large note, cut short", "the shortened note on B");
+    expect((await status(a)).queue).toMatchObject({ queued: 0, failed: 1 });
   });
 
   test("token refresh refused: the agent goes on offline, keeps queueing, says re-authentication is needed, and resumes after login", async () => {
