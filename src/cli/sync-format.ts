@@ -20,6 +20,10 @@ export function formatSyncStatus(s: SyncStatusView): string {
   if (s.next_attempt_at)
     lines.push(`next attempt  ${s.next_attempt_at} (backoff ${Math.round((s.backoff_ms ?? 0) / 1000)} s)`);
   if (s.last_error) lines.push(`last error    ${s.last_error}`);
+  for (const f of s.failed_items ?? [])
+    lines.push(
+      `failed        ${f.op} ${f.memory_id} (mutation ${f.mutation_id}): ${f.last_error ?? "refused"}`,
+    );
   if (s.clock_offset_ms && Math.abs(s.clock_offset_ms) >= 1000)
     lines.push(
       `clock         this device is ${Math.abs(s.clock_offset_ms / 1000).toFixed(1)} s ${s.clock_offset_ms > 0 ? "behind" : "ahead of"} the VPS (corrected)`,

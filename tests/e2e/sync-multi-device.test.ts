@@ -84,29 +84,38 @@ describe("multi-device sync (VPS on PostgreSQL, edge daemons as real processes)"
     expect((s.body.queue as { queued: number }).queued).toBe(0);
   });
 
-  test("conflicting offline edits resolve last-write-wins and the loser is in both conflict logs", async () => {
-    const m = await ingest(a, "Gym on Mondays");
-    await until(b, m.id, m.content, "memory on B");
-    await cluster.stopVps();
-    const onA = await a.api<Mem>("PATCH", `/v1/memories/${m.id}`, {
-      content: "Gym on Mondays and Thursdays (A)",
+  // Both orders of arrival: the loser reaches the VPS first (it is overwritten there), or second
+  // (it is refused as stale, and the winner learns of it from the conflict log in the feed).
+  for (const first of ["loser", "winner"] as const) {
+    test(`conflicting offline edits resolve last-write-wins; the loser is in both conflict logs (${first} syncs first)`, async () => {
+      const m = await ingest(a, `Gym on Mondays (${first})`);
+      await until(b, m.id, m.content, "memory on B");
+      await cluster.stopVps();
+      const onA = await a.api<Mem>("PATCH", `/v1/memories/${m.id}`, {
+        content: "Gym on Mondays and Thursdays (A)",
+      });
+      await Bun.sleep(20);
+      const onB = await b.api<Mem>("PATCH", `/v1/memories/${m.id}`, { content: "Gym moved to Fridays (B)" });
+      expect(onB.body.hlc > onA.body.hlc).toBe(true);
+      // The other device stays off until the first one's edit is on the VPS, so the order of
+      // arrival is the one this case is about (its daemon would otherwise race on reconnect).
+      const [early, late] = first === "loser" ? [a, b] : [b, a];
+      await late.stop();
+      await cluster.startVps();
+      await syncNow(early);
+      await late.start();
+      await syncNow(late);
+      await syncNow(early);
+      expect(await contentOn(a, m.id)).toBe("Gym moved to Fridays (B)");
+      expect(await contentOn(b, m.id)).toBe("Gym moved to Fridays (B)");
+      for (const dev of [a, b]) {
+        const logged = (await conflictsOn(dev)).filter((c) => c.memory_id === m.id);
+        expect(logged).toHaveLength(1);
+        expect(logged[0]).toMatchObject({ winner_hlc: onB.body.hlc, loser_hlc: onA.body.hlc });
+        expect(logged[0]!.loser?.content).toBe("Gym on Mondays and Thursdays (A)");
+      }
     });
-    await Bun.sleep(20);
-    const onB = await b.api<Mem>("PATCH", `/v1/memories/${m.id}`, { content: "Gym moved to Fridays (B)" });
-    expect(onB.body.hlc > onA.body.hlc).toBe(true);
-    await cluster.startVps();
-    await syncNow(a);
-    await syncNow(b);
-    await syncNow(a);
-    expect(await contentOn(a, m.id)).toBe("Gym moved to Fridays (B)");
-    expect(await contentOn(b, m.id)).toBe("Gym moved to Fridays (B)");
-    for (const dev of [a, b]) {
-      const logged = (await conflictsOn(dev)).filter((c) => c.memory_id === m.id);
-      expect(logged).toHaveLength(1);
-      expect(logged[0]).toMatchObject({ winner_hlc: onB.body.hlc, loser_hlc: onA.body.hlc });
-      expect(logged[0]!.loser?.content).toBe("Gym on Mondays and Thursdays (A)");
-    }
-  });
+  }
 
   test("a new device gets the identity baseline, then the full memory set", async () => {
     const who = await ingest(a, "My name is Alice; I live in Lisbon and work as a nurse", "identity");

@@ -3,8 +3,11 @@
  * user with an API key, and edge daemons (real `dionysus serve` processes) on their own data
  * dirs and ports, logged in with that key.
  */
+import { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { Client } from "pg";
+import { dbPath } from "../../src/edge/daemon-file.ts";
 import {
   type CliResult,
   cliJson,
@@ -26,6 +29,8 @@ export interface EdgeDevice {
   /** Stops the daemon with `signal` (SIGTERM: clean; SIGKILL: a crash). */
   stop(signal?: NodeJS.Signals): Promise<void>;
   running(): boolean;
+  /** The daemon's process id (undefined when stopped). */
+  pid(): number | undefined;
   /** Calls the device's local API and parses the JSON answer. */
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   cli(args: string[], input?: string): Promise<CliResult>;
@@ -41,7 +46,12 @@ export interface Cluster {
   apiKey: string;
   startVps(env?: Record<string, string>): Promise<void>;
   stopVps(signal?: NodeJS.Signals): Promise<void>;
-  device(name: string, env?: Record<string, string>): Promise<EdgeDevice>;
+  /** Everything the VPS process printed since it last started (JSON log lines on stdout). */
+  vpsOutput(): string;
+  /** Starts a device (a `dionysus serve` process) and, unless `login: false`, logs it in. */
+  device(name: string, env?: Record<string, string>, opts?: { login?: boolean }): Promise<EdgeDevice>;
+  /** Runs SQL on the VPS's PostgreSQL database (to observe what the VPS stored). */
+  sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /** Live memories the VPS holds for the user, by id → content (read through a fresh pull). */
   vpsMemories(): Promise<Map<string, string>>;
   close(): Promise<void>;
@@ -77,7 +87,17 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
       await vps?.stop(signal);
       vps = undefined;
     },
-    async device(name, env = {}) {
+    vpsOutput: () => vps?.output() ?? "",
+    async sql<T>(text: string, params: unknown[] = []) {
+      const client = new Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        return (await client.query(text, params)).rows as T[];
+      } finally {
+        await client.end();
+      }
+    },
+    async device(name, env = {}, deviceOpts = {}) {
       const dataDir = join(root.path, name);
       const port = freePort();
       const url = `http://127.0.0.1:${port}`;
@@ -99,6 +119,7 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
           daemon = undefined;
         },
         running: () => daemon !== undefined,
+        pid: () => daemon?.pid,
         async api<T>(method: string, path: string, body?: unknown) {
           const res = await fetch(`${url}${path}`, {
             method,
@@ -124,7 +145,7 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
       };
       devices.push(dev);
       await dev.start();
-      await dev.login();
+      if (deviceOpts.login !== false) await dev.login();
       return dev;
     },
     async vpsMemories() {
@@ -173,4 +194,29 @@ export async function deviceMemories(dev: EdgeDevice): Promise<Map<string, strin
     "/v1/memories?recent=100",
   );
   return new Map(body.memories.map((m) => [m.id, m.content]));
+}
+
+/**
+ * Every live memory of a device, by id → content, read straight from its database file
+ * (read-only; SQLite WAL lets the test read while the daemon writes). The local API pages at 100.
+ */
+export function localMemories(dev: EdgeDevice): Map<string, string> {
+  return withDeviceDb(dev, (db) => {
+    const rows = db.query("SELECT id, content FROM memories WHERE deleted = 0").all() as {
+      id: string;
+      content: string;
+    }[];
+    return new Map(rows.map((r) => [r.id, r.content]));
+  });
+}
+
+/** Runs `fn` on a read-only connection to the device's database. */
+export function withDeviceDb<T>(dev: EdgeDevice, fn: (db: Database) => T): T {
+  const db = new Database(dbPath(dev.dataDir), { readonly: true });
+  try {
+    db.run("PRAGMA busy_timeout = 5000");
+    return fn(db);
+  } finally {
+    db.close();
+  }
 }

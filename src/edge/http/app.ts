@@ -191,6 +191,9 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
 
   app.post("/v1/sync/run", async (c) => {
     if (!deps.syncNow) throw new DionysusError("unavailable", "sync is not available in this agent");
+    // A cycle can outlast Bun.serve's idle timeout (10 s: a large backlog or first pull), which
+    // would reset the connection while the answer is still coming.
+    (c.env as { timeout?(req: Request, seconds: number): void } | undefined)?.timeout?.(c.req.raw, 0);
     const report = await deps.syncNow();
     return c.json({ report, queue: store.queueCounts(), ...(deps.syncStatus?.() ?? {}) });
   });

@@ -18,7 +18,8 @@ import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import { HlcClock } from "../../core/hlc.ts";
 import type { DeviceInfo } from "../../core/protocol/auth.ts";
 import type { Mutation } from "../../core/protocol/sync.ts";
-import type { EdgeStore } from "../store/types.ts";
+import { pidAlive } from "../daemon-file.ts";
+import type { EdgeStore, QueueItem } from "../store/types.ts";
 import { type Credentials, credentialsMtime, readCredentials, writeCredentials } from "./credentials.ts";
 import { type TokenSource, VpsClient } from "./vps-client.ts";
 
@@ -53,7 +54,12 @@ export interface SyncStatus {
   consecutive_failures: number;
   last_error: string | null;
   clock_offset_ms: number;
+  /** Writes the VPS refused for good (oldest first, at most 20), each with its reason. They stay
+   * on this device and never block the queue. */
+  failed_items: QueueItem[];
 }
+
+const FAILED_ITEMS_SHOWN = 20;
 
 export interface SyncEngineOptions {
   store: EdgeStore;
@@ -100,6 +106,8 @@ export class SyncEngine implements TokenSource {
   private online = false;
   private realtimeUp = false;
   private failures = 0;
+  /** The current backoff is a server's Retry-After (429/503), not a guess. */
+  private honouringRetryAfter = false;
   private nextAttemptAt: number | undefined;
   private backoffMs = 0;
   private lastAttemptAt: number | undefined;
@@ -148,11 +156,11 @@ export class SyncEngine implements TokenSource {
   }
 
   /**
-   * Runs one full cycle now (push everything due, then pull until up to date), ignoring the
+   * Runs one full cycle now (push everything queued, then pull until up to date), ignoring the
    * backoff timer. Concurrent calls share one cycle. Throws when the cycle fails.
    */
   syncNow(onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
-    return this.runCycle(true, onProgress);
+    return this.runCycle(onProgress);
   }
 
   authState(): AuthState {
@@ -185,6 +193,7 @@ export class SyncEngine implements TokenSource {
       consecutive_failures: this.failures,
       last_error: this.lastError ?? stored("sync_last_error"),
       clock_offset_ms: this.clockOffset,
+      failed_items: this.store.queueItems("failed", FAILED_ITEMS_SHOWN),
     };
   }
 
@@ -229,23 +238,23 @@ export class SyncEngine implements TokenSource {
 
   private trigger(reason: string): Promise<void> {
     if (!this.running) return Promise.resolve();
-    const due = reason !== "interval" || this.nextAttemptAt === undefined || Date.now() >= this.nextAttemptAt;
-    if (!due) return Promise.resolve();
-    const force = ["poke", "local-write", "start", "reconnect"].includes(reason);
-    return this.runCycle(force).then(
+    // During a backoff only the retry timer runs a cycle, and signs that the VPS is back (a poke,
+    // a reconnected stream) unless the VPS itself asked for quiet with Retry-After. A local write
+    // or the interval waits: trying at once would fail again and climb the backoff steps.
+    const backingOff = this.nextAttemptAt !== undefined && Date.now() < this.nextAttemptAt;
+    const vpsIsBack = (reason === "poke" || reason === "reconnect") && !this.honouringRetryAfter;
+    if (backingOff && reason !== "retry" && reason !== "start" && !vpsIsBack) return Promise.resolve();
+    return this.runCycle().then(
       () => undefined,
       () => undefined,
     );
   }
 
-  private runCycle(force: boolean, onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
+  private runCycle(onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
     if (this.cycle) {
       // A cycle is under way; run one more after it so that nothing written meanwhile waits.
       this.again = true;
       return this.cycle;
-    }
-    if (!force && this.nextAttemptAt !== undefined && Date.now() < this.nextAttemptAt) {
-      return Promise.resolve(emptyReport());
     }
     this.cycle = this.cycleBody(onProgress).finally(() => {
       this.cycle = undefined;
@@ -294,7 +303,10 @@ export class SyncEngine implements TokenSource {
     const total = this.store.queueCounts().queued;
     let skewRounds = 0;
     for (;;) {
-      const claimed = this.store.claimBatch(PUSH_CLAIM);
+      // The engine decides when to try (its backoff gates the timers); once a cycle runs, every
+      // queued item goes, including those a failed push marked with a later next_attempt_at:
+      // `dionysus sync` must not leave them behind, nor a retry that fired a moment earlier.
+      const claimed = this.store.claimBatch(PUSH_CLAIM, Number.MAX_SAFE_INTEGER);
       if (claimed.length === 0) return;
       const pending = new Set(claimed.map((m) => m.mutation_id));
       let restamped = false;
@@ -371,6 +383,7 @@ export class SyncEngine implements TokenSource {
   private succeeded(): void {
     this.online = true;
     this.failures = 0;
+    this.honouringRetryAfter = false;
     this.backoffMs = 0;
     this.nextAttemptAt = undefined;
     this.lastError = undefined;
@@ -389,6 +402,7 @@ export class SyncEngine implements TokenSource {
     this.failures++;
     if (!isDionysusError(err) || err.code === "unavailable") this.online = false;
     this.backoffMs = this.delayFor(err, this.failures);
+    this.honouringRetryAfter = retryAfterOf(err) !== undefined;
     this.nextAttemptAt = Date.now() + this.backoffMs;
     this.log({ event: "sync_failed", error: this.lastError, retry_in_ms: this.backoffMs });
     if (this.running) {
@@ -398,8 +412,7 @@ export class SyncEngine implements TokenSource {
   }
 
   private delayFor(err: unknown, attempt: number): number {
-    const retryAfter = isDionysusError(err) ? err.details?.retry_after_ms : undefined;
-    return typeof retryAfter === "number" ? retryAfter : backoffDelay(attempt, this.opts.random);
+    return retryAfterOf(err) ?? backoffDelay(attempt, this.opts.random);
   }
 
   private learnOffset(offsetMs: number | undefined): void {
@@ -421,10 +434,13 @@ export class SyncEngine implements TokenSource {
         continue;
       }
       this.events = new AbortController();
+      let serverWait = 0;
       try {
         const lastSeen = this.store.getMeta("events_last_id");
         const onOpen = () => {
           this.realtimeUp = true;
+          // The stream is up: the next loss of it starts the reconnect delays from 1 s again.
+          attempt = 0;
           // Reconnected: the VPS is back. Anything queued meanwhile goes now, not at the next timer.
           if (!this.online || this.failures > 0 || this.store.queueCounts().queued > 0)
             void this.trigger("reconnect");
@@ -438,11 +454,12 @@ export class SyncEngine implements TokenSource {
         }
       } catch (err) {
         if (!this.running) break;
+        serverWait = retryAfterOf(err) ?? 0;
         this.log({ event: "realtime_disconnected", error: describe(err) });
       }
       this.realtimeUp = false;
       if (!this.running) break;
-      await this.sleep(reconnectDelay(++attempt, this.opts.random));
+      await this.sleep(Math.max(serverWait, reconnectDelay(++attempt, this.opts.random)));
     }
   }
 
@@ -492,7 +509,7 @@ export class SyncEngine implements TokenSource {
   private acquireLease(): boolean {
     const now = Date.now();
     const [owner, until] = (this.store.getMeta("sync_lease") ?? "").split("|");
-    if (owner && owner !== this.leaseOwner && Number(until) > now) return false;
+    if (owner && owner !== this.leaseOwner && Number(until) > now && leaseHolderAlive(owner)) return false;
     this.store.setMeta("sync_lease", `${this.leaseOwner}|${now + LEASE_MS}`);
     if (owner !== this.leaseOwner) this.store.requeueSyncing();
     return true;
@@ -511,6 +528,22 @@ export class SyncEngine implements TokenSource {
   private log(event: Record<string, unknown>): void {
     this.opts.log?.({ component: "sync", ...event });
   }
+}
+
+/**
+ * Whether the process named in a lease (`<pid>-<random>`) still runs. The data dir is local, so
+ * a dead pid means the holder crashed (SIGKILL, power loss) without releasing the lease: its
+ * successor must not wait out the rest of it.
+ */
+function leaseHolderAlive(owner: string): boolean {
+  const pid = Number(owner.split("-")[0]);
+  return !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid);
+}
+
+/** The wait a server asked for (Retry-After of a 429 or 503), in ms. */
+function retryAfterOf(err: unknown): number | undefined {
+  const ms = isDionysusError(err) ? err.details?.retry_after_ms : undefined;
+  return typeof ms === "number" ? ms : undefined;
 }
 
 function emptyReport(): SyncReport {

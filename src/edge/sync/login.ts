@@ -38,10 +38,9 @@ const oauthFailure = (e: OAuthError): DionysusError => {
     invalid_grant: "the VPS refused the credentials",
     invalid_client: "the API key was refused",
   };
-  return new DionysusError(
-    "unauthorized",
-    what[e.error] ?? `login failed: ${e.error}${e.error_description ? ` (${e.error_description})` : ""}`,
-  );
+  // The VPS's own words say which case it is (a revoked device, a revoked key, ...).
+  const why = e.error_description ? ` (${e.error_description})` : "";
+  return new DionysusError("unauthorized", `${what[e.error] ?? `login failed: ${e.error}`}${why}`);
 };
 
 export async function login(opts: LoginOptions): Promise<LoginResult> {

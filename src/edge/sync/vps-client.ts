@@ -182,7 +182,10 @@ export class VpsClient {
     let { res, mid } = await attempt();
     if (res.status === 401) {
       if (!(await tokens.refresh()))
-        throw new DionysusError("unauthorized", "the VPS refused our credentials");
+        throw new DionysusError(
+          "unauthorized",
+          "the VPS refused this device's credentials: re-authentication needed, run dionysus login",
+        );
       ({ res, mid } = await attempt());
     }
     const body = await this.parse(res, schema);
