@@ -713,6 +713,23 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         );
       });
 
+      test("resetDeviceId gives a new id, keeps memories and the queue, and other handles follow", () => {
+        const { store, path } = fresh();
+        const other = openAt(path);
+        const m = store.create({ content: "before", kind: "episodic", tags: [], metadata: {} });
+        const old = store.deviceId;
+        const id = store.resetDeviceId();
+        expect(id).not.toBe(old);
+        expect(isUuid(id)).toBe(true);
+        expect(store.get(m.id)?.content).toBe("before");
+        expect(store.queueCounts().queued).toBe(1);
+        expect(other.deviceId).toBe(id);
+        const later = other.create({ content: "after", kind: "episodic", tags: [], metadata: {} });
+        expect(later.origin_device).toBe(id);
+        expect(parseHlc(later.hlc)?.node).toBe(id);
+        expect(compareHlc(later.hlc, m.hlc)).toBe(1);
+      });
+
       test("meta values persist", () => {
         const path = freshPath();
         const s1 = openAt(path);

@@ -22,7 +22,7 @@ import { eventually, runCli } from "../helpers/harness.ts";
 
 setDefaultTimeout(120_000);
 
-type Mem = { id: string; content: string; hlc: string };
+type Mem = { id: string; content: string; hlc: string; origin_device: string };
 type QueueCounts = { queued: number; syncing: number; synced: number; failed: number };
 type FailedItem = { mutation_id: number; memory_id: string; op: string; last_error: string | null };
 type Status = {
@@ -413,8 +413,31 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     const again = await tablet.cli(["login", cluster.vpsUrl, "--api-key", cluster.apiKey]);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain("revoked");
+    expect(again.stderr).toContain("--new-device");
     expect(await contentOn(tablet, m.id)).toBe(m.content);
     expect((await status(tablet)).queue.queued).toBe(1);
+
+    // Signing in as a new device keeps the memories and the queue, and the queued write syncs.
+    const fresh = await tablet.cli([
+      "login",
+      cluster.vpsUrl,
+      "--api-key",
+      cluster.apiKey,
+      "--new-device",
+      "--json",
+    ]);
+    expect(fresh.code).toBe(0);
+    const newId = await deviceId(tablet);
+    expect(newId).not.toBe(id);
+    await eventually(
+      async () => ((await cluster.vpsMemories()).get(m.id) === m.content ? true : undefined),
+      20_000,
+      "the queued write on the VPS",
+    );
+    expect((await status(tablet)).auth).toBe("ok");
+    // The daemon writes under the new id too.
+    const after = await ingest(tablet, "Written after signing in again");
+    expect(after.origin_device).toBe(newId);
     await tablet.stop();
   });
 

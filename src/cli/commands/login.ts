@@ -18,12 +18,13 @@ export function registerLogin(program: Command): void {
     .option("--api-key <key>", "use an API key (from `dionysus vps key create`) instead of the browser flow")
     .option("--name <name>", "this device's name on the VPS", hostname())
     .option("--no-sync", "do not run a first sync after logging in")
+    .option("--new-device", "sign in under a new device id (after this device was revoked on the VPS)")
     .option("--json", "print the result as JSON")
     .action(
       action(
         async (
           url: string,
-          opts: { apiKey?: string; name: string; sync: boolean; json?: boolean },
+          opts: { apiKey?: string; name: string; sync: boolean; newDevice?: boolean; json?: boolean },
           cmd: Command,
         ) => {
           const config = edgeConfig(cmd);
@@ -37,6 +38,7 @@ export function registerLogin(program: Command): void {
               store,
               ...(apiKey ? { apiKey } : {}),
               deviceName: opts.name,
+              ...(opts.newDevice ? { newDevice: true } : {}),
               platform: `${process.platform}-${process.arch}`,
               prompt: (auth) => {
                 const where = auth.verification_uri_complete ?? auth.verification_uri;

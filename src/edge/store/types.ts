@@ -39,6 +39,9 @@ export interface ApplyChangesResult {
 export interface EdgeStore {
   /** This device's id (UUIDv7 made on first open, kept in the database). */
   readonly deviceId: string;
+  /** Gives this device a new id (after the VPS revoked the old one); memories and queued writes
+   * stay. Other handles on the database pick the new id up at their next write. */
+  resetDeviceId(): string;
 
   create(input: NewMemory): LocalMemory;
   /** Reads a live memory and records the access (for LRU eviction). Tombstones read as not found. */

@@ -20,6 +20,8 @@ export interface LoginOptions {
   apiKey?: string;
   deviceName: string;
   platform: string;
+  /** Sign in under a new device id (the VPS revoked the old one). */
+  newDevice?: boolean;
   /** Shows the verification URL and user code to the user. */
   prompt?: (auth: DeviceAuthorizationResponse) => void;
   sleep?: (ms: number) => Promise<void>;
@@ -40,13 +42,19 @@ const oauthFailure = (e: OAuthError): DionysusError => {
   };
   // The VPS's own words say which case it is (a revoked device, a revoked key, ...).
   const why = e.error_description ? ` (${e.error_description})` : "";
-  return new DionysusError("unauthorized", `${what[e.error] ?? `login failed: ${e.error}`}${why}`);
+  // A revoked device id stays revoked on the VPS; the way back is a new one.
+  const hint =
+    /revoked/i.test(e.error_description ?? "") && /device/i.test(e.error_description ?? "")
+      ? "; to sign in again as a new device (memories and queued writes are kept), add --new-device"
+      : "";
+  return new DionysusError("unauthorized", `${what[e.error] ?? `login failed: ${e.error}`}${why}${hint}`);
 };
 
 export async function login(opts: LoginOptions): Promise<LoginResult> {
   const url = normaliseUrl(opts.vpsUrl);
   const previous = readCredentials(opts.dataDir);
   const client = new VpsClient({ baseUrl: url });
+  if (opts.newDevice) opts.store.resetDeviceId();
   const info = { device_id: opts.store.deviceId, device_name: opts.deviceName, platform: opts.platform };
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 

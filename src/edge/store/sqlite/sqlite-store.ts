@@ -100,7 +100,7 @@ function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; messa
 }
 
 class SqliteEdgeStore implements EdgeStore {
-  readonly deviceId: string;
+  private currentDeviceId: string;
   private readonly db: Database;
   private readonly path: string;
   private readonly maxContentBytes: number;
@@ -116,7 +116,7 @@ class SqliteEdgeStore implements EdgeStore {
     this.now = opts.now ?? Date.now;
     this.db = openEdgeDatabase(opts.path, { integrityCheck: opts.integrityCheck ?? true });
     try {
-      this.deviceId = this.guard(() => this.ensureDeviceId());
+      this.currentDeviceId = this.guard(() => this.ensureDeviceId());
       this.offsetMs = Number(this.getMeta(META.clockOffset) ?? 0) || 0;
       this.clock = new HlcClock(this.deviceId, this.clockNow, this.getMeta(META.hlc));
     } catch (err) {
@@ -185,7 +185,30 @@ class SqliteEdgeStore implements EdgeStore {
   }
 
   /** Inside a write transaction: catch up with stamps another process persisted. */
+  get deviceId(): string {
+    // Another process (`dionysus login --new-device` beside the daemon) may have changed it.
+    const stored = this.guard(() => this.readMeta(META.deviceId));
+    return stored ?? this.currentDeviceId;
+  }
+
+  resetDeviceId(): string {
+    return this.write(() => {
+      const id = uuidv7(this.now());
+      this.putMeta(META.deviceId, id);
+      this.syncClock();
+      this.putMeta(META.hlc, this.clock.current());
+      return id;
+    });
+  }
+
+  /** Inside a write transaction: catch up with the device id and the stamps another process
+   * (the CLI beside the daemon) persisted. */
   private syncClock(): void {
+    const id = this.readMeta(META.deviceId);
+    if (id && id !== this.currentDeviceId) {
+      this.currentDeviceId = id;
+      this.clock = new HlcClock(id, this.clockNow, this.clock.current());
+    }
     const stored = this.readMeta(META.hlc);
     if (stored && compareHlc(stored, this.clock.current()) > 0 && parseHlc(stored))
       this.clock = new HlcClock(this.deviceId, this.clockNow, stored);
