@@ -29,6 +29,7 @@ import { createAskService } from "./search/ask.ts";
 import { createBuiltinEmbedder } from "./search/builtin/builtin-embedder.ts";
 import { createOllamaChat } from "./search/ollama/ollama-chat.ts";
 import { createOllamaEmbedder } from "./search/ollama/ollama-embedder.ts";
+import { type PgVector, setupPgvector } from "./search/pgvector.ts";
 import { createSearchService } from "./search/search-service.ts";
 import { createVectorIndex } from "./search/vector-index.ts";
 import { VPS_DEVICE } from "./sync/server-write.ts";
@@ -89,7 +90,8 @@ export function createHeavyServices(
       : () => graphStore;
 
   const vectors = createVectorIndex(db, embedder.id);
-  const search = createSearchService({ db, embedder, vectors });
+  let pgvector: PgVector | undefined;
+  const search = createSearchService({ db, embedder, vectors, ann: () => pgvector });
   const graph = createGraphService(db, graphStore);
   const ask = createAskService(search, chat);
   const queue = createJobQueue(db);
@@ -101,6 +103,7 @@ export function createHeavyServices(
         db,
         embedder,
         jobs.flatMap((j) => (j.memory_id ? [{ user_id: j.user_id, memory_id: j.memory_id }] : [])),
+        pgvector,
       );
     },
     extract: async (job) => {
@@ -141,6 +144,10 @@ export function createHeavyServices(
     queue,
     worker,
     clock,
+    /** Uses pgvector when the database has it (PostgreSQL only; PGlite ships without it). */
+    async init(): Promise<void> {
+      if (database.kind === "postgres") pgvector = await setupPgvector(db, embedder, log);
+    },
     /** Starts the worker, after queueing work for memories written before it existed. */
     startWorker(): void {
       queue

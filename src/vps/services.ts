@@ -44,6 +44,7 @@ export async function createVpsServices(
     ...now,
   });
   const heavy = createHeavyServices(config, database, log, options.heavy);
+  await heavy.init();
   const sync = createSyncService(database.db, {
     max_content_bytes: config.max_content_bytes,
     max_clock_skew_ms: config.max_clock_skew_ms,

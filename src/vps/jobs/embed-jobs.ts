@@ -19,10 +19,9 @@ export interface EmbedTarget {
   memory_id: string;
 }
 
-/** Extra work done whenever vectors are written (the pgvector column, when there is one). */
+/** Extra work done in the same transaction whenever vectors are written (the pgvector column). */
 export interface VectorSink {
-  /** SQL expression of the extra column value for a vector, or undefined. */
-  afterWrite?(db: Kysely<VpsTables>, userId: string, memoryIds: string[]): Promise<void>;
+  afterWrite?(tx: Kysely<VpsTables>, userId: string, memoryIds: string[]): Promise<void>;
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
@@ -32,7 +31,7 @@ export async function processEmbedJobs(
   db: Kysely<VpsTables>,
   embedder: Embedder,
   targets: readonly EmbedTarget[],
-  sink: VectorSink = {},
+  sink: VectorSink | undefined = undefined,
 ): Promise<number> {
   const byUser = new Map<string, string[]>();
   for (const t of targets) {
@@ -41,7 +40,7 @@ export async function processEmbedJobs(
     byUser.set(t.user_id, list);
   }
   let written = 0;
-  for (const [userId, ids] of byUser) written += await embedForUser(db, embedder, userId, ids, sink);
+  for (const [userId, ids] of byUser) written += await embedForUser(db, embedder, userId, ids, sink ?? {});
   return written;
 }
 

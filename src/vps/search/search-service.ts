@@ -30,8 +30,8 @@ export interface SearchServiceDeps {
   db: Kysely<VpsTables>;
   embedder: Embedder;
   vectors: VectorIndex;
-  /** pgvector, when available; otherwise the exact scan. */
-  ann?: AnnSearch | undefined;
+  /** pgvector, when available (known after start-up); otherwise the exact scan. */
+  ann?: () => AnnSearch | undefined;
 }
 
 /** The memory as search answers it: without its vector (large, and not what was asked). */
@@ -80,7 +80,8 @@ export function createSearchService(deps: SearchServiceDeps) {
   async function semantic(userId: string, text: string, k: number): Promise<ScoredId[]> {
     const [q] = await embedder.embed([text]);
     if (!q) return [];
-    return deps.ann ? deps.ann.search(userId, q, k) : vectors.search(userId, q, k);
+    const ann = deps.ann?.();
+    return ann ? ann.search(userId, q, k) : vectors.search(userId, q, k);
   }
 
   async function load(userId: string, ids: string[]): Promise<Map<string, Memory>> {
