@@ -7,7 +7,12 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConsolidateResponse, GraphQueryResponse, Job, SearchResponse } from "../../src/core/protocol/heavy.ts";
+import {
+  ConsolidateResponse,
+  GraphQueryResponse,
+  Job,
+  SearchResponse,
+} from "../../src/core/protocol/heavy.ts";
 import { createVpsDatabase, type VpsDatabase } from "../../src/vps/db/database.ts";
 import { TestDevice } from "../helpers/memories.ts";
 import { makeTestApp, signIn, type TestApp } from "../helpers/vps-app.ts";

@@ -265,10 +265,15 @@ describe("consolidation", () => {
   test("one job at a time; merges near-duplicates into the oldest, refreshes the graph, writes a summary", async () => {
     const s = await signIn(t, "dev-cons");
     const dev = new TestDevice("dev-cons");
-    const a = dev.create("Had coffee with Ana in Lisbon", { tags: ["friends"] });
-    const b = dev.create("had coffee with Ana in Lisbon!", { tags: ["coffee"] });
-    const c = dev.create("Had coffee with Ana in Lisbon today");
-    const other = dev.create("Had coffee with Ana in Porto");
+    // Distinct creation times: the oldest of a group survives.
+    const at = (m: ReturnType<TestDevice["create"]>, minutes: number) => {
+      const t = new Date(Date.now() - (60 - minutes) * 60_000).toISOString();
+      return { ...m, data: { ...m.data, created_at: t, updated_at: t } };
+    };
+    const a = at(dev.create("Had coffee with Ana in Lisbon", { tags: ["friends"] }), 1);
+    const b = at(dev.create("had coffee with Ana in Lisbon!", { tags: ["coffee"] }), 2);
+    const c = at(dev.create("Had coffee with Ana in Lisbon today"), 3);
+    const other = at(dev.create("Had coffee with Ana in Porto"), 4);
     await push(s, [a, b, c, other]);
     await t.services.heavy.worker.drain();
 

@@ -435,6 +435,8 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     if (lastId !== undefined && !/^\d{1,15}$/.test(lastId))
       throw new DionysusError("invalid_input", "Last-Event-ID must be a sequence number");
     const current = lastId !== undefined ? (await sync.currentCursor(p.user_id)).seq : 0;
+    // A device of this user is online: decode the user's vectors before their first search.
+    s.heavy.vectors.warm(p.user_id);
     // A quiet stream is not idle: Bun would close it after idleTimeout otherwise.
     c.env?.timeout?.(c.req.raw, 0);
     c.header("X-Accel-Buffering", "no");

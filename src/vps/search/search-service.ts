@@ -124,7 +124,7 @@ export function createSearchService(deps: SearchServiceDeps) {
         took_ms: Math.round((performance.now() - started) * 100) / 100,
         ...(req.mode === "keyword"
           ? {}
-          : { vector_search: deps.ann ? ("pgvector" as const) : ("exact" as const) }),
+          : { vector_search: deps.ann?.() ? ("pgvector" as const) : ("exact" as const) }),
       };
     },
 

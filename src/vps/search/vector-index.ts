@@ -17,6 +17,8 @@ export interface VectorIndexOptions {
   maxBytes?: number;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** The decoded vectors of one user, as of the user's feed position `seq`. */
 class UserVectors {
   seq = -1;
@@ -30,9 +32,12 @@ class UserVectors {
     return this.data.byteLength + this.ids.length * 64;
   }
 
-  set(id: string, vector: Float32Array): void {
-    if (this.dims === 0) this.dims = vector.length;
-    if (vector.length !== this.dims) return;
+  /** Stores a vector given as little-endian float32 bytes (copied straight into the matrix). */
+  set(id: string, bytes: Uint8Array): void {
+    const len = bytes.byteLength / 4;
+    if (!Number.isInteger(len) || len === 0) return;
+    if (this.dims === 0) this.dims = len;
+    if (len !== this.dims) return;
     let row = this.rows.get(id);
     if (row === undefined) {
       row = this.n++;
@@ -44,7 +49,8 @@ class UserVectors {
       this.ids[row] = id;
       this.rows.set(id, row);
     }
-    this.data.set(vector, row * this.dims);
+    if (LITTLE_ENDIAN) new Uint8Array(this.data.buffer, row * this.dims * 4, this.dims * 4).set(bytes);
+    else this.data.set(bytesToVector(bytes), row * this.dims);
   }
 
   /** Removes a memory by moving the last row into its place. */
@@ -122,7 +128,7 @@ export function createVectorIndex(db: Kysely<VpsTables>, model: string, options:
         join embeddings e on e.user_id = m.user_id and e.memory_id = m.id and e.model = ${model}
           and e.content_hash = md5(m.content)
         where m.user_id = ${userId} and not m.deleted`.execute(db);
-      for (const r of rows.rows) u.set(r.id, bytesToVector(r.vector));
+      for (const r of rows.rows) u.set(r.id, r.vector);
     } else {
       const rows = await sql<{ id: string; deleted: boolean; vector: Uint8Array | null }>`
         select m.id, m.deleted, e.vector from memories m
@@ -131,7 +137,7 @@ export function createVectorIndex(db: Kysely<VpsTables>, model: string, options:
         where m.user_id = ${userId} and m.seq > ${u.seq}`.execute(db);
       for (const r of rows.rows) {
         if (r.deleted || !r.vector) u.remove(r.id);
-        else u.set(r.id, bytesToVector(r.vector));
+        else u.set(r.id, r.vector);
       }
     }
     u.seq = seq;
@@ -152,16 +158,25 @@ export function createVectorIndex(db: Kysely<VpsTables>, model: string, options:
     }
   }
 
+  /** The user's vectors, brought up to date (one refresh at a time per user). */
+  function current(userId: string): Promise<UserVectors> {
+    let p = inFlight.get(userId);
+    if (!p) {
+      p = refresh(userId).finally(() => inFlight.delete(userId));
+      inFlight.set(userId, p);
+    }
+    return p;
+  }
+
   return {
     /** The `k` memories of the user most similar to `query`, best first (scores above 0). */
     async search(userId: string, query: readonly number[], k: number): Promise<ScoredId[]> {
-      let p = inFlight.get(userId);
-      if (!p) {
-        p = refresh(userId).finally(() => inFlight.delete(userId));
-        inFlight.set(userId, p);
-      }
-      const u = await p;
-      return u.topK(Float32Array.from(query), k, 0);
+      return (await current(userId)).topK(Float32Array.from(query), k, 0);
+    },
+    /** Loads the user's vectors ahead of their first semantic search (in the background). */
+    warm(userId: string): void {
+      if (users.has(userId)) return;
+      current(userId).catch(() => {});
     },
     /** Forgets every cached user (tests, a change of embedder). */
     clear(): void {
