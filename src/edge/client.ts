@@ -13,7 +13,7 @@ import { AskEvent, type AskRequest, ConsolidateResponse, Job } from "../core/pro
 import type { ConflictEntry, QueueCounts } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
 import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
-import { routeRecall } from "./heavy/recall.ts";
+import { routeRecall, withoutVector } from "./heavy/recall.ts";
 import { createHeavyService, GraphAnswer, type GraphAsk, type HeavyService } from "./heavy/service.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
@@ -171,7 +171,7 @@ class DirectClient implements EdgeClient {
     this.store.delete(id);
   }
   async recent(limit: number) {
-    return this.store.recent(limit);
+    return this.store.recent(limit).map(withoutVector);
   }
   async recall(query: string, limit: number, options: RecallOptions = {}): Promise<RecallResponse> {
     const req = { query, limit, mode: options.mode ?? "auto", route: options.route ?? "auto" } as const;

@@ -102,6 +102,7 @@ describe("heavy queries with a real edge and a real VPS", () => {
       memories: { id: string; kind: string; embedding?: number[] | null }[];
     }>("GET", "/v1/memories?recent=20");
     expect(listed.body.memories.some((m) => m.kind === "summary")).toBe(true);
+    expect(listed.body.memories.every((m) => m.embedding === undefined)).toBe(true);
     // Vectors arrive with the feed too.
     await eventually(
       async () => {

@@ -13,13 +13,15 @@ import type { HeavyService } from "./service.ts";
 /** Without a VPS link: not logged in. */
 const NO_VPS = { online: false, authenticated: false };
 
-/** Recall hits without their vectors (large, and not what was asked). */
+/** A memory without its vector (large, and not what a list or a search asked for). */
+export function withoutVector<M extends { embedding?: number[] | null | undefined }>(m: M): M {
+  if (m.embedding === undefined) return m;
+  const { embedding: _e, ...rest } = m;
+  return rest as M;
+}
+
 function bare(hits: RecallHit[]): RecallHit[] {
-  return hits.map((h) => {
-    if (h.memory.embedding === undefined) return h;
-    const { embedding: _e, ...memory } = h.memory;
-    return { ...h, memory };
-  });
+  return hits.map((h) => (h.memory.embedding === undefined ? h : { ...h, memory: withoutVector(h.memory) }));
 }
 
 export async function routeRecall(

@@ -17,7 +17,7 @@ import { AskRequest, GraphQueryRequest } from "../../core/protocol/heavy.ts";
 import type { ConflictEntry } from "../../core/protocol/sync.ts";
 import { classifyOperation, type Operation } from "../../core/router.ts";
 import { VERSION } from "../../core/version.ts";
-import { routeRecall } from "../heavy/recall.ts";
+import { routeRecall, withoutVector } from "../heavy/recall.ts";
 import type { HeavyService } from "../heavy/service.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, originGuard } from "./guard.ts";
@@ -153,7 +153,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   });
 
   app.get("/v1/memories", zValidator("query", RecentQuery, onInvalid), (c) => {
-    return c.json({ memories: store.recent(c.req.valid("query").recent) });
+    return c.json({ memories: store.recent(c.req.valid("query").recent).map(withoutVector) });
   });
 
   app.get("/v1/memories/:id", (c) => {
