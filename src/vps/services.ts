@@ -71,6 +71,11 @@ export async function createVpsServices(
     () => hub.devices,
   );
   metrics.gauge(
+    "dionysus_vector_cache_bytes",
+    "Decoded vectors held in memory for exact semantic search on this instance.",
+    () => heavy.vectors.stats().bytes,
+  );
+  metrics.gauge(
     "dionysus_webhook_deliveries_pending",
     "Webhook deliveries queued or in flight.",
     () => webhooks.pending,

@@ -84,6 +84,26 @@ describe("VPS with a fake Ollama", () => {
     expect(JSON.stringify(chat.body.messages)).toContain("spare key");
   });
 
+  test("ask: another user's question is answered from their memories only", async () => {
+    const other = await signIn(t, "dev-other");
+    const res = await t.req("/v1/ask", {
+      method: "POST",
+      headers: other.json,
+      body: JSON.stringify({ question: "Where is the spare key?" }),
+    });
+    expect(res.status).toBe(200);
+    const events = (await res.text())
+      .trim()
+      .split("\n")
+      .map((l) => AskEvent.parse(JSON.parse(l)));
+    expect(events[0]).toEqual({ type: "sources", memories: [] });
+    const prompt = JSON.stringify(
+      ollama.requests.filter((r) => r.path === "/api/chat").at(-1)!.body.messages,
+    );
+    expect(prompt).not.toContain("flower pot");
+    expect(prompt).toContain("no memories matched");
+  });
+
   test("consolidation writes its summary with the LLM", async () => {
     const started = ConsolidateResponse.parse(await (await post("/v1/consolidate", {})).json());
     await t.services.heavy.worker.drain();

@@ -127,8 +127,8 @@ export class HeavyClient {
         }
       }
     } finally {
-      reader.releaseLock();
-      await res.body.cancel().catch(() => {});
+      // Closes the connection too when the caller stops early.
+      await reader.cancel().catch(() => {});
     }
   }
 
@@ -237,7 +237,6 @@ async function* readNdjson(body: ReadableStream, where: string): AsyncGenerator<
         message: `the answer from the VPS at ${where} ended early`,
       };
   } finally {
-    reader.releaseLock();
-    await body.cancel().catch(() => {});
+    await reader.cancel().catch(() => {});
   }
 }

@@ -87,6 +87,9 @@ export function toRecallHit(h: { memory: Memory; score: number; snippet: string 
   return { memory: local, score: h.score, snippet: h.snippet };
 }
 
+/** While waiting for a job, how often it is checked besides listening for its event (ms). */
+const JOB_POLL_MS = 5000;
+
 const finished = (j: Job) => j.status === "done" || j.status === "failed";
 
 export function createHeavyService(opts: HeavyServiceOptions): HeavyService {
@@ -201,7 +204,7 @@ export function createHeavyService(opts: HeavyServiceOptions): HeavyService {
         const deadline = now() + waitS * 1000;
         const stop = new AbortController();
         let wake: () => void = () => {};
-        // The VPS says when the job ends (SSE `job` event); polling every 2 s covers a lost stream.
+        // The VPS says when the job ends (SSE `job` event); polling every 5 s covers a lost stream.
         void (async () => {
           try {
             for await (const ev of client.jobEvents(stop.signal)) if (ev.id === id && finished(ev)) wake();
@@ -212,7 +215,7 @@ export function createHeavyService(opts: HeavyServiceOptions): HeavyService {
         try {
           while (now() < deadline) {
             await new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, Math.min(2000, Math.max(0, deadline - now())));
+              const timer = setTimeout(resolve, Math.min(JOB_POLL_MS, Math.max(0, deadline - now())));
               wake = () => {
                 clearTimeout(timer);
                 resolve();
