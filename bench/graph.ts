@@ -7,6 +7,7 @@
  *   BENCH_ENTITIES=2000 bun run bench:graph
  *   BENCH_SKIP_GRAPH=1 bun run bench:graph   # only the CPU parts (no database)
  *   BENCH_KEEP_DB=1 bun run bench:graph   # keep the database to EXPLAIN queries; drop it yourself
+ *   BENCH_ONLY_GRAPH=1 BENCH_NO_RESULTS=1 bun run bench:graph   # graph part only, not recorded
  *
  * Creates its own database (random name) and drops it at the end.
  */
@@ -261,12 +262,16 @@ function benchDedup(): void {
 
 const started = new Date();
 const loadAtStart = os.loadavg()[0]!;
-await benchEmbedder();
-benchExtraction();
-await benchScan();
-benchDedup();
+// BENCH_ONLY_GRAPH: just the graph part (bench/heavy.ts runs it so, and reports it itself).
+if (!process.env.BENCH_ONLY_GRAPH) {
+  await benchEmbedder();
+  benchExtraction();
+  await benchScan();
+  benchDedup();
+}
 if (process.env.BENCH_SKIP_GRAPH) log("- (graph part skipped: BENCH_SKIP_GRAPH)");
 else await benchGraph();
+if (process.env.BENCH_NO_RESULTS) process.exit(0);
 
 const cpus = os.cpus();
 const header = `### ${started.toISOString().slice(0, 16).replace("T", " ")} UTC — Dionysus ${VERSION}, Bun ${Bun.version}, ${os.platform()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average ${loadAtStart.toFixed(1)} at start and ${os.loadavg()[0]!.toFixed(1)} at the end`;

@@ -31,16 +31,17 @@ export function formatMemory(m: LocalMemory): string {
 }
 
 export function formatRecall(r: RecallResponse, query: string): string {
-  if (r.results.length === 0) return `No memories match "${oneLine(query, 60)}".`;
+  const note = r.degraded && r.reason ? `\nnote: ${r.reason}` : "";
+  if (r.results.length === 0) return `No memories match "${oneLine(query, 60)}".${note}`;
   const lines = r.results.map(
     (h, i) =>
       `${String(i + 1).padStart(2)}. ${h.memory.id}  ${when(h.memory.updated_at)}\n    ${oneLine(h.snippet, 100)}`,
   );
   const n = r.results.length;
   lines.push(
-    `${n} ${n === 1 ? "memory" : "memories"} in ${r.took_ms} ms (${r.routed}${r.degraded ? ", degraded" : ""})`,
+    `${n} ${n === 1 ? "memory" : "memories"} in ${r.took_ms} ms (${r.routed === "cache" ? "VPS answer from the local cache" : r.routed}${r.degraded ? ", degraded" : ""})`,
   );
-  return lines.join("\n");
+  return lines.join("\n") + note;
 }
 
 function bytes(n: number): string {

@@ -1,9 +1,12 @@
 /** The commander program: every command registers itself from `commands/<name>.ts`. */
 import { Command } from "commander";
 import { VERSION } from "../core/version.ts";
+import { registerAsk } from "./commands/ask.ts";
 import { registerConflicts } from "./commands/conflicts.ts";
+import { registerConsolidate } from "./commands/consolidate.ts";
 import { registerForget } from "./commands/forget.ts";
 import { registerGet } from "./commands/get.ts";
+import { registerGraph } from "./commands/graph.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerList } from "./commands/list.ts";
 import { registerLogin } from "./commands/login.ts";
@@ -34,6 +37,9 @@ export function buildProgram(): Command {
   registerLogin(program);
   registerSync(program);
   registerConflicts(program);
+  registerGraph(program);
+  registerConsolidate(program);
+  registerAsk(program);
   registerVps(program);
   return program;
 }

@@ -8,10 +8,13 @@ import ky, { type KyInstance } from "ky";
 import type { EdgeConfig } from "../core/config.ts";
 import { DionysusError, type ErrorCode, ErrorCodes } from "../core/errors.ts";
 import { LocalMemory, type NewMemory } from "../core/memory.ts";
-import { EdgeHealth, RecallResponse } from "../core/protocol/edge-api.ts";
+import { EdgeHealth, type RecallMode, RecallResponse, type RecallRoute } from "../core/protocol/edge-api.ts";
+import { AskEvent, type AskRequest, ConsolidateResponse, Job } from "../core/protocol/heavy.ts";
 import type { ConflictEntry, QueueCounts } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
 import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
+import { routeRecall, withoutVector } from "./heavy/recall.ts";
+import { createHeavyService, GraphAnswer, type GraphAsk, type HeavyService } from "./heavy/service.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 import { SyncEngine, type SyncProgress, type SyncReport, type SyncStatus } from "./sync/engine.ts";
@@ -50,9 +53,23 @@ export interface EdgeClient {
   /** Throws `not_found` for unknown or deleted ids. */
   forget(id: string): Promise<void>;
   recent(limit: number): Promise<LocalMemory[]>;
-  recall(query: string, limit: number): Promise<RecallResponse>;
+  /** Recall, routed (see src/edge/heavy/recall.ts): `mode` and `route` default to `auto`. */
+  recall(query: string, limit: number, options?: RecallOptions): Promise<RecallResponse>;
+  /** A knowledge-graph query on the VPS (503 `unavailable` when it cannot be reached). */
+  graph(req: GraphAsk): Promise<GraphAnswer>;
+  /** Starts a consolidation on the VPS (or answers the one in flight). */
+  consolidate(): Promise<ConsolidateResponse>;
+  /** A consolidation job; with `waitS`, waits up to that long for it to finish. */
+  job(id: string, waitS?: number): Promise<Job>;
+  /** Asks the VPS's LLM; `onEvent` sees each streamed event. */
+  ask(req: AskRequest, onEvent: (event: AskEvent) => void): Promise<void>;
   status(): Promise<EdgeStatus>;
   close(): void;
+}
+
+export interface RecallOptions {
+  mode?: RecallMode;
+  route?: RecallRoute;
 }
 
 export interface ConnectOptions {
@@ -93,6 +110,9 @@ export async function connectEdge(config: EdgeConfig, options: ConnectOptions = 
   return new DirectClient(config);
 }
 
+/** How long a command waits for a daemon that asks the VPS (ms). */
+const HEAVY_TIMEOUT_MS = 30_000;
+
 class DirectClient implements EdgeClient {
   readonly mode = "direct" as const;
   private readonly store: EdgeStore;
@@ -106,6 +126,18 @@ class DirectClient implements EdgeClient {
       maxContentBytes: config.max_content_bytes,
       integrityCheck: false,
     });
+  }
+
+  private heavyService: HeavyService | undefined;
+
+  private heavy(): HeavyService {
+    // No daemon, so no view of the link: the VPS is tried, and a failure answered as such.
+    this.heavyService ??= createHeavyService({
+      dataDir: this.config.data_dir,
+      cacheTtlS: this.config.cache_ttl_s,
+      tokens: () => this.engine(),
+    });
+    return this.heavyService;
   }
 
   private engine(): SyncEngine {
@@ -139,12 +171,23 @@ class DirectClient implements EdgeClient {
     this.store.delete(id);
   }
   async recent(limit: number) {
-    return this.store.recent(limit);
+    return this.store.recent(limit).map(withoutVector);
   }
-  async recall(query: string, limit: number): Promise<RecallResponse> {
-    const started = performance.now();
-    const results = this.store.recall(query, limit);
-    return { results, routed: "local", took_ms: Math.round((performance.now() - started) * 100) / 100 };
+  async recall(query: string, limit: number, options: RecallOptions = {}): Promise<RecallResponse> {
+    const req = { query, limit, mode: options.mode ?? "auto", route: options.route ?? "auto" } as const;
+    return routeRecall(req, (q, n) => this.store.recall(q, n), this.heavy());
+  }
+  async graph(req: GraphAsk) {
+    return this.heavy().graph(req);
+  }
+  async consolidate() {
+    return this.heavy().consolidate();
+  }
+  async job(id: string, waitS?: number) {
+    return this.heavy().job(id, waitS);
+  }
+  async ask(req: AskRequest, onEvent: (event: AskEvent) => void) {
+    for await (const ev of await this.heavy().ask(req)) onEvent(ev);
   }
   async status(): Promise<EdgeStatus> {
     const path = dbPath(this.config.data_dir);
@@ -162,6 +205,7 @@ class DirectClient implements EdgeClient {
     };
   }
   close() {
+    this.heavyService?.close();
     this.store.close();
   }
 }
@@ -183,14 +227,14 @@ class DaemonClient implements EdgeClient {
     method: "get" | "post" | "delete",
     path: string,
     json?: unknown,
-    timeout?: false,
+    timeout?: false | number,
   ): Promise<unknown> {
     let res: Response;
     try {
       res = await this.http(path, {
         method,
         ...(json === undefined ? {} : { json }),
-        ...(timeout === false ? { timeout: false } : {}),
+        ...(timeout === undefined ? {} : { timeout }),
       });
     } catch (cause) {
       throw new DionysusError(
@@ -239,8 +283,60 @@ class DaemonClient implements EdgeClient {
     const body = (await this.call("get", `v1/memories?recent=${limit}`)) as { memories: unknown[] };
     return body.memories.map((m) => LocalMemory.parse(m));
   }
-  async recall(query: string, limit: number) {
-    return RecallResponse.parse(await this.call("post", "v1/recall", { query, limit }));
+  async recall(query: string, limit: number, options: RecallOptions = {}) {
+    // The daemon may wait on the VPS (10 s) before it falls back to local search.
+    return RecallResponse.parse(
+      await this.call("post", "v1/recall", { query, limit, ...options }, HEAVY_TIMEOUT_MS),
+    );
+  }
+  async graph(req: GraphAsk) {
+    return GraphAnswer.parse(await this.call("post", "v1/graph/query", req, HEAVY_TIMEOUT_MS));
+  }
+  async consolidate() {
+    return ConsolidateResponse.parse(await this.call("post", "v1/consolidate", undefined, HEAVY_TIMEOUT_MS));
+  }
+  async job(id: string, waitS = 0) {
+    const body = (await this.call(
+      "get",
+      `v1/jobs/${encodeURIComponent(id)}?wait=${waitS}`,
+      undefined,
+      HEAVY_TIMEOUT_MS + waitS * 1000,
+    )) as { job: unknown };
+    return Job.parse(body.job);
+  }
+  async ask(req: AskRequest, onEvent: (event: AskEvent) => void) {
+    let res: Response;
+    try {
+      res = await this.http.post("v1/ask", { json: req, timeout: false });
+    } catch (cause) {
+      throw new DionysusError(
+        "unavailable",
+        `the daemon at ${this.url} did not answer (${(cause as Error).message})`,
+        {
+          cause,
+        },
+      );
+    }
+    if (!res.ok || !res.body) {
+      const p = ((await res.json().catch(() => undefined)) ?? {}) as { code?: string; detail?: string };
+      const code = p.code && p.code in ErrorCodes ? (p.code as ErrorCode) : "internal";
+      throw new DionysusError(code, p.detail ?? `the daemon answered ${res.status}`, { status: res.status });
+    }
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let nl = buffer.indexOf("\n");
+      while (nl >= 0) {
+        const line = buffer.slice(0, nl).trim();
+        buffer = buffer.slice(nl + 1);
+        nl = buffer.indexOf("\n");
+        const parsed = line ? AskEvent.safeParse(JSON.parse(line)) : undefined;
+        if (parsed?.success) onEvent(parsed.data);
+      }
+    }
   }
   async status(): Promise<EdgeStatus> {
     const health = EdgeHealth.parse(await this.call("get", "health"));

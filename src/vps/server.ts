@@ -77,7 +77,10 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     releaseLock();
     throw err;
   }
-  const services = await createVpsServices(config, database, options.log ? { log: options.log } : {});
+  const services = await createVpsServices(config, database, {
+    worker: true,
+    ...(options.log ? { log: options.log } : {}),
+  });
   const adminToken = randomSecret("dnx");
   const app = createVpsApp({ services, adminToken });
   let server: ReturnType<typeof Bun.serve>;

@@ -7,6 +7,7 @@ import { encodeCursor } from "../core/protocol/sync.ts";
 import { createAdminOps } from "./admin/admin.ts";
 import { createAuthService } from "./auth/service.ts";
 import type { VpsDatabase } from "./db/database.ts";
+import { createHeavyServices, type HeavyOverrides } from "./heavy.ts";
 import { jsonLogger, type Logger } from "./http/logger.ts";
 import { Metrics } from "./http/metrics.ts";
 import { CHANGES_CHANNEL, parseChannelEvent } from "./push/channel.ts";
@@ -20,6 +21,11 @@ export interface VpsServicesOptions {
   now?: () => number;
   webhookRetryDelaysMs?: number[];
   coalesceMs?: number;
+  /** Run the background job worker (embeddings, graph, consolidation); `vps serve` does. Tests
+   * leave it off and call `heavy.worker.drain()`. */
+  worker?: boolean;
+  /** Replacements for the heavy-query adapters (tests). */
+  heavy?: HeavyOverrides;
 }
 
 export type VpsServices = Awaited<ReturnType<typeof createVpsServices>>;
@@ -37,9 +43,12 @@ export async function createVpsServices(
     refresh_token_ttl_s: config.refresh_token_ttl_s,
     ...now,
   });
+  const heavy = createHeavyServices(config, database, log, options.heavy);
+  await heavy.init();
   const sync = createSyncService(database.db, {
     max_content_bytes: config.max_content_bytes,
     max_clock_skew_ms: config.max_clock_skew_ms,
+    embeddingModel: heavy.embedder.id,
     ...now,
   });
   const epoch = await sync.getEpoch();
@@ -62,6 +71,11 @@ export async function createVpsServices(
     () => hub.devices,
   );
   metrics.gauge(
+    "dionysus_vector_cache_bytes",
+    "Decoded vectors held in memory for exact semantic search on this instance.",
+    () => heavy.vectors.stats().bytes,
+  );
+  metrics.gauge(
     "dionysus_webhook_deliveries_pending",
     "Webhook deliveries queued or in flight.",
     () => webhooks.pending,
@@ -69,9 +83,14 @@ export async function createVpsServices(
 
   const unlisten = await database.listen(CHANGES_CHANNEL, (payload) => {
     const ev = parseChannelEvent(payload);
-    if (ev?.type === "changes") hub.poke(ev.user_id, ev.seq);
-    else if (ev?.type === "revoke") hub.disconnectDevice(ev.user_id, ev.device_id);
+    if (ev?.type === "changes") {
+      hub.poke(ev.user_id, ev.seq);
+      // New writes mean new embed and extract jobs.
+      heavy.worker.wake();
+    } else if (ev?.type === "revoke") hub.disconnectDevice(ev.user_id, ev.device_id);
+    else if (ev?.type === "job") hub.sendJob(ev.user_id, ev.job);
   });
+  if (options.worker) heavy.startWorker();
 
   return {
     config,
@@ -83,10 +102,12 @@ export async function createVpsServices(
     webhooks,
     metrics,
     admin: createAdminOps(auth),
+    heavy,
     cursorFor,
     async stop(): Promise<void> {
       hub.closeAll();
       webhooks.stop();
+      await heavy.close();
       await unlisten();
     },
   };

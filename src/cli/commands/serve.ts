@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { VERSION } from "../../core/version.ts";
 import { startEdgeDaemon } from "../../edge/daemon.ts";
+import { createHeavyService } from "../../edge/heavy/service.ts";
 import { createSyncServices } from "../../edge/sync/services.ts";
 import { edgeConfig } from "../edge-command.ts";
 import { action } from "../output.ts";
@@ -19,7 +20,24 @@ export function registerServe(program: Command): void {
           log: (event) =>
             process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
         });
-        const daemon = await startEdgeDaemon({ config, services, handleSignals: true });
+        const heavy = createHeavyService({
+          dataDir: config.data_dir,
+          cacheTtlS: config.cache_ttl_s,
+          tokens: () => services.engine(),
+          online: () => services.engine()?.isOnline() ?? false,
+        });
+        const daemon = await startEdgeDaemon({
+          config,
+          services: {
+            ...services,
+            heavy,
+            onStop: async () => {
+              await services.onStop?.();
+              heavy.close();
+            },
+          },
+          handleSignals: true,
+        });
         const auth = services.auth?.() ?? "none";
         const info = {
           url: daemon.url,

@@ -6,14 +6,19 @@ import { zValidator } from "@hono/zod-validator";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { stream } from "hono/streaming";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import type { EdgeConfig } from "../../core/config.ts";
 import { DionysusError, describeIssues, isDionysusError, toProblem } from "../../core/errors.ts";
 import { DEFAULT_MAX_CONTENT_BYTES, MemoryPatch, NewMemory } from "../../core/memory.ts";
-import { type EdgeHealth, Limit, RecallRequest, type RecallResponse } from "../../core/protocol/edge-api.ts";
+import { type EdgeHealth, Limit, RecallRequest } from "../../core/protocol/edge-api.ts";
+import { AskRequest, GraphQueryRequest } from "../../core/protocol/heavy.ts";
 import type { ConflictEntry } from "../../core/protocol/sync.ts";
+import { classifyOperation, type Operation } from "../../core/router.ts";
 import { VERSION } from "../../core/version.ts";
+import { routeRecall, withoutVector } from "../heavy/recall.ts";
+import type { HeavyService } from "../heavy/service.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, originGuard } from "./guard.ts";
 
@@ -34,12 +39,24 @@ export interface EdgeAppDeps {
   conflicts?: (limit: number) => ConflictEntry[];
   /** Writes wait for this (the daemon's background integrity check); a rejection refuses them. */
   ready?: Promise<void>;
+  /** Heavy queries on the VPS and the cache of their answers; absent: local-only (not logged in). */
+  heavy?: HeavyService;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string, err?: unknown) => void;
 }
 
 /** `GET /v1/memories?recent=N`: newest first; 20 unless said otherwise. */
 export const RecentQuery = z.object({ recent: Limit.default(20) });
+
+/** `GET /v1/jobs/:id?wait=S`: wait up to S seconds (0..60) for the job to finish. */
+export const JobWaitQuery = z.object({
+  wait: z.coerce.number().min(0, "wait must be 0..60").max(60, "wait must be 0..60").default(0),
+});
+
+/** What the Bun server passes as `c.env`, when there is one. */
+interface ServerLike {
+  timeout?(req: Request, seconds: number): void;
+}
 
 const PROBLEM_TYPE = "application/problem+json";
 
@@ -139,7 +156,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   });
 
   app.get("/v1/memories", zValidator("query", RecentQuery, onInvalid), (c) => {
-    return c.json({ memories: store.recent(c.req.valid("query").recent) });
+    return c.json({ memories: store.recent(c.req.valid("query").recent).map(withoutVector) });
   });
 
   app.get("/v1/memories/:id", (c) => {
@@ -169,22 +186,48 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     return c.body(null, 204);
   });
 
-  app.post("/v1/recall", limitBody, jsonBody, zValidator("json", RecallRequest, onInvalid), (c) => {
-    const started = performance.now();
+  app.post("/v1/recall", limitBody, jsonBody, zValidator("json", RecallRequest, onInvalid), async (c) => {
     const req = c.req.valid("json");
-    const results = store.recall(req.query, req.limit);
-    const body: RecallResponse = {
-      results,
-      routed: "local",
-      took_ms: Math.round((performance.now() - started) * 100) / 100,
-    };
-    // Semantic search and VPS routing come with the router; until then say what was done.
-    if (req.mode === "semantic" || req.mode === "hybrid" || req.route === "vps") {
-      body.degraded = true;
-      body.reason =
-        "answered by local keyword search; semantic search and VPS routing are not available here";
-    }
-    return c.json(body);
+    return c.json(await routeRecall(req, (q, n) => store.recall(q, n), deps.heavy));
+  });
+
+  // ---- heavy queries: always on the VPS (503 when it cannot be used) ----
+  const heavy = (op: Operation): HeavyService => {
+    if (deps.heavy) return deps.heavy;
+    const plan = classifyOperation(op, { online: false, authenticated: false });
+    throw new DionysusError("unavailable", plan.where === "unavailable" ? plan.message : "no VPS");
+  };
+
+  app.post(
+    "/v1/graph/query",
+    limitBody,
+    jsonBody,
+    zValidator("json", GraphQueryRequest, onInvalid),
+    async (c) => c.json(await heavy("graph").graph(c.req.valid("json"))),
+  );
+
+  app.post("/v1/consolidate", async (c) => c.json(await heavy("consolidate").consolidate(), 202));
+
+  app.get("/v1/jobs/:id", zValidator("query", JobWaitQuery, onInvalid), async (c) => {
+    const wait = c.req.valid("query").wait;
+    if (wait > 0) (c.env as ServerLike | undefined)?.timeout?.(c.req.raw, wait + 30);
+    return c.json({ job: await heavy("consolidate").job(c.req.param("id"), wait) });
+  });
+
+  app.post("/v1/ask", limitBody, jsonBody, zValidator("json", AskRequest, onInvalid), async (c) => {
+    const abort = new AbortController();
+    const events = await heavy("ask").ask(c.req.valid("json"), abort.signal);
+    // The model may pause longer than the server's idle timeout between two words.
+    (c.env as ServerLike | undefined)?.timeout?.(c.req.raw, 0);
+    c.header("Content-Type", "application/x-ndjson; charset=utf-8");
+    c.header("Cache-Control", "no-store");
+    return stream(c, async (out) => {
+      out.onAbort(() => abort.abort());
+      for await (const ev of events) {
+        if (out.aborted) break;
+        await out.write(`${JSON.stringify(ev)}\n`);
+      }
+    });
   });
 
   app.get("/v1/sync/status", (c) => c.json({ queue: store.queueCounts(), ...(deps.syncStatus?.() ?? {}) }));

@@ -5,6 +5,7 @@
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
 import { DionysusError } from "../../core/errors.ts";
+import { graphMigration } from "../graph/postgres/schema.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists.
 type AnyDb = Kysely<any>;
@@ -152,9 +153,99 @@ const m0001: Migration = {
   },
 };
 
+/**
+ * Heavy queries (issue 5): full-text search on memories, embeddings, the job queue, the merge
+ * history of consolidation and what the graph was last extracted from.
+ */
+const m0003: Migration = {
+  async up(db: AnyDb) {
+    // A stored tsvector, so ranking never re-parses content; English stemming like the edge's
+    // porter tokenizer.
+    await sql`
+      alter table memories
+        add column tsv tsvector generated always as (to_tsvector('english', content)) stored`.execute(db);
+    await sql`create index memories_tsv on memories using gin (tsv)`.execute(db);
+
+    // One vector per memory and embedder. `content_hash` (md5 of the content embedded) tells a
+    // current vector from a stale one: a tags-only edit keeps its vector.
+    await sql`
+      create table embeddings (
+        user_id text not null references users (id) on delete cascade,
+        memory_id text not null,
+        model text not null,
+        content_hash text not null,
+        dims int not null,
+        vector bytea not null,
+        created_at timestamptz not null default now(),
+        primary key (user_id, memory_id, model)
+      )`.execute(db);
+
+    // Background work, claimed with FOR UPDATE SKIP LOCKED by any number of workers.
+    await sql`
+      create table jobs (
+        user_id text not null references users (id) on delete cascade,
+        id text not null,
+        kind text not null check (kind in ('embed', 'extract', 'consolidate')),
+        memory_id text,
+        status text not null default 'queued' check (status in ('queued', 'running', 'done', 'failed')),
+        payload jsonb not null default '{}',
+        attempts int not null default 0,
+        run_after timestamptz not null default now(),
+        created_at timestamptz not null default now(),
+        started_at timestamptz,
+        heartbeat_at timestamptz,
+        finished_at timestamptz,
+        result jsonb,
+        error text,
+        primary key (user_id, id)
+      )`.execute(db);
+    await sql`create index jobs_due on jobs (run_after) where status = 'queued'`.execute(db);
+    await sql`create index jobs_running on jobs (heartbeat_at) where status = 'running'`.execute(db);
+    // At most one queued job per memory and kind: ten quick edits make one job.
+    await sql`
+      create unique index jobs_memory_once on jobs (user_id, kind, memory_id)
+      where status = 'queued'`.execute(db);
+    // At most one consolidation per user in flight.
+    await sql`
+      create unique index jobs_consolidate_once on jobs (user_id)
+      where kind = 'consolidate' and status in ('queued', 'running')`.execute(db);
+
+    // Consolidation keeps the history of what it merged: the version each duplicate had.
+    await sql`
+      create table memory_merges (
+        user_id text not null references users (id) on delete cascade,
+        merged_id text not null,
+        survivor_id text not null,
+        job_id text not null,
+        merged jsonb not null,
+        merged_at timestamptz not null default now(),
+        primary key (user_id, merged_id)
+      )`.execute(db);
+    await sql`create index memory_merges_survivor on memory_merges (user_id, survivor_id)`.execute(db);
+
+    // What each memory's graph entities were extracted from (content hash and extractor).
+    await sql`
+      create table graph_extracted (
+        user_id text not null references users (id) on delete cascade,
+        memory_id text not null,
+        extractor text not null,
+        content_hash text not null,
+        primary key (user_id, memory_id)
+      )`.execute(db);
+  },
+  async down(db: AnyDb) {
+    for (const t of ["graph_extracted", "memory_merges", "jobs", "embeddings"])
+      await sql`drop table if exists ${sql.table(t)}`.execute(db);
+    await sql`drop index if exists memories_tsv`.execute(db);
+    await sql`alter table memories drop column if exists tsv`.execute(db);
+  },
+};
+
 /** Every migration, by name; names sort in application order. */
 export const vpsMigrations: Record<string, Migration> = {
   "0001_initial": m0001,
+  "0002_graph": graphMigration,
+  "0003_heavy": m0003,
 };
 
 class InCodeProvider implements MigrationProvider {

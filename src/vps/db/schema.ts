@@ -4,6 +4,7 @@
  * user. `int8` columns come back as JS numbers (see createVpsDatabase).
  */
 import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
+import type { GraphTables } from "../graph/postgres/schema.ts";
 
 type Timestamptz = ColumnType<Date, Date | string, Date | string>;
 type Json<T> = ColumnType<T, string, string>;
@@ -121,7 +122,62 @@ export interface WebhooksTable {
   created_at: ColumnType<Date, Date | string | undefined, never>;
 }
 
-export interface VpsTables {
+export interface EmbeddingsTable {
+  user_id: string;
+  memory_id: string;
+  /** The embedder's id (`builtin-hash-v1/384`, `ollama/<model>`). */
+  model: string;
+  /** md5 (hex) of the content the vector was made from. */
+  content_hash: string;
+  dims: number;
+  /** Little-endian float32. */
+  vector: Uint8Array;
+  created_at: ColumnType<Date, Date | string | undefined, never>;
+}
+
+export type JobRowKind = "embed" | "extract" | "consolidate";
+export type JobRowStatus = "queued" | "running" | "done" | "failed";
+
+export interface JobsTable {
+  user_id: string;
+  id: string;
+  kind: JobRowKind;
+  /** The memory an `embed` or `extract` job works on. */
+  memory_id: string | null;
+  status: ColumnType<JobRowStatus, JobRowStatus | undefined, JobRowStatus>;
+  payload: ColumnType<Record<string, unknown>, string | undefined, string>;
+  attempts: ColumnType<number, number | undefined, number>;
+  run_after: ColumnType<Date, Date | string | undefined, Date | string>;
+  created_at: ColumnType<Date, Date | string | undefined, never>;
+  started_at: Timestamptz | null;
+  heartbeat_at: Timestamptz | null;
+  finished_at: Timestamptz | null;
+  result: Json<Record<string, unknown> | null> | null;
+  error: string | null;
+}
+
+export interface MemoryMergesTable {
+  user_id: string;
+  merged_id: string;
+  survivor_id: string;
+  job_id: string;
+  /** The version of the merged memory just before it became a tombstone. */
+  merged: Json<Record<string, unknown>>;
+  merged_at: ColumnType<Date, Date | string | undefined, never>;
+}
+
+export interface GraphExtractedTable {
+  user_id: string;
+  memory_id: string;
+  extractor: string;
+  content_hash: string;
+}
+
+export interface VpsTables extends GraphTables {
+  embeddings: EmbeddingsTable;
+  jobs: JobsTable;
+  memory_merges: MemoryMergesTable;
+  graph_extracted: GraphExtractedTable;
   server_meta: ServerMetaTable;
   users: UsersTable;
   api_keys: ApiKeysTable;

@@ -7,7 +7,8 @@ import { timingSafeEqual } from "node:crypto";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
-import { streamSSE } from "hono/streaming";
+import { stream, streamSSE } from "hono/streaming";
+import type { z } from "zod";
 import { DionysusError, describeIssues, isDionysusError, toProblem } from "../../core/errors.ts";
 import {
   API_KEY_GRANT,
@@ -16,7 +17,9 @@ import {
   TokenRequest,
   WebhookRequest,
 } from "../../core/protocol/auth.ts";
+import { AskRequest, GraphQueryRequest, SearchRequest } from "../../core/protocol/heavy.ts";
 import { PullQuery, PushRequest } from "../../core/protocol/sync.ts";
+import { isUuid } from "../../core/uuid.ts";
 import { VERSION } from "../../core/version.ts";
 import { OAuthFailure } from "../auth/errors.ts";
 import type { Principal } from "../auth/service.ts";
@@ -86,6 +89,13 @@ async function readJson(c: Context<AppEnv>): Promise<unknown> {
   } catch {
     throw new DionysusError("invalid_input", "the body is not valid JSON");
   }
+}
+
+/** Reads and validates a JSON body: 400 `invalid_input` with what is wrong. */
+async function readBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.infer<S>> {
+  const parsed = schema.safeParse(await readJson(c));
+  if (!parsed.success) throw new DionysusError("invalid_input", describeIssues(parsed.error.issues));
+  return parsed.data;
 }
 
 /** Token endpoints accept `application/x-www-form-urlencoded` (RFC 6749) and JSON. */
@@ -425,6 +435,8 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     if (lastId !== undefined && !/^\d{1,15}$/.test(lastId))
       throw new DionysusError("invalid_input", "Last-Event-ID must be a sequence number");
     const current = lastId !== undefined ? (await sync.currentCursor(p.user_id)).seq : 0;
+    // A device of this user is online: decode the user's vectors before their first search.
+    s.heavy.vectors.warm(p.user_id);
     // A quiet stream is not idle: Bun would close it after idleTimeout otherwise.
     c.env?.timeout?.(c.req.raw, 0);
     c.header("X-Accel-Buffering", "no");
@@ -438,6 +450,9 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
           stream
             .writeSSE({ event: "changes", id: String(ev.seq), data: JSON.stringify(ev) })
             .catch(() => stream_.close());
+        },
+        sendJob(job) {
+          stream.writeSSE({ event: "job", data: JSON.stringify(job) }).catch(() => stream_.close());
         },
         close() {
           closed = true;
@@ -461,6 +476,51 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
         }
       } finally {
         remove();
+      }
+    });
+  });
+
+  // ---- heavy queries (issue 5) ---------------------------------------------------------------
+  const heavy = s.heavy;
+
+  app.post("/v1/search", requireAuth, async (c) => {
+    const req = await readBody(c, SearchRequest);
+    return c.json(await heavy.search.search(c.get("principal").user_id, req));
+  });
+
+  app.post("/v1/graph/query", requireAuth, async (c) => {
+    const req = await readBody(c, GraphQueryRequest);
+    return c.json(await heavy.graph.query(c.get("principal").user_id, req));
+  });
+
+  app.post("/v1/consolidate", requireAuth, async (c) => {
+    const answer = await heavy.queue.startConsolidation(c.get("principal").user_id);
+    if (answer.started) heavy.worker.wake();
+    return c.json(answer, 202);
+  });
+
+  app.get("/v1/jobs/:id", requireAuth, async (c) => {
+    const id = c.req.param("id");
+    const job = isUuid(id) ? await heavy.queue.get(c.get("principal").user_id, id) : undefined;
+    if (!job) throw new DionysusError("not_found", `no job ${id}`);
+    return c.json({ job });
+  });
+
+  app.post("/v1/ask", requireAuth, async (c) => {
+    const req = await readBody(c, AskRequest);
+    const events = await heavy.ask.prepare(c.get("principal").user_id, req);
+    // A model may think for a while before its first word: the stream is not idle.
+    c.env?.timeout?.(c.req.raw, 0);
+    c.header("Content-Type", "application/x-ndjson; charset=utf-8");
+    c.header("Cache-Control", "no-store");
+    c.header("X-Accel-Buffering", "no");
+    return stream(c, async (out) => {
+      out.onAbort(() => {
+        void events.return(undefined);
+      });
+      for await (const ev of events) {
+        if (out.aborted) break;
+        await out.write(`${JSON.stringify(ev)}\n`);
       }
     });
   });

@@ -4,6 +4,7 @@
  * instance 2. Sent inside the writing transaction, a notification is delivered at commit.
  */
 import { type Kysely, sql, type Transaction } from "kysely";
+import { Job } from "../../core/protocol/heavy.ts";
 import type { VpsTables } from "../db/schema.ts";
 
 export const CHANGES_CHANNEL = "dionysus_changes";
@@ -11,7 +12,8 @@ export const CHANGES_CHANNEL = "dionysus_changes";
 /** Payload on {@link CHANGES_CHANNEL}. */
 export type ChannelEvent =
   | { type: "changes"; user_id: string; seq: number }
-  | { type: "revoke"; user_id: string; device_id: string };
+  | { type: "revoke"; user_id: string; device_id: string }
+  | { type: "job"; user_id: string; job: Job };
 
 export async function notifyChannel(
   tx: Kysely<VpsTables> | Transaction<VpsTables>,
@@ -28,6 +30,10 @@ export function parseChannelEvent(payload: string): ChannelEvent | undefined {
       return { type: "changes", user_id: v.user_id, seq: v.seq };
     if (v.type === "revoke" && typeof v.user_id === "string" && typeof v.device_id === "string")
       return { type: "revoke", user_id: v.user_id, device_id: v.device_id };
+    if (v.type === "job" && typeof v.user_id === "string") {
+      const job = Job.safeParse(v.job);
+      if (job.success) return { type: "job", user_id: v.user_id, job: job.data };
+    }
   } catch {}
   return undefined;
 }

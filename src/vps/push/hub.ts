@@ -4,6 +4,7 @@
  * with the newest seq. A user is only ever poked about their own changes: pokes are routed by the
  * user id of the notification, and a stream belongs to the user of its access token.
  */
+import type { Job } from "../../core/protocol/heavy.ts";
 import type { ChangesEvent } from "../../core/protocol/sync.ts";
 
 export interface HubStream {
@@ -11,6 +12,8 @@ export interface HubStream {
   readonly device_id: string;
   /** Writes one `changes` event. */
   send(event: ChangesEvent): void;
+  /** Writes one `job` event (a consolidation of the user started or finished). */
+  sendJob?(job: Job): void;
   /** Ends the stream (device revoked, server stopping). */
   close(): void;
 }
@@ -63,6 +66,17 @@ export class PushHub {
     const set = this.byUser.get(userId);
     if (!set) return;
     for (const e of set) this.schedule(e, seq);
+  }
+
+  /** Tells every stream of `userId` about one of the user's jobs (not coalesced: they are rare). */
+  sendJob(userId: string, job: Job): void {
+    for (const e of [...(this.byUser.get(userId) ?? [])]) {
+      try {
+        e.stream.sendJob?.(job);
+      } catch {
+        this.remove(e);
+      }
+    }
   }
 
   /** Pokes one stream right away (a resume with Last-Event-ID behind the feed). */

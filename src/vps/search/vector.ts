@@ -19,7 +19,12 @@ export function bytesToVector(bytes: Uint8Array): Float32Array {
   if (bytes.byteLength % 4 !== 0)
     throw new Error(`vector bytes must be a multiple of 4, got ${bytes.byteLength}`);
   // Every platform Dionysus builds for is little-endian: one copy, no per-element decoding.
-  if (LITTLE_ENDIAN) return new Float32Array(bytes.slice().buffer);
+  // (A fresh copy: `Buffer#slice` is a view on a shared pool, so its `.buffer` is not the vector.)
+  if (LITTLE_ENDIAN) {
+    const copy = new Uint8Array(bytes.byteLength);
+    copy.set(bytes);
+    return new Float32Array(copy.buffer);
+  }
   const out = new Float32Array(bytes.byteLength / 4);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
@@ -70,4 +75,12 @@ export function topKByDot(
     }
   }
   return best;
+}
+
+/**
+ * A stored vector as the change feed carries it (`Memory.embedding`): numbers rounded to five
+ * decimals, which keeps cosine similarities within about 1e-4 and the JSON about half as long.
+ */
+export function feedVector(bytes: Uint8Array): number[] {
+  return Array.from(bytesToVector(bytes), (x) => Math.round(x * 1e5) / 1e5);
 }

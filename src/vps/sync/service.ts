@@ -32,12 +32,15 @@ import type { Principal } from "../auth/service.ts";
 import { toDevice } from "../auth/service.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
 import { CHANGES_CHANNEL } from "../push/channel.ts";
+import { feedVector } from "../search/vector.ts";
 
 export interface SyncServiceOptions {
   max_content_bytes: number;
   max_clock_skew_ms: number;
   /** Injectable clock (ms), for tests. */
   now?: () => number;
+  /** The embedder whose vectors the change feed carries as `embedding` (none when absent). */
+  embeddingModel?: string;
 }
 
 export interface PushOutcome {
@@ -45,6 +48,27 @@ export interface PushOutcome {
   /** The user's seq after this batch when it wrote anything (for webhooks). */
   seq: number | undefined;
 }
+
+/** Every column of `memories` but the search vector, for SQL and for kysely selects. */
+const MEMORY_FIELDS = [
+  "user_id",
+  "id",
+  "content",
+  "kind",
+  "tags",
+  "metadata",
+  "embedding",
+  "created_at",
+  "updated_at",
+  "hlc",
+  "base_hlc",
+  "deleted",
+  "origin_device",
+  "seq",
+  "server_updated_at",
+] as const;
+export const MEMORY_COLUMNS = sql.raw(MEMORY_FIELDS.join(", "));
+const MEMORY_COLUMNS_M = sql.raw(MEMORY_FIELDS.map((f) => `m.${f}`).join(", "));
 
 export const rowToMemory = (r: MemoryRow): Memory => ({
   id: r.id,
@@ -156,7 +180,8 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             select last_mutation_id, revoked_at from devices
             where user_id = ${p.user_id} and device_id = ${p.device_id} for update
           ), m as (
-            select * from memories where user_id = ${p.user_id} and id = any(${ids}::text[]) for update
+            select ${MEMORY_COLUMNS} from memories
+            where user_id = ${p.user_id} and id = any(${ids}::text[]) for update
           )
           select (select row_to_json(d) from d) as dev, coalesce((select json_agg(m) from m), '[]'::json) as mems`.execute(
           tx,
@@ -266,13 +291,22 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             select ${p.user_id}, x.memory_id, x.winner_hlc, x.loser_hlc, x.loser
             from jsonb_to_recordset(${conflictsJson}::jsonb) as x(memory_id text, winner_hlc text, loser_hlc text, loser jsonb)
             returning 1
+          ), j as (
+            -- Embedding and graph extraction happen in the background (src/vps/jobs); one queued
+            -- job per memory and kind, however many writes come before a worker takes it.
+            insert into jobs (user_id, id, kind, memory_id)
+            select ${p.user_id}, gen_random_uuid()::text, k.kind, r.id
+            from r cross join (values ('embed'), ('extract')) as k (kind)
+            where r.new_seq is not null
+            on conflict (user_id, kind, memory_id) where status = 'queued' do nothing
+            returning 1
           ), d as (
             update devices set last_mutation_id = ${last}, last_seen = now()
             where user_id = ${p.user_id} and device_id = ${p.device_id}
             returning 1
           )
           select (select seq from u) as seq, (select count(*) from ins) as n_ins, (select count(*) from c) as n_c,
-            (select count(*) from d) as n_d`.execute(tx);
+            (select count(*) from j) as n_j, (select count(*) from d) as n_d`.execute(tx);
         const seqRaw = wrote.rows[0]?.seq;
         return { results, last, seq: n > 0 && seqRaw != null ? Number(seqRaw) : undefined };
       });
@@ -308,14 +342,21 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             "the cursor is ahead of this server's change feed (the server was restored); pull from scratch",
           server_time: Date.now(),
         };
-      const rows = await db
-        .selectFrom("memories")
-        .selectAll()
-        .where("user_id", "=", userId)
-        .where("seq", ">", since)
-        .orderBy("seq")
-        .limit(q.limit + 1)
-        .execute();
+      // The current embedding (of the current content, by the current embedder) rides along.
+      const model = options.embeddingModel ?? "";
+      const found = await sql<MemoryRow & { vector: Uint8Array | null }>`
+        select ${MEMORY_COLUMNS_M}, e.vector
+        from memories m
+        left join embeddings e on e.user_id = m.user_id and e.memory_id = m.id and e.model = ${model}
+          and e.content_hash = md5(m.content)
+        where m.user_id = ${userId} and m.seq > ${since}
+        order by m.seq
+        limit ${q.limit + 1}`.execute(db);
+      const rows = found.rows.map(({ vector, ...r }) => ({
+        ...r,
+        seq: Number(r.seq),
+        embedding: vector && !r.deleted ? feedVector(vector) : null,
+      }));
       const page = rows.slice(0, q.limit);
       // The conflict log travels beside the feed, with its own position in the cursor.
       const logged = await db
@@ -358,7 +399,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             .executeTakeFirstOrThrow();
           const rows = await tx
             .selectFrom("memories")
-            .selectAll()
+            .select(MEMORY_FIELDS)
             .where("user_id", "=", p.user_id)
             .where("kind", "=", "identity")
             .where("deleted", "=", false)

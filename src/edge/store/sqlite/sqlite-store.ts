@@ -350,7 +350,8 @@ class SqliteEdgeStore implements EdgeStore {
       };
       this.q(
         `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, updated_at = ?, hlc = ?,
-                             base_hlc = ?, source = 'local', synced_at = NULL
+                             base_hlc = ?, source = 'local', synced_at = NULL,
+                             embedding = CASE WHEN content = ? THEN embedding END
          WHERE id = ?`,
       ).run(
         next.content,
@@ -360,8 +361,11 @@ class SqliteEdgeStore implements EdgeStore {
         at,
         hlc,
         current.hlc,
+        next.content,
         id,
       );
+      // A vector describes the content it was made from.
+      if (next.content !== current.content) next.embedding = null;
       this.enqueue(id, "update", hlc, current.hlc, toMemoryData(next));
       return next;
     });
@@ -660,8 +664,12 @@ class SqliteEdgeStore implements EdgeStore {
     }
     const order = compareHlc(remote.hlc, row.hlc);
     if (order === 0) {
-      // The same version: our own write echoed back, or a page seen before.
+      // The same version: our own write echoed back, or a page seen before, or the VPS adding
+      // the vector of this version (stored, never treated as a content change).
       if (row.synced_at === null) this.q("UPDATE memories SET synced_at = ? WHERE rid = ?").run(at, row.rid);
+      const vector = remote.embedding ? JSON.stringify(remote.embedding) : null;
+      if (vector !== null && vector !== row.embedding && row.deleted === 0)
+        this.q("UPDATE memories SET embedding = ? WHERE rid = ?").run(vector, row.rid);
       return;
     }
     const local = toMemory(row);

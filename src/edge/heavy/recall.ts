@@ -1,0 +1,54 @@
+/**
+ * `POST /v1/recall` on the edge (FR-013, FR-014, FR-016): where a recall runs is decided by
+ * `planRecall` (src/core/router.ts): keyword queries on local SQLite; semantic and hybrid ones on
+ * the VPS, answered from the local cache while fresh; offline, logged out or with the VPS failing,
+ * semantic and hybrid fall back to local keyword search and say so (`degraded: true`, `reason`),
+ * unless `route: vps` was asked, which answers 503 instead.
+ */
+import { DionysusError, isDionysusError } from "../../core/errors.ts";
+import type { RecallHit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
+import { fallbackRecall, planRecall, type RecallPlan } from "../../core/router.ts";
+import type { HeavyService } from "./service.ts";
+
+/** Without a VPS link: not logged in. */
+const NO_VPS = { online: false, authenticated: false };
+
+/** A memory without its vector (large, and not what a list or a search asked for). */
+export function withoutVector<M extends { embedding?: number[] | null | undefined }>(m: M): M {
+  if (m.embedding === undefined) return m;
+  const { embedding: _e, ...rest } = m;
+  return rest as M;
+}
+
+function bare(hits: RecallHit[]): RecallHit[] {
+  return hits.map((h) => (h.memory.embedding === undefined ? h : { ...h, memory: withoutVector(h.memory) }));
+}
+
+export async function routeRecall(
+  req: RecallRequest,
+  local: (query: string, limit: number) => RecallHit[],
+  heavy: HeavyService | undefined,
+): Promise<RecallResponse> {
+  const started = performance.now();
+  const took = () => Math.round((performance.now() - started) * 100) / 100;
+  let plan: RecallPlan = planRecall(req, heavy?.state() ?? NO_VPS);
+  if (plan.where === "vps" && heavy) {
+    try {
+      const answer = await heavy.search({ query: req.query, mode: plan.mode, limit: req.limit });
+      return { results: answer.hits, routed: answer.cached ? "cache" : "vps", took_ms: took() };
+    } catch (err) {
+      // Our own request being refused is not a reason to answer something else.
+      if (isDionysusError(err) && err.code === "invalid_input") throw err;
+      plan = fallbackRecall(plan, req.route, err instanceof Error ? err.message : String(err));
+    }
+  }
+  if (plan.where === "unavailable")
+    throw new DionysusError("unavailable", plan.message, { details: { reason: plan.reason } });
+  const results = bare(local(req.query, req.limit));
+  const body: RecallResponse = { results, routed: "local", took_ms: took() };
+  if (plan.where === "local" && plan.degraded) {
+    body.degraded = true;
+    body.reason = plan.message;
+  }
+  return body;
+}

@@ -1,0 +1,82 @@
+/**
+ * Writes made by the VPS itself (consolidation: merged survivors, tombstones, summaries) go into
+ * the user's change feed exactly like a device's push: a seq range taken under the user's row
+ * lock (so the feed stays commit-ordered), the upsert, the background jobs for the new versions,
+ * and a poke to every device, delivered at commit. Their `origin_device` is {@link VPS_DEVICE}
+ * and their stamps come from the VPS's own hybrid logical clock.
+ */
+import { sql, type Transaction } from "kysely";
+import type { Memory } from "../../core/memory.ts";
+import type { VpsTables } from "../db/schema.ts";
+import { CHANGES_CHANNEL } from "../push/channel.ts";
+
+/** `origin_device` and HLC node of versions the VPS writes. */
+export const VPS_DEVICE = "vps";
+
+/** A version to write, with the stamp of the version it replaces (null for a new memory). */
+export interface ServerVersion extends Memory {
+  base_hlc: string | null;
+}
+
+/**
+ * Writes `versions` (in feed order) inside `tx`. The caller has locked the memories it replaces
+ * (`FOR UPDATE`) and checked them, so these writes are the winners. Returns the user's seq after
+ * the write, or undefined when there was nothing to write.
+ */
+export async function writeServerVersions(
+  tx: Transaction<VpsTables>,
+  userId: string,
+  versions: readonly ServerVersion[],
+): Promise<number | undefined> {
+  const n = versions.length;
+  if (n === 0) return undefined;
+  const rowsJson = JSON.stringify(
+    versions.map((v, i) => ({
+      ord: i + 1,
+      id: v.id,
+      content: v.content,
+      kind: v.kind,
+      tags: v.tags,
+      metadata: v.metadata,
+      created_at: v.created_at,
+      updated_at: v.updated_at,
+      hlc: v.hlc,
+      base_hlc: v.base_hlc,
+      deleted: v.deleted,
+      origin_device: v.origin_device,
+    })),
+  );
+  const r = await sql<{ seq: number | string }>`
+    with u as (
+      update users set seq = seq + ${n} where id = ${userId}
+      returning seq, pg_notify(${CHANGES_CHANNEL}, json_build_object('type', 'changes', 'user_id', id, 'seq', seq)::text)
+    ), r as (
+      select x.*, (select seq from u) - ${n} + x.ord as new_seq
+      from jsonb_to_recordset(${rowsJson}::jsonb) as x(
+        ord int, id text, content text, kind text, tags jsonb, metadata jsonb, created_at text,
+        updated_at text, hlc text, base_hlc text, deleted boolean, origin_device text)
+    ), ins as (
+      insert into memories (user_id, id, content, kind, tags, metadata, embedding, created_at,
+        updated_at, hlc, base_hlc, deleted, origin_device, seq, server_updated_at)
+      select ${userId}, id, content, kind, tags, metadata, null, created_at, updated_at, hlc,
+        base_hlc, deleted, origin_device, new_seq, now()
+      from r
+      on conflict (user_id, id) do update set content = excluded.content, kind = excluded.kind,
+        tags = excluded.tags, metadata = excluded.metadata, embedding = null,
+        created_at = excluded.created_at, updated_at = excluded.updated_at, hlc = excluded.hlc,
+        base_hlc = excluded.base_hlc, deleted = excluded.deleted, origin_device = excluded.origin_device,
+        seq = excluded.seq, server_updated_at = excluded.server_updated_at
+      returning 1
+    ), j as (
+      insert into jobs (user_id, id, kind, memory_id)
+      select ${userId}, gen_random_uuid()::text, k.kind, r.id
+      from r cross join (values ('embed'), ('extract')) as k (kind)
+      on conflict (user_id, kind, memory_id) where status = 'queued' do nothing
+      returning 1
+    )
+    select (select seq from u) as seq, (select count(*) from ins) as n_ins, (select count(*) from j) as n_j`.execute(
+    tx,
+  );
+  const seq = r.rows[0]?.seq;
+  return seq == null ? undefined : Number(seq);
+}
