@@ -235,11 +235,23 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     const after = await drained(a, 60_000, "the backlog to drain after the restart");
     expect(after.queue.failed).toBe(0);
 
+    // Every applied write takes the next number of the user's change feed, and so does each
+    // memory's embedding when the VPS worker stores it (once per memory: the content does not
+    // change). Once all N are embedded, exactly 2N means no mutation was applied twice.
+    await eventually(
+      async () => {
+        const [row] = await cluster.sql<{ n: string }>(
+          "SELECT count(*) AS n FROM embeddings WHERE user_id = $1 AND memory_id = ANY($2::text[])",
+          [before.user, ids],
+        );
+        return Number(row!.n) === N ? true : undefined;
+      },
+      60_000,
+      "the VPS worker to embed the backlog",
+    );
     const now = await observe();
     expect(now.last - before.last).toBe(N);
-    // Every applied write takes the next number of the user's change feed: exactly N means no
-    // mutation was applied twice.
-    expect(now.seq - before.seq).toBe(N);
+    expect(now.seq - before.seq).toBe(2 * N);
     const vps = await cluster.vpsMemories();
     for (let i = 0; i < N; i++) expect(vps.get(ids[i]!)).toBe(contents[i]!);
     const [conflicts] = await cluster.sql<{ n: string }>(
