@@ -68,7 +68,6 @@ const MEMORY_FIELDS = [
   "server_updated_at",
 ] as const;
 export const MEMORY_COLUMNS = sql.raw(MEMORY_FIELDS.join(", "));
-const MEMORY_COLUMNS_M = sql.raw(MEMORY_FIELDS.map((f) => `m.${f}`).join(", "));
 
 /**
  * The stored vectors by `model` of `memories` that are current: made from the memory's content as
