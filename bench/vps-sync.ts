@@ -146,6 +146,7 @@ async function main() {
     const reader = await signIn(key, "fresh-device");
     let since = "";
     let pulled = 0;
+    const distinct = new Set<string>();
     let pages = 0;
     const pullStart = performance.now();
     for (;;) {
@@ -154,17 +155,19 @@ async function main() {
       });
       const body = (await r.json()) as {
         status: string;
-        changes: unknown[];
+        changes: { id: string }[];
         cursor: string;
         up_to_date: boolean;
       };
       pulled += body.changes.length;
+      for (const c of body.changes) distinct.add(c.id);
       pages++;
       since = body.cursor;
       if (body.up_to_date) break;
     }
     const pullS = (performance.now() - pullStart) / 1000;
-    if (pulled !== BACKLOG) throw new Error(`pulled ${pulled}`);
+    // A memory can come twice: the VPS worker's new vector gives it a later place in the feed.
+    if (distinct.size !== BACKLOG) throw new Error(`pulled ${distinct.size} distinct memories`);
 
     // --- concurrent one-mutation pushes --------------------------------------------------------
     /** Rounds of one push from every device at the same moment ("100 devices pushing at once"). */
@@ -294,7 +297,7 @@ async function main() {
       ],
       [
         `pull a ${BACKLOG.toLocaleString("en")}-change bootstrap (pages of 1,000)`,
-        `${(BACKLOG / pullS).toFixed(0)} changes/s (${pullS.toFixed(2)} s, ${pages} pages)`,
+        `${(pulled / pullS).toFixed(0)} changes/s (${pullS.toFixed(2)} s, ${pages} pages${pulled > BACKLOG ? `; ${pulled} changes: vectors made meanwhile moved ${pulled - BACKLOG} memories later in the feed` : ""})`,
       ],
       [
         `one-mutation push, ${DEVICES} devices (of ${DEVICES} users) pushing at once, ${ROUNDS} rounds`,

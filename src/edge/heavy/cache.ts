@@ -39,6 +39,8 @@ export class HeavyCache {
       const db = new Database(this.opts.path, { create: true });
       db.exec("PRAGMA busy_timeout = 2000");
       db.exec("PRAGMA journal_mode = WAL");
+      // A cache: losing the last writes in a power cut costs a VPS request, not data.
+      db.exec("PRAGMA synchronous = NORMAL");
       db.exec(`CREATE TABLE IF NOT EXISTS vps_cache (
         key       TEXT PRIMARY KEY NOT NULL,
         stored_at INTEGER NOT NULL,

@@ -201,28 +201,36 @@ export function createHeavyService(opts: HeavyServiceOptions): HeavyService {
           if (job.status === "done") cache.clear();
           return job;
         }
-        const deadline = now() + waitS * 1000;
+        const deadline = Date.now() + waitS * 1000;
         const stop = new AbortController();
-        let wake: () => void = () => {};
+        let told = false;
+        let wake: (() => void) | undefined;
         // The VPS says when the job ends (SSE `job` event); polling every 5 s covers a lost stream.
         void (async () => {
           try {
-            for await (const ev of client.jobEvents(stop.signal)) if (ev.id === id && finished(ev)) wake();
+            for await (const ev of client.jobEvents(stop.signal))
+              if (ev.id === id && finished(ev)) {
+                told = true;
+                wake?.();
+              }
           } catch {
             // polling goes on
           }
         })();
         try {
-          while (now() < deadline) {
-            await new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, Math.min(JOB_POLL_MS, Math.max(0, deadline - now())));
-              wake = () => {
-                clearTimeout(timer);
-                resolve();
-              };
-            });
+          while (Date.now() < deadline) {
+            if (!told)
+              await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, Math.min(JOB_POLL_MS, Math.max(0, deadline - Date.now())));
+                wake = () => {
+                  clearTimeout(timer);
+                  resolve();
+                };
+              });
+            wake = undefined;
             job = await client.job(id);
             if (finished(job)) break;
+            told = false;
           }
         } finally {
           stop.abort();

@@ -186,6 +186,14 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     return c.body(null, 204);
   });
 
+  // Routes that may wait on the VPS (10 s before a fallback) must outlive Bun's idle timeout (10 s).
+  const mayWaitOnVps: MiddlewareHandler = async (c, next) => {
+    (c.env as ServerLike | undefined)?.timeout?.(c.req.raw, 60);
+    await next();
+  };
+  for (const path of ["/v1/recall", "/v1/graph/query", "/v1/consolidate", "/v1/jobs/*"])
+    app.use(path, mayWaitOnVps);
+
   app.post("/v1/recall", limitBody, jsonBody, zValidator("json", RecallRequest, onInvalid), async (c) => {
     const req = c.req.valid("json");
     return c.json(await routeRecall(req, (q, n) => store.recall(q, n), deps.heavy));

@@ -154,14 +154,21 @@ export async function runConsolidation(
     if (outcome === "extracted" || outcome === "removed") graphRefreshed++;
   };
   for (const id of tombstoned) await refresh(id);
-  const stale = await sql<{ id: string }>`
-    select m.id from memories m
-    left join graph_extracted g on g.user_id = m.user_id and g.memory_id = m.id
-    where m.user_id = ${userId} and not m.deleted
-      and (g.memory_id is null or g.content_hash <> md5(m.content) or g.extractor <> ${deps.extractor.id})
-    order by m.id desc
-    limit ${GRAPH_REFRESH_LIMIT}`.execute(db);
-  const todo = [...new Set([...survivors, ...stale.rows.map((r) => r.id)])];
+  // Memories whose graph is missing or out of date, newest first; matched here rather than joined
+  // (a join's plan can turn into a scan per row when the tables' statistics are stale).
+  const extracted = await sql<{ memory_id: string; content_hash: string; extractor: string }>`
+    select memory_id, content_hash, extractor from graph_extracted where user_id = ${userId}`.execute(db);
+  const done = new Map(extracted.rows.map((r) => [r.memory_id, r]));
+  const hashes = await sql<{ id: string; hash: string }>`
+    select id, md5(content) as hash from memories where user_id = ${userId} and not deleted
+    order by id desc`.execute(db);
+  const stale = hashes.rows
+    .filter((r) => {
+      const g = done.get(r.id);
+      return !g || g.content_hash !== r.hash || g.extractor !== deps.extractor.id;
+    })
+    .slice(0, GRAPH_REFRESH_LIMIT);
+  const todo = [...new Set([...survivors, ...stale.map((r) => r.id)])];
   for (let i = 0; i < todo.length; i++) {
     await refresh(todo[i]!);
     if (i % 50 === 49) await beat();

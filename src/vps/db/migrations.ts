@@ -199,7 +199,7 @@ const m0003: Migration = {
         error text,
         primary key (user_id, id)
       )`.execute(db);
-    await sql`create index jobs_due on jobs (run_after) where status = 'queued'`.execute(db);
+    await sql`create index jobs_due on jobs (kind, run_after) where status = 'queued'`.execute(db);
     await sql`create index jobs_running on jobs (heartbeat_at) where status = 'running'`.execute(db);
     // At most one queued job per memory and kind: ten quick edits make one job.
     await sql`

@@ -13,6 +13,11 @@ import type { Embedder } from "../../core/ports/embedder.ts";
 import type { VpsTables } from "../db/schema.ts";
 import { CHANGES_CHANNEL } from "../push/channel.ts";
 import { vectorToBytes } from "../search/vector.ts";
+import { currentVectors } from "../sync/service.ts";
+
+/** A vector describes the first this many characters of a memory (the built-in embedder runs on
+ * the server's event loop; Ollama's models have shorter contexts anyway). */
+export const MAX_EMBED_CHARS = 32_000;
 
 export interface EmbedTarget {
   user_id: string;
@@ -51,26 +56,21 @@ async function embedForUser(
   ids: string[],
   sink: VectorSink,
 ): Promise<number> {
-  const rows = await sql<{
-    id: string;
-    content: string;
-    deleted: boolean;
-    hash: string;
-    have: string | null;
-  }>`
-    select m.id, m.content, m.deleted, md5(m.content) as hash, e.content_hash as have
-    from memories m
-    left join embeddings e on e.user_id = m.user_id and e.memory_id = m.id and e.model = ${embedder.id}
-    where m.user_id = ${userId} and m.id = any(${ids}::text[])`.execute(db);
-  const live = new Set(rows.rows.filter((r) => !r.deleted).map((r) => r.id));
-  const gone = ids.filter((id) => !live.has(id));
+  const rows = await sql<{ id: string; content: string; deleted: boolean; hash: string }>`
+    select id, content, deleted, md5(content) as hash from memories
+    where user_id = ${userId} and id = any(${ids}::text[])`.execute(db);
+  const live = rows.rows.filter((r) => !r.deleted);
+  const liveIds = new Set(live.map((r) => r.id));
+  const gone = ids.filter((id) => !liveIds.has(id));
   if (gone.length > 0)
     await sql`delete from embeddings where user_id = ${userId} and memory_id = any(${gone}::text[])`.execute(
       db,
     );
-  const todo = rows.rows.filter((r) => !r.deleted && r.have !== r.hash);
+  // Memories whose stored vector is still current need nothing (a tags-only edit).
+  const have = await currentVectors(db, userId, embedder.id, live);
+  const todo = live.filter((r) => !have.has(r.id));
   if (todo.length === 0) return 0;
-  const vectors = await embedder.embed(todo.map((r) => r.content));
+  const vectors = await embedder.embed(todo.map((r) => r.content.slice(0, MAX_EMBED_CHARS)));
   const dims = vectors[0]?.length ?? 0;
   return db.transaction().execute(async (tx) => {
     // Lock the memories first, as a push does, then the user's row (in the write below).

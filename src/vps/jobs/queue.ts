@@ -162,6 +162,8 @@ export function createJobQueue(db: Kysely<VpsTables>) {
      * Returns how many jobs were queued.
      */
     async backfill(embedderId: string, extractorId: string): Promise<number> {
+      // Fresh statistics, so that the anti-joins below are hashed rather than looped.
+      await sql`analyze memories, embeddings, graph_extracted`.execute(db);
       const e = await sql`
         insert into jobs (user_id, id, kind, memory_id)
         select m.user_id, gen_random_uuid()::text, 'embed', m.id from memories m

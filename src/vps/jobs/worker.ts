@@ -22,6 +22,9 @@ export interface JobWorkerOptions {
   log?: (event: Record<string, unknown>) => void;
   /** Sleep between polls when idle (ms), 2000 by default. */
   pollMs?: number;
+  /** Most of the time the worker may be busy while it works through a backlog (0..1, 0.5 by
+   * default): it shares the server's event loop and CPU with the API, which stays responsive. */
+  busyShare?: number;
   embedBatch?: number;
   extractBatch?: number;
 }
@@ -35,12 +38,13 @@ export class JobWorker {
   private running = false;
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
+  private endRest: (() => void) | undefined;
   private pending = false;
   private readonly o: Required<Omit<JobWorkerOptions, "onJobEvent" | "log">> &
     Pick<JobWorkerOptions, "onJobEvent" | "log">;
 
   constructor(options: JobWorkerOptions) {
-    this.o = { pollMs: 2000, embedBatch: 64, extractBatch: 8, ...options };
+    this.o = { pollMs: 2000, embedBatch: 64, extractBatch: 8, busyShare: 0.5, ...options };
   }
 
   start(): void {
@@ -51,6 +55,7 @@ export class JobWorker {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.endRest?.();
     this.wake();
     await this.loop;
   }
@@ -75,12 +80,20 @@ export class JobWorker {
     while (this.running) {
       this.pending = false;
       let n = 0;
+      const started = performance.now();
       try {
         n = await this.round();
       } catch (err) {
         this.o.log?.({ level: "error", msg: "job worker round failed", error: describe(err) });
       }
-      if (n > 0 || this.pending || !this.running) continue;
+      if (n > 0 && this.running) {
+        // Rest in proportion to the work done, so that a backlog never takes over the server.
+        const busy = performance.now() - started;
+        const share = Math.min(1, Math.max(0.05, this.o.busyShare));
+        await this.rest(Math.min(5000, (busy * (1 - share)) / share));
+        continue;
+      }
+      if (this.pending || !this.running) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.o.pollMs);
         this.wakeUp = () => {
@@ -90,6 +103,20 @@ export class JobWorker {
       });
       this.wakeUp = undefined;
     }
+  }
+
+  /** Waits `ms`; only `stop()` cuts it short (new work does not: that is the point). */
+  private rest(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.endRest = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => {
+      this.endRest = undefined;
+    });
   }
 
   /** One round: a batch of embed jobs, a few extract jobs, one consolidation. */
@@ -110,6 +137,8 @@ export class JobWorker {
     const extracts = await queue.claim(["extract"], this.o.extractBatch);
     for (const j of extracts) {
       n++;
+      // Let requests that arrived meanwhile run between two extractions.
+      await new Promise((resolve) => setImmediate(resolve));
       try {
         await handlers.extract(j);
         await queue.finish(j);

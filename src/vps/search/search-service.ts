@@ -16,6 +16,7 @@ import type { Embedder } from "../../core/ports/embedder.ts";
 import type { SearchHit, SearchRequest, SearchResponse } from "../../core/protocol/heavy.ts";
 import { queryTokens } from "../../core/query.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
+import { MAX_EMBED_CHARS } from "../jobs/embed-jobs.ts";
 import { MEMORY_COLUMNS, rowToMemory } from "../sync/service.ts";
 import { reciprocalRankFusion } from "./fusion.ts";
 import type { ScoredId } from "./vector.ts";
@@ -78,7 +79,7 @@ export function createSearchService(deps: SearchServiceDeps) {
   }
 
   async function semantic(userId: string, text: string, k: number): Promise<ScoredId[]> {
-    const [q] = await embedder.embed([text]);
+    const [q] = await embedder.embed([text.slice(0, MAX_EMBED_CHARS)]);
     if (!q) return [];
     const ann = deps.ann?.();
     return ann ? ann.search(userId, q, k) : vectors.search(userId, q, k);

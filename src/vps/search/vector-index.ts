@@ -10,6 +10,7 @@
  */
 import { type Kysely, sql } from "kysely";
 import type { VpsTables } from "../db/schema.ts";
+import { currentVectors } from "../sync/service.ts";
 import { bytesToVector, type ScoredId } from "./vector.ts";
 
 export interface VectorIndexOptions {
@@ -123,21 +124,29 @@ export function createVectorIndex(db: Kysely<VpsTables>, model: string, options:
     if (!u || u.seq < 0) {
       u = new UserVectors();
       // Read the seq first: everything up to it is committed, so the rows read after include it.
-      const rows = await sql<{ id: string; vector: Uint8Array }>`
-        select m.id, e.vector from memories m
-        join embeddings e on e.user_id = m.user_id and e.memory_id = m.id and e.model = ${model}
-          and e.content_hash = md5(m.content)
-        where m.user_id = ${userId} and not m.deleted`.execute(db);
-      for (const r of rows.rows) u.set(r.id, r.vector);
+      // Two scans of the user's rows matched here, never a join: a join's plan goes quadratic when
+      // the tables' statistics are stale (right after a backlog was embedded).
+      const live = await sql<{ id: string; hash: string }>`
+        select id, md5(content) as hash from memories where user_id = ${userId} and not deleted`.execute(db);
+      const hashes = new Map(live.rows.map((r) => [r.id, r.hash]));
+      const vecs = await sql<{ memory_id: string; content_hash: string; vector: Uint8Array }>`
+        select memory_id, content_hash, vector from embeddings
+        where user_id = ${userId} and model = ${model}`.execute(db);
+      for (const r of vecs.rows) if (hashes.get(r.memory_id) === r.content_hash) u.set(r.memory_id, r.vector);
     } else {
-      const rows = await sql<{ id: string; deleted: boolean; vector: Uint8Array | null }>`
-        select m.id, m.deleted, e.vector from memories m
-        left join embeddings e on e.user_id = m.user_id and e.memory_id = m.id and e.model = ${model}
-          and e.content_hash = md5(m.content)
-        where m.user_id = ${userId} and m.seq > ${u.seq}`.execute(db);
-      for (const r of rows.rows) {
-        if (r.deleted || !r.vector) u.remove(r.id);
-        else u.set(r.id, r.vector);
+      const changed = await sql<{ id: string; deleted: boolean; hash: string }>`
+        select id, deleted, md5(content) as hash from memories
+        where user_id = ${userId} and seq > ${u.seq}`.execute(db);
+      const vectors = await currentVectors(
+        db,
+        userId,
+        model,
+        changed.rows.filter((r) => !r.deleted),
+      );
+      for (const r of changed.rows) {
+        const v = vectors.get(r.id);
+        if (v) u.set(r.id, v);
+        else u.remove(r.id);
       }
     }
     u.seq = seq;

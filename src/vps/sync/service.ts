@@ -68,7 +68,29 @@ const MEMORY_FIELDS = [
   "server_updated_at",
 ] as const;
 export const MEMORY_COLUMNS = sql.raw(MEMORY_FIELDS.join(", "));
-const MEMORY_COLUMNS_M = sql.raw(MEMORY_FIELDS.map((f) => `m.${f}`).join(", "));
+
+/**
+ * The stored vectors by `model` of `memories` that are current: made from the memory's content as
+ * it is now (`hash`, the md5 of the content). One primary-key lookup for the whole list.
+ */
+export async function currentVectors(
+  db: Kysely<VpsTables> | Transaction<VpsTables>,
+  userId: string,
+  model: string | undefined,
+  memories: ReadonlyArray<{ id: string; hash: string }>,
+): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  if (!model || memories.length === 0) return out;
+  const r = await sql<{ memory_id: string; content_hash: string; vector: Uint8Array }>`
+    select memory_id, content_hash, vector from embeddings
+    where user_id = ${userId} and model = ${model} and memory_id = any(${memories.map((m) => m.id)}::text[])`.execute(
+    db,
+  );
+  const want = new Map(memories.map((m) => [m.id, m.hash]));
+  for (const row of r.rows)
+    if (want.get(row.memory_id) === row.content_hash) out.set(row.memory_id, row.vector);
+  return out;
+}
 
 export const rowToMemory = (r: MemoryRow): Memory => ({
   id: r.id,
@@ -342,20 +364,24 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             "the cursor is ahead of this server's change feed (the server was restored); pull from scratch",
           server_time: Date.now(),
         };
-      // The current embedding (of the current content, by the current embedder) rides along.
-      const model = options.embeddingModel ?? "";
-      const found = await sql<MemoryRow & { vector: Uint8Array | null }>`
-        select ${MEMORY_COLUMNS_M}, e.vector
-        from memories m
-        left join embeddings e on e.user_id = m.user_id and e.memory_id = m.id and e.model = ${model}
-          and e.content_hash = md5(m.content)
-        where m.user_id = ${userId} and m.seq > ${since}
-        order by m.seq
+      const found = await sql<MemoryRow & { hash: string }>`
+        select ${MEMORY_COLUMNS}, md5(content) as hash from memories
+        where user_id = ${userId} and seq > ${since}
+        order by seq
         limit ${q.limit + 1}`.execute(db);
-      const rows = found.rows.map(({ vector, ...r }) => ({
+      // The current vector (of the current content, by the current embedder) rides along. Looked up
+      // by primary key for the page, never joined row by row: a join's plan goes quadratic when
+      // the table's statistics are stale (right after a backlog was embedded).
+      const vectors = await currentVectors(
+        db,
+        userId,
+        options.embeddingModel,
+        found.rows.filter((r) => !r.deleted),
+      );
+      const rows = found.rows.map(({ hash: _h, ...r }) => ({
         ...r,
         seq: Number(r.seq),
-        embedding: vector && !r.deleted ? feedVector(vector) : null,
+        embedding: vectors.has(r.id) ? feedVector(vectors.get(r.id)!) : null,
       }));
       const page = rows.slice(0, q.limit);
       // The conflict log travels beside the feed, with its own position in the cursor.
