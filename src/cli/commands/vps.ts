@@ -8,12 +8,8 @@ import { mkdirSync } from "node:fs";
 import type { Command } from "commander";
 import { DionysusError, type ErrorCode, ErrorCodes } from "../../core/errors.ts";
 import type { Device } from "../../core/protocol/auth.ts";
-import { type AdminOps, createAdminOps } from "../../vps/admin/admin.ts";
-import { createAuthService } from "../../vps/auth/service.ts";
-import { createVpsDatabase } from "../../vps/db/database.ts";
-import { migrateToLatest } from "../../vps/db/migrations.ts";
-import { tryLockPglite } from "../../vps/db/pglite-lock.ts";
-import { readServerFile, type ServerFile, startVpsServer } from "../../vps/server.ts";
+import type { AdminOps } from "../../vps/admin/admin.ts";
+import type { ServerFile } from "../../vps/server.ts";
 import { loadVpsConfig } from "../env.ts";
 import { action, printJson } from "../output.ts";
 
@@ -68,11 +64,29 @@ function httpAdminOps(server: ServerFile): AdminOps {
 }
 
 /**
+ * The VPS modules (PGlite, kysely, pg, the NLP library, neo4j-driver) are loaded only when a vps
+ * command runs: the edge commands, `dionysus serve` above all, start faster and smaller for it.
+ */
+async function vpsModules() {
+  const [admin, auth, database, migrations, lock, server] = await Promise.all([
+    import("../../vps/admin/admin.ts"),
+    import("../../vps/auth/service.ts"),
+    import("../../vps/db/database.ts"),
+    import("../../vps/db/migrations.ts"),
+    import("../../vps/db/pglite-lock.ts"),
+    import("../../vps/server.ts"),
+  ]);
+  return { ...admin, ...auth, ...database, ...migrations, ...lock, ...server };
+}
+
+/**
  * Runs admin operations: through a running server's admin API when one holds the embedded data
  * dir, else on the database directly (holding the data-dir lock on PGlite).
  */
 async function withAdmin<T>(flags: DbFlags, fn: (ops: AdminOps) => Promise<T>): Promise<T> {
   const config = configFrom(flags);
+  const { readServerFile, tryLockPglite, createVpsDatabase, createAuthService, createAdminOps } =
+    await vpsModules();
   let release = () => {};
   if (!config.database_url) {
     mkdirSync(config.data_dir, { recursive: true });
@@ -185,6 +199,7 @@ export function registerVps(program: Command): void {
   ).action(
     action(async (flags: DbFlags & { port?: string; host?: string }) => {
       const config = configFrom(flags);
+      const { startVpsServer } = await vpsModules();
       const running = await startVpsServer(config);
       process.stderr.write(`dionysus vps listening on ${running.url} (pid ${process.pid})\n`);
       await new Promise<void>((resolve) => {
@@ -204,6 +219,7 @@ export function registerVps(program: Command): void {
     .action(
       action(async (flags: DbFlags) => {
         const config = configFrom(flags);
+        const { readServerFile, createVpsDatabase, migrateToLatest } = await vpsModules();
         if (!config.database_url && readServerFile(config.data_dir))
           throw new DionysusError(
             "busy",
