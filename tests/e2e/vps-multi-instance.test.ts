@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { API_KEY_GRANT, TokenResponse } from "../../src/core/protocol/auth.ts";
 import { ChangesEvent, PushResponse } from "../../src/core/protocol/sync.ts";
+import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "../helpers/harness.ts";
 import { TestDevice } from "../helpers/memories.ts";
-import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "../helpers/postgres.ts";
 import { runCli, startVpsProcess, type VpsProcess } from "../helpers/processes.ts";
 import { readSse } from "../helpers/vps-app.ts";
 

@@ -142,24 +142,40 @@ export async function eventually<T>(
   }
 }
 
-/** A fresh PostgreSQL database on the server of TEST_DATABASE_URL; `drop()` removes it. */
-export async function createPgDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const base = process.env.TEST_DATABASE_URL;
+/** The PostgreSQL server tests may create databases on (scripts/test.sh sets it). */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;
+
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh PostgreSQL database on the server of TEST_DATABASE_URL, named `<prefix>_<random>`;
+ * `drop()` removes it (also with connections still open).
+ */
+export async function createTestDatabase(
+  prefix = "dionysus_t",
+  base = TEST_DATABASE_URL,
+): Promise<TestDatabase> {
   if (!base) throw new Error("TEST_DATABASE_URL is not set: run the suite with `npm test` (scripts/test.sh)");
-  const name = `dionysus_t_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
-  const admin = new Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  const admin = async (statement: string) => {
+    const c = new Client({ connectionString: base });
+    await c.connect();
+    try {
+      await c.query(statement);
+    } finally {
+      await c.end();
+    }
+  };
+  const name = `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  await admin(`create database ${name}`);
   const url = new URL(base);
   url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+}
+
+/** {@link createTestDatabase} with the default prefix. */
+export function createPgDatabase(): Promise<TestDatabase> {
+  return createTestDatabase();
 }
