@@ -24,6 +24,7 @@ import { createPostgresGraphStore } from "../src/vps/graph/postgres/postgres-gra
 import { type GraphTables, graphMigration } from "../src/vps/graph/postgres/schema.ts";
 import { createBuiltinEmbedder } from "../src/vps/search/builtin/builtin-embedder.ts";
 import { bytesToVector, topKByDot, vectorToBytes } from "../src/vps/search/vector.ts";
+import { createTestDatabase } from "../tests/helpers/harness.ts";
 
 const ENTITIES = Number(process.env.BENCH_ENTITIES ?? 10_000);
 const MEMORIES = Number(process.env.BENCH_MEMORIES ?? ENTITIES * 2);
@@ -51,16 +52,6 @@ function percentile(sorted: number[], p: number): number {
 }
 const fmt = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
 
-async function admin(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
-
 const TYPES: EntityType[] = ["person", "place", "organization", "topic"];
 const lines: string[] = [];
 const log = (s: string) => {
@@ -69,10 +60,9 @@ const log = (s: string) => {
 };
 
 async function benchGraph(): Promise<void> {
-  const dbName = `dionysus_bench_graph_${Date.now()}`;
-  await admin(`CREATE DATABASE ${dbName}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
+  const testDb = await createTestDatabase("dionysus_bench_graph", adminUrl);
+  const url = new URL(testDb.url);
+  const dbName = url.pathname.slice(1);
   const db = new Kysely<GraphTables>({
     dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url.href, max: 4 }) }),
   });
@@ -154,7 +144,7 @@ async function benchGraph(): Promise<void> {
   } finally {
     await db.destroy();
     if (process.env.BENCH_KEEP_DB) console.log(`kept database ${dbName} (drop it yourself)`);
-    else await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    else await testDb.drop();
   }
 }
 

@@ -17,7 +17,6 @@ import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
-import pg from "pg";
 import { VpsConfig } from "../src/core/config.ts";
 import { API_KEY_GRANT, TokenResponse } from "../src/core/protocol/auth.ts";
 import { RecallResponse } from "../src/core/protocol/edge-api.ts";
@@ -33,6 +32,7 @@ import { createVpsApp } from "../src/vps/http/app.ts";
 import { createBuiltinEmbedder } from "../src/vps/search/builtin/builtin-embedder.ts";
 import { vectorToBytes } from "../src/vps/search/vector.ts";
 import { createVpsServices } from "../src/vps/services.ts";
+import { createTestDatabase } from "../tests/helpers/harness.ts";
 
 const MEMORIES = Number(process.env.BENCH_MEMORIES ?? 100_000);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 300);
@@ -140,16 +140,6 @@ const log = (s: string) => {
   lines.push(s);
 };
 
-async function admin(statement: string): Promise<void> {
-  const c = new pg.Client({ connectionString: adminUrl });
-  await c.connect();
-  try {
-    await c.query(statement);
-  } finally {
-    await c.end();
-  }
-}
-
 async function timeRequests(n: number, call: (i: number) => Promise<void>): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -161,10 +151,8 @@ async function timeRequests(n: number, call: (i: number) => Promise<void>): Prom
 }
 
 async function benchSearch(): Promise<void> {
-  const dbName = `dionysus_bench_heavy_${Date.now()}`;
-  await admin(`CREATE DATABASE ${dbName}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
+  const testDb = await createTestDatabase("dionysus_bench_heavy", adminUrl);
+  const url = new URL(testDb.url);
   const dataDir = mkdtempSync(join(os.tmpdir(), "dionysus-bench-heavy-"));
   const database = await createVpsDatabase({ data_dir: dataDir, database_url: url.href });
   const config = VpsConfig.parse({
@@ -324,7 +312,7 @@ async function benchSearch(): Promise<void> {
     server.stop(true);
     await services.stop();
     await database.close();
-    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await testDb.drop();
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(edgeDir, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 import { describe, test } from "bun:test";
 import { createVpsDatabase } from "../../src/vps/db/database.ts";
-import { createTestDatabase, TEST_DATABASE_URL } from "../helpers/postgres.ts";
+import { createTestDatabase, TEST_DATABASE_URL } from "../helpers/harness.ts";
 import { vpsDbContract } from "./vps-db.contract.ts";
 
 if (TEST_DATABASE_URL) {

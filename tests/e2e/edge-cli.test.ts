@@ -5,7 +5,11 @@ import { join } from "node:path";
 import { LocalMemory } from "../../src/core/memory.ts";
 import { EdgeHealth, RecallResponse } from "../../src/core/protocol/edge-api.ts";
 import { VERSION } from "../../src/core/version.ts";
-import { cli, scratch, serve } from "./helpers.ts";
+import { cleanEnv, runCli, scratch, serve } from "../helpers/harness.ts";
+
+/** The CLI without any DIONYSUS_* variable of the caller's. */
+const cli = (args: string[], opts: Parameters<typeof runCli>[1] = {}) =>
+  runCli(args, { ...opts, baseEnv: cleanEnv() });
 
 // Each CLI run is a fresh process (about half a second here); give the multi-step tests room.
 setDefaultTimeout(60_000);
@@ -58,7 +62,7 @@ describe("dionysus CLI without a daemon (direct database access)", () => {
     );
 
     const b = await cli(["ingest", "--json", "--kind", "identity", "--data-dir", dir], {
-      stdin: "I prefer tea over coffee in the evening.\n",
+      input: "I prefer tea over coffee in the evening.\n",
     });
     ok(b);
     const fromStdin = LocalMemory.parse(JSON.parse(b.stdout));
@@ -112,10 +116,10 @@ describe("dionysus CLI without a daemon (direct database access)", () => {
     const dir = tmp.dir();
     ok(await cli(["ingest", "the one memory", "--data-dir", dir]));
     refused(await cli(["ingest", "", "--data-dir", dir]), 2, "empty");
-    refused(await cli(["ingest", "--data-dir", dir], { stdin: " \n\n  " }), 2, "empty");
+    refused(await cli(["ingest", "--data-dir", dir], { input: " \n\n  " }), 2, "empty");
     refused(
       await cli(["ingest", "--data-dir", dir], {
-        stdin: new Uint8Array([0x68, 0x69, 0x20, 0xc3, 0x28, 0xff, 0x0a]),
+        input: new Uint8Array([0x68, 0x69, 0x20, 0xc3, 0x28, 0xff, 0x0a]),
       }),
       2,
       "not valid UTF-8",
@@ -182,7 +186,7 @@ describe("dionysus serve and the CLI through it", () => {
     expect(info).toMatchObject({ pid: d.pid, port: d.port });
     expect(statSync(join(dir, "daemon.json")).mode & 0o077).toBe(0);
 
-    const ing = await cli(["ingest", "--json", "--data-dir", dir], { stdin: "Written through the daemon" });
+    const ing = await cli(["ingest", "--json", "--data-dir", dir], { input: "Written through the daemon" });
     ok(ing);
     const m = LocalMemory.parse(JSON.parse(ing.stdout));
     // The daemon stored it: its API returns it.
@@ -197,7 +201,7 @@ describe("dionysus serve and the CLI through it", () => {
     expect(RecallResponse.parse(JSON.parse(r.stdout)).results[0]?.memory.id).toBe(m.id);
     refused(await cli(["recall", "daemon", "--limit", "500", "--data-dir", dir]), 2, "limit");
     refused(await cli(["get", "01900000-0000-7000-8000-000000000000", "--data-dir", dir]), 3, "no memory");
-    refused(await cli(["ingest", "--data-dir", dir], { stdin: new Uint8Array([0xff, 0xfe]) }), 2, "UTF-8");
+    refused(await cli(["ingest", "--data-dir", dir], { input: new Uint8Array([0xff, 0xfe]) }), 2, "UTF-8");
     ok(await cli(["forget", m.id, "--data-dir", dir]));
     expect((await fetch(`${d.url}/v1/memories/${m.id}`)).status).toBe(404);
 

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { API_KEY_GRANT } from "../../src/core/protocol/auth.ts";
-import { runCli, startVpsProcess, type VpsProcess } from "../helpers/processes.ts";
+import { runCli, startVpsProcess, type VpsProcess } from "../helpers/harness.ts";
 
 describe("dionysus vps admin commands (PGlite)", () => {
   let dir: string;
@@ -28,7 +28,7 @@ describe("dionysus vps admin commands (PGlite)", () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
 
     const add = await runCli(["vps", "user", "add", "frank", "--data-dir", dir, "--json"], {
-      stdin: "frank-password\n",
+      input: "frank-password\n",
     });
     expect(add.code).toBe(0);
     expect(JSON.parse(add.stdout)).toMatchObject({ name: "frank" });

@@ -10,9 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { API_KEY_GRANT, TokenResponse } from "../../src/core/protocol/auth.ts";
 import { ChangesEvent, PushResponse } from "../../src/core/protocol/sync.ts";
+import {
+  createTestDatabase,
+  runCli,
+  startVpsProcess,
+  TEST_DATABASE_URL,
+  type TestDatabase,
+  type VpsProcess,
+} from "../helpers/harness.ts";
 import { TestDevice } from "../helpers/memories.ts";
-import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "../helpers/postgres.ts";
-import { runCli, startVpsProcess, type VpsProcess } from "../helpers/processes.ts";
 import { readSse } from "../helpers/vps-app.ts";
 
 describe.skipIf(!TEST_DATABASE_URL)("two VPS instances on one PostgreSQL", () => {
@@ -32,7 +38,7 @@ describe.skipIf(!TEST_DATABASE_URL)("two VPS instances on one PostgreSQL", () =>
       dirs.map((dir) => startVpsProcess(["--database-url", tdb.url, "--data-dir", dir])),
     );
     const add = await runCli(["vps", "user", "add", "erin", "--database-url", tdb.url], {
-      stdin: "erin-password\n",
+      input: "erin-password\n",
     });
     expect(add.code).toBe(0);
     const k = await runCli(["vps", "key", "create", "erin", "--database-url", tdb.url, "--json"]);

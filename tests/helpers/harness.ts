@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
 import { Client } from "pg";
 
 export const repoRoot = resolve(import.meta.dir, "../..");
@@ -31,14 +32,30 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `dionysus ARGS...` to completion. */
+/** Environment for child processes without any DIONYSUS_* variable of the caller's. */
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith("DIONYSUS_")) env[k] = v;
+  return { ...env, NO_COLOR: "1", ...extra };
+}
+
+/**
+ * Runs `dionysus ARGS...` to completion. The environment is `baseEnv` (the caller's by default)
+ * with NO_COLOR, no DATABASE_URL (a stray one must not point a run at a real database) and `env`.
+ */
 export async function runCli(
   args: string[],
-  opts: { env?: Record<string, string>; input?: string | Uint8Array; timeoutMs?: number } = {},
+  opts: {
+    env?: Record<string, string>;
+    input?: string | Uint8Array;
+    timeoutMs?: number;
+    baseEnv?: Record<string, string | undefined>;
+  } = {},
 ): Promise<CliResult> {
   const proc = Bun.spawn([bun, cliEntry, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: "1", ...opts.env },
+    env: { ...(opts.baseEnv ?? process.env), NO_COLOR: "1", DATABASE_URL: "", ...opts.env },
     stdin: opts.input === undefined ? "ignore" : new Blob([opts.input]),
     stdout: "pipe",
     stderr: "pipe",
@@ -142,24 +159,168 @@ export async function eventually<T>(
   }
 }
 
-/** A fresh PostgreSQL database on the server of TEST_DATABASE_URL; `drop()` removes it. */
-export async function createPgDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const base = process.env.TEST_DATABASE_URL;
+/** The PostgreSQL server tests may create databases on (scripts/test.sh sets it). */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;
+
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh PostgreSQL database on the server of TEST_DATABASE_URL, named `<prefix>_<random>`;
+ * `drop()` removes it (also with connections still open).
+ */
+export async function createTestDatabase(
+  prefix = "dionysus_t",
+  base = TEST_DATABASE_URL,
+): Promise<TestDatabase> {
   if (!base) throw new Error("TEST_DATABASE_URL is not set: run the suite with `npm test` (scripts/test.sh)");
-  const name = `dionysus_t_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
-  const admin = new Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  const admin = async (statement: string) => {
+    const c = new Client({ connectionString: base });
+    await c.connect();
+    try {
+      await c.query(statement);
+    } finally {
+      await c.end();
+    }
+  };
+  const name = `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  await admin(`create database ${name}`);
   const url = new URL(base);
   url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+}
+
+/** {@link createTestDatabase} with the default prefix. */
+export function createPgDatabase(): Promise<TestDatabase> {
+  return createTestDatabase();
+}
+
+export interface VpsProcess {
+  proc: Subprocess;
+  url: string;
+  /** Every stdout line so far (JSON logs). */
+  lines: string[];
+  stop(): Promise<void>;
+}
+
+/** Starts `vps serve --port 0` and waits for its "vps listening" log line. */
+export async function startVpsProcess(args: string[], timeoutMs = 60_000): Promise<VpsProcess> {
+  const proc = Bun.spawn([bun, cliEntry, "vps", "serve", "--port", "0", "--host", "127.0.0.1", ...args], {
+    cwd: repoRoot,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, DATABASE_URL: "" },
+  });
+  const lines: string[] = [];
+  let url: string | undefined;
+  const reader = proc.stdout.getReader();
+  const dec = new TextDecoder();
+  let buf = "";
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += dec.decode(value, { stream: true });
+      let i = buf.indexOf("\n");
+      while (i >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        lines.push(line);
+        try {
+          const e = JSON.parse(line) as { msg?: string; url?: string };
+          if (e.msg === "vps listening" && e.url) url = e.url;
+        } catch {}
+        i = buf.indexOf("\n");
+      }
+    }
+  })();
+  const stop = async () => {
+    if (proc.exitCode === null) proc.kill("SIGTERM");
+    const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(5000).then(() => false)]);
+    if (!exited) proc.kill("SIGKILL");
+    await proc.exited;
+    await pump.catch(() => {});
+  };
+  const deadline = Date.now() + timeoutMs;
+  while (!url && Date.now() < deadline && proc.exitCode === null) await Bun.sleep(50);
+  if (!url) {
+    const err = await new Response(proc.stderr).text().catch(() => "");
+    await stop();
+    throw new Error(`vps serve did not start: ${err}`);
+  }
+  return { proc, url, lines, stop };
+}
+
+export interface ServeHandle {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  url: string;
+  port: number;
+  pid: number;
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/** Starts `dionysus serve --port 0 --json` (no DIONYSUS_* env) and waits for its announcement line. */
+export async function serve(dataDir: string, extraArgs: string[] = []): Promise<ServeHandle> {
+  const proc = Bun.spawn(
+    [bun, cliEntry, "serve", "--port", "0", "--json", "--data-dir", dataDir, ...extraArgs],
+    {
+      cwd: repoRoot,
+      env: cleanEnv(),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
+  const reader = proc.stdout.getReader();
+  let buf = "";
+  const deadline = Date.now() + 15_000;
+  while (!buf.includes("\n")) {
+    if (Date.now() > deadline) {
+      proc.kill("SIGKILL");
+      throw new Error("serve did not announce itself");
+    }
+    const { value, done } = await reader.read();
+    if (done) {
+      const err = await new Response(proc.stderr).text();
+      throw new Error(`serve exited early: ${err}`);
+    }
+    buf += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const info = JSON.parse(buf.slice(0, buf.indexOf("\n"))) as { url: string; port: number; pid: number };
   return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+    proc,
+    ...info,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return proc.exited;
+    },
+  };
+}
+
+/** Temporary data dirs, and a cleanup that also kills any tracked daemon left running. */
+export function scratch() {
+  const dirs: Array<() => void> = [];
+  const daemons: ServeHandle[] = [];
+  return {
+    dir(): string {
+      const d = tempDir("dionysus-e2e-");
+      dirs.push(d.cleanup);
+      return d.path;
+    },
+    track(h: ServeHandle): ServeHandle {
+      daemons.push(h);
+      return h;
+    },
+    async cleanup() {
+      for (const h of daemons.splice(0)) {
+        if (h.proc.exitCode === null && h.proc.signalCode === null) h.proc.kill("SIGKILL");
+        await h.proc.exited;
+      }
+      for (const cleanup of dirs.splice(0)) cleanup();
     },
   };
 }

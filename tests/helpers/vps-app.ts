@@ -8,7 +8,7 @@ import { createVpsDatabase, type VpsDatabase } from "../../src/vps/db/database.t
 import { createVpsApp, type VpsAppDeps } from "../../src/vps/http/app.ts";
 import type { LogEntry } from "../../src/vps/http/logger.ts";
 import { createVpsServices, type VpsServices } from "../../src/vps/services.ts";
-import { createTestDatabase, TEST_DATABASE_URL } from "./postgres.ts";
+import { createTestDatabase, TEST_DATABASE_URL } from "./harness.ts";
 
 export interface TestBackend {
   database: VpsDatabase;

@@ -6,10 +6,9 @@
  * `unauthorized` when the VPS refuses the credentials even after a token refresh, and the VPS's
  * own code otherwise (`invalid_input`, `not_found`, `rate_limited`, ...).
  */
-import ky, { type KyInstance } from "ky";
+import type { KyInstance } from "ky";
 import { z } from "zod";
-import { parseRetryAfter } from "../../core/backoff.ts";
-import { DionysusError, type ErrorCode, ErrorCodes } from "../../core/errors.ts";
+import { DionysusError } from "../../core/errors.ts";
 import {
   AskEvent,
   type AskRequest,
@@ -21,6 +20,16 @@ import {
   SearchResponse,
 } from "../../core/protocol/heavy.ts";
 import type { TokenSource } from "../sync/vps-client.ts";
+import {
+  createVpsHttp,
+  type FailureStyle,
+  parseAnswer,
+  readSse,
+  sendOrUnavailable,
+  vpsFailure,
+} from "../vps-http.ts";
+
+const STYLE: FailureStyle = { prefix: "the VPS answered", codeFrom: "body", plainTimeout: true };
 
 export interface HeavyClientOptions {
   baseUrl: string;
@@ -40,13 +49,7 @@ export class HeavyClient {
   private readonly http: KyInstance;
 
   constructor(private readonly opts: HeavyClientOptions) {
-    this.http = ky.create({
-      prefixUrl: opts.baseUrl.replace(/\/+$/, ""),
-      timeout: opts.timeoutMs ?? 15_000,
-      retry: 0,
-      throwHttpErrors: false,
-      ...(opts.fetch ? { fetch: opts.fetch } : {}),
-    });
+    this.http = createVpsHttp(opts);
   }
 
   get baseUrl(): string {
@@ -101,34 +104,11 @@ export class HeavyClient {
       this.http.get("v1/events", { headers: { ...h, accept: "text/event-stream" }, signal, timeout: false }),
     );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    let event = "message";
-    let data = "";
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += value;
-        let nl = buffer.indexOf("\n");
-        while (nl >= 0) {
-          const line = buffer.slice(0, nl).replace(/\r$/, "");
-          buffer = buffer.slice(nl + 1);
-          nl = buffer.indexOf("\n");
-          if (line === "") {
-            if (event === "job" && data) {
-              const parsed = Job.safeParse(safeJson(data));
-              if (parsed.success) yield parsed.data;
-            }
-            event = "message";
-            data = "";
-          } else if (line.startsWith("event:")) event = line.slice(6).trim();
-          else if (line.startsWith("data:")) data += (data ? "\n" : "") + line.slice(5).trimStart();
-        }
-      }
-    } finally {
-      // Closes the connection too when the caller stops early.
-      await reader.cancel().catch(() => {});
+    // readSse cancels the reader on exit, which closes the connection when the caller stops early.
+    for await (const { event, data } of readSse(res.body)) {
+      if (event !== "job") continue;
+      const parsed = Job.safeParse(safeJson(data));
+      if (parsed.success) yield parsed.data;
     }
   }
 
@@ -149,44 +129,16 @@ export class HeavyClient {
     return res;
   }
 
-  private async send(call: () => Promise<Response>): Promise<Response> {
-    try {
-      return await call();
-    } catch (cause) {
-      if (cause instanceof DionysusError) throw cause;
-      if (cause instanceof Error && cause.name === "AbortError") throw cause;
-      const why =
-        cause instanceof Error && cause.name === "TimeoutError"
-          ? "no answer in time"
-          : cause instanceof Error
-            ? cause.message
-            : String(cause);
-      throw new DionysusError("unavailable", `VPS unreachable at ${this.opts.baseUrl}: ${why}`, { cause });
-    }
+  private send(call: () => Promise<Response>): Promise<Response> {
+    return sendOrUnavailable(call, this.opts.baseUrl, STYLE);
   }
 
-  private async parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
-    const json: unknown = await res.json().catch(() => undefined);
-    if (!res.ok) throw this.failure(res, json);
-    const r = schema.safeParse(json);
-    if (!r.success) throw new DionysusError("unavailable", `unexpected answer from the VPS (${res.url})`);
-    return r.data;
+  private parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
+    return parseAnswer(res, schema, STYLE);
   }
 
   private failure(res: Response, json: unknown): DionysusError {
-    const problem = (json ?? {}) as { detail?: string; code?: string };
-    const detail = problem.detail ?? res.statusText;
-    const retryAfter = parseRetryAfter(res.headers.get("retry-after"));
-    const details = {
-      http_status: res.status,
-      ...(retryAfter !== undefined ? { retry_after_ms: retryAfter } : {}),
-    };
-    let code: ErrorCode =
-      problem.code && problem.code in ErrorCodes ? (problem.code as ErrorCode) : "invalid_input";
-    if (res.status >= 500) code = "unavailable";
-    else if (res.status === 401) code = "unauthorized";
-    else if (res.status === 429) code = "rate_limited";
-    return new DionysusError(code, `the VPS answered ${res.status}: ${detail}`, { details });
+    return vpsFailure(res, json, STYLE);
   }
 }
 

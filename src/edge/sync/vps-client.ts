@@ -7,10 +7,9 @@
  * - `unauthorized`: 401 that a token refresh did not cure — re-authentication needed;
  * - `invalid_input` / others: the VPS refused the request itself.
  */
-import ky, { type KyInstance } from "ky";
+import type { KyInstance } from "ky";
 import type { z } from "zod";
-import { parseRetryAfter } from "../../core/backoff.ts";
-import { DionysusError, type ErrorCode } from "../../core/errors.ts";
+import { DionysusError } from "../../core/errors.ts";
 import {
   API_KEY_GRANT,
   DEVICE_CODE_GRANT,
@@ -21,6 +20,16 @@ import {
   TokenResponse,
 } from "../../core/protocol/auth.ts";
 import { ChangesEvent, type Mutation, PullResponse, PushResponse } from "../../core/protocol/sync.ts";
+import {
+  createVpsHttp,
+  type FailureStyle,
+  parseAnswer,
+  readSse,
+  sendOrUnavailable,
+  vpsFailure,
+} from "../vps-http.ts";
+
+const STYLE: FailureStyle = { prefix: "VPS answered", codeFrom: "status" };
 
 export interface TokenSource {
   /** The current access token, refreshed first when it is about to expire. */
@@ -48,13 +57,7 @@ export class VpsClient {
   private readonly http: KyInstance;
 
   constructor(private readonly opts: VpsClientOptions) {
-    this.http = ky.create({
-      prefixUrl: opts.baseUrl.replace(/\/+$/, ""),
-      timeout: opts.timeoutMs ?? 15_000,
-      retry: 0,
-      throwHttpErrors: false,
-      ...(opts.fetch ? { fetch: opts.fetch } : {}),
-    });
+    this.http = createVpsHttp(opts);
   }
 
   get baseUrl(): string {
@@ -136,33 +139,10 @@ export class VpsClient {
     if (res.status === 401 && (await tokens.refresh())) res = await open();
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
     onOpen?.();
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    let event = "message";
-    let data = "";
-    try {
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += value;
-        let nl = buffer.indexOf("\n");
-        while (nl >= 0) {
-          const line = buffer.slice(0, nl).replace(/\r$/, "");
-          buffer = buffer.slice(nl + 1);
-          nl = buffer.indexOf("\n");
-          if (line === "") {
-            if (event === "changes" && data) {
-              const parsed = ChangesEvent.safeParse(JSON.parse(data));
-              if (parsed.success) yield parsed.data;
-            }
-            event = "message";
-            data = "";
-          } else if (line.startsWith("event:")) event = line.slice(6).trim();
-          else if (line.startsWith("data:")) data += (data ? "\n" : "") + line.slice(5).trimStart();
-        }
-      }
-    } finally {
-      reader.releaseLock();
+    for await (const { event, data } of readSse(res.body, { cancel: false })) {
+      if (event !== "changes") continue;
+      const parsed = ChangesEvent.safeParse(JSON.parse(data));
+      if (parsed.success) yield parsed.data;
     }
   }
 
@@ -194,39 +174,15 @@ export class VpsClient {
   }
 
   /** Runs a request; network failures and timeouts become `unavailable`. */
-  private async send(call: () => Promise<Response>): Promise<Response> {
-    try {
-      return await call();
-    } catch (cause) {
-      if (cause instanceof Error && cause.name === "AbortError") throw cause;
-      const why = cause instanceof Error ? cause.message : String(cause);
-      throw new DionysusError("unavailable", `VPS unreachable at ${this.opts.baseUrl}: ${why}`, { cause });
-    }
+  private send(call: () => Promise<Response>): Promise<Response> {
+    return sendOrUnavailable(call, this.opts.baseUrl);
   }
 
-  private async parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
-    const json: unknown = await res.json().catch(() => undefined);
-    if (!res.ok) throw this.failure(res, json);
-    const r = schema.safeParse(json);
-    if (!r.success) throw new DionysusError("unavailable", `unexpected answer from the VPS (${res.url})`);
-    return r.data;
+  private parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
+    return parseAnswer(res, schema, STYLE);
   }
 
   private failure(res: Response, json: unknown): DionysusError {
-    const problem = (json ?? {}) as { detail?: string; code?: string; error_description?: string };
-    const detail = problem.detail ?? problem.error_description ?? res.statusText;
-    const retryAfter = parseRetryAfter(res.headers.get("retry-after"));
-    const details = {
-      http_status: res.status,
-      ...(retryAfter !== undefined ? { retry_after_ms: retryAfter } : {}),
-    };
-    let code: ErrorCode = "invalid_input";
-    if (res.status === 401) code = "unauthorized";
-    else if (res.status === 403) code = "forbidden";
-    else if (res.status === 404) code = "not_found";
-    else if (res.status === 413) code = "payload_too_large";
-    else if (res.status === 429) code = "rate_limited";
-    else if (res.status >= 500) code = "unavailable";
-    return new DionysusError(code, `VPS answered ${res.status}: ${detail}`, { details });
+    return vpsFailure(res, json, STYLE);
   }
 }

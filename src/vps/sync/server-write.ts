@@ -5,7 +5,7 @@
  * and a poke to every device, delivered at commit. Their `origin_device` is {@link VPS_DEVICE}
  * and their stamps come from the VPS's own hybrid logical clock.
  */
-import { sql, type Transaction } from "kysely";
+import { type RawBuilder, sql, type Transaction } from "kysely";
 import type { Memory } from "../../core/memory.ts";
 import type { VpsTables } from "../db/schema.ts";
 import { CHANGES_CHANNEL } from "../push/channel.ts";
@@ -47,8 +47,24 @@ export async function writeServerVersions(
     })),
   );
   const r = await sql<{ seq: number | string }>`
-    with u as (
-      update users set seq = seq + ${n} where id = ${userId}
+    with ${memoryWriteCtes(userId, n, rowsJson)}
+    select (select seq from u) as seq, (select count(*) from ins) as n_ins, (select count(*) from j) as n_j`.execute(
+    tx,
+  );
+  const seq = r.rows[0]?.seq;
+  return seq == null ? undefined : Number(seq);
+}
+
+/**
+ * The common-table expressions shared by every write to the change feed (a device's push and
+ * the VPS's own writes): `u` takes the seq range `n` under the user's row lock and pokes the
+ * devices at commit, `r` numbers the rows of `rowsJson` (objects with `ord` 1..n and the memory
+ * columns plus `base_hlc`), `ins` upserts them, `j` queues their background jobs. With `n` = 0
+ * nothing is written. Follow with more CTEs or the final `select`.
+ */
+export function memoryWriteCtes(userId: string, n: number, rowsJson: string): RawBuilder<unknown> {
+  return sql`u as (
+      update users set seq = seq + ${n} where id = ${userId} and ${n}::int > 0
       returning seq, pg_notify(${CHANGES_CHANNEL}, json_build_object('type', 'changes', 'user_id', id, 'seq', seq)::text)
     ), r as (
       select x.*, (select seq from u) - ${n} + x.ord as new_seq
@@ -60,7 +76,7 @@ export async function writeServerVersions(
         updated_at, hlc, base_hlc, deleted, origin_device, seq, server_updated_at)
       select ${userId}, id, content, kind, tags, metadata, null, created_at, updated_at, hlc,
         base_hlc, deleted, origin_device, new_seq, now()
-      from r
+      from r where new_seq is not null
       on conflict (user_id, id) do update set content = excluded.content, kind = excluded.kind,
         tags = excluded.tags, metadata = excluded.metadata, embedding = null,
         created_at = excluded.created_at, updated_at = excluded.updated_at, hlc = excluded.hlc,
@@ -68,15 +84,13 @@ export async function writeServerVersions(
         seq = excluded.seq, server_updated_at = excluded.server_updated_at
       returning 1
     ), j as (
+      -- Embedding and graph extraction happen in the background (src/vps/jobs); one queued
+      -- job per memory and kind, however many writes come before a worker takes it.
       insert into jobs (user_id, id, kind, memory_id)
       select ${userId}, gen_random_uuid()::text, k.kind, r.id
       from r cross join (values ('embed'), ('extract')) as k (kind)
+      where r.new_seq is not null
       on conflict (user_id, kind, memory_id) where status = 'queued' do nothing
       returning 1
-    )
-    select (select seq from u) as seq, (select count(*) from ins) as n_ins, (select count(*) from j) as n_j`.execute(
-    tx,
-  );
-  const seq = r.rows[0]?.seq;
-  return seq == null ? undefined : Number(seq);
+    )`;
 }

@@ -31,8 +31,8 @@ import {
 import type { Principal } from "../auth/service.ts";
 import { toDevice } from "../auth/service.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
-import { CHANGES_CHANNEL } from "../push/channel.ts";
 import { feedVector } from "../search/vector.ts";
+import { memoryWriteCtes } from "./server-write.ts";
 
 export interface SyncServiceOptions {
   max_content_bytes: number;
@@ -288,39 +288,10 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         // One statement for every write. The seq range is taken under the user's row lock, held to
         // commit, so the feed is commit-ordered; the poke rides on it and is delivered at commit.
         const wrote = await sql<{ seq: number | string | null }>`
-          with u as (
-            update users set seq = seq + ${n} where id = ${p.user_id} and ${n}::int > 0
-            returning seq, pg_notify(${CHANGES_CHANNEL}, json_build_object('type', 'changes', 'user_id', id, 'seq', seq)::text)
-          ), r as (
-            select x.*, (select seq from u) - ${n} + x.ord as new_seq
-            from jsonb_to_recordset(${rowsJson}::jsonb) as x(
-              ord int, id text, content text, kind text, tags jsonb, metadata jsonb, created_at text,
-              updated_at text, hlc text, base_hlc text, deleted boolean, origin_device text)
-          ), ins as (
-            insert into memories (user_id, id, content, kind, tags, metadata, embedding, created_at,
-              updated_at, hlc, base_hlc, deleted, origin_device, seq, server_updated_at)
-            select ${p.user_id}, id, content, kind, tags, metadata, null, created_at, updated_at, hlc,
-              base_hlc, deleted, origin_device, new_seq, now()
-            from r where new_seq is not null
-            on conflict (user_id, id) do update set content = excluded.content, kind = excluded.kind,
-              tags = excluded.tags, metadata = excluded.metadata, embedding = excluded.embedding,
-              created_at = excluded.created_at, updated_at = excluded.updated_at, hlc = excluded.hlc,
-              base_hlc = excluded.base_hlc, deleted = excluded.deleted, origin_device = excluded.origin_device, seq = excluded.seq,
-              server_updated_at = excluded.server_updated_at
-            returning 1
-          ), c as (
+          with ${memoryWriteCtes(p.user_id, n, rowsJson)}, c as (
             insert into conflicts (user_id, memory_id, winner_hlc, loser_hlc, loser)
             select ${p.user_id}, x.memory_id, x.winner_hlc, x.loser_hlc, x.loser
             from jsonb_to_recordset(${conflictsJson}::jsonb) as x(memory_id text, winner_hlc text, loser_hlc text, loser jsonb)
-            returning 1
-          ), j as (
-            -- Embedding and graph extraction happen in the background (src/vps/jobs); one queued
-            -- job per memory and kind, however many writes come before a worker takes it.
-            insert into jobs (user_id, id, kind, memory_id)
-            select ${p.user_id}, gen_random_uuid()::text, k.kind, r.id
-            from r cross join (values ('embed'), ('extract')) as k (kind)
-            where r.new_seq is not null
-            on conflict (user_id, kind, memory_id) where status = 'queued' do nothing
             returning 1
           ), d as (
             update devices set last_mutation_id = ${last}, last_seen = now()

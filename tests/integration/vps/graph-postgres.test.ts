@@ -7,34 +7,22 @@ import { uuidv7 } from "../../../src/core/uuid.ts";
 import { extractEntities } from "../../../src/vps/graph/extract/compromise-extractor.ts";
 import { createPostgresGraphStore } from "../../../src/vps/graph/postgres/postgres-graph-store.ts";
 import { type GraphTables, graphMigration } from "../../../src/vps/graph/postgres/schema.ts";
+import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "../../helpers/harness.ts";
 
-const adminUrl = process.env.TEST_DATABASE_URL;
-const dbName = `dionysus_graphtx_${Date.now()}_${Math.random().toString(36).slice(2, 8)}`;
+let testDb: TestDatabase | undefined;
 let db: Kysely<GraphTables>;
 
-async function admin(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
-
-describe.skipIf(!adminUrl)("Postgres graph store on a real PostgreSQL", () => {
+describe.skipIf(!TEST_DATABASE_URL)("Postgres graph store on a real PostgreSQL", () => {
   beforeAll(async () => {
-    await admin(`CREATE DATABASE ${dbName}`);
-    const url = new URL(adminUrl!);
-    url.pathname = `/${dbName}`;
+    testDb = await createTestDatabase("dionysus_graphtx");
     db = new Kysely<GraphTables>({
-      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url.href, max: 2 }) }),
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.url, max: 2 }) }),
     });
     await graphMigration.up(db);
   });
   afterAll(async () => {
     await db?.destroy();
-    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await testDb?.drop();
   });
 
   test("given a transaction, writes belong to it: a rollback leaves nothing", async () => {
