@@ -14,7 +14,6 @@ import { DionysusError, describeIssues, isDionysusError, toProblem } from "../..
 import { DEFAULT_MAX_CONTENT_BYTES, MemoryPatch, NewMemory } from "../../core/memory.ts";
 import { type EdgeHealth, Limit, RecallRequest } from "../../core/protocol/edge-api.ts";
 import { AskRequest, GraphQueryRequest } from "../../core/protocol/heavy.ts";
-import type { ConflictEntry } from "../../core/protocol/sync.ts";
 import { classifyOperation, type Operation } from "../../core/router.ts";
 import { VERSION } from "../../core/version.ts";
 import { routeRecall, withoutVector } from "../heavy/recall.ts";
@@ -35,8 +34,6 @@ export interface EdgeAppDeps {
   auth?: () => "none" | "ok" | "reauth_required";
   /** Runs one sync cycle now, for `POST /v1/sync/run` (`dionysus sync` while a daemon runs). */
   syncNow?: () => Promise<object>;
-  /** The local conflict log, newest first. */
-  conflicts?: (limit: number) => ConflictEntry[];
   /** Writes wait for this (the daemon's background integrity check); a rejection refuses them. */
   ready?: Promise<void>;
   /** Heavy queries on the VPS and the cache of their answers; absent: local-only (not logged in). */
@@ -251,7 +248,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
 
   app.get("/v1/conflicts", zValidator("query", z.object({ limit: Limit.default(20) }), onInvalid), (c) => {
     const limit = c.req.valid("query").limit;
-    return c.json({ conflicts: deps.conflicts ? deps.conflicts(limit) : store.conflicts(limit) });
+    return c.json({ conflicts: store.conflicts(limit) });
   });
 
   return app;

@@ -16,7 +16,6 @@
 import { backoffDelay, reconnectDelay } from "../../core/backoff.ts";
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import { HlcClock } from "../../core/hlc.ts";
-import type { DeviceInfo } from "../../core/protocol/auth.ts";
 import type { Mutation } from "../../core/protocol/sync.ts";
 import { pidAlive } from "../daemon-file.ts";
 import type { EdgeStore, QueueItem } from "../store/types.ts";
@@ -72,7 +71,6 @@ export interface SyncEngineOptions {
   realtime?: boolean;
   /** Database size above which cached VPS memories are evicted (LRU). */
   storageLimitBytes?: number;
-  deviceInfo?: Omit<DeviceInfo, "device_id">;
   random?: () => number;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -87,8 +85,8 @@ const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).
 
 export class SyncEngine implements TokenSource {
   private readonly store: EdgeStore;
-  private readonly opts: Required<Omit<SyncEngineOptions, "deviceInfo" | "log" | "storageLimitBytes">> &
-    Pick<SyncEngineOptions, "deviceInfo" | "log" | "storageLimitBytes">;
+  private readonly opts: Required<Omit<SyncEngineOptions, "log" | "storageLimitBytes">> &
+    Pick<SyncEngineOptions, "log" | "storageLimitBytes">;
   private creds: Credentials | undefined;
   private credsMtime = -1;
   private client: VpsClient | undefined;
@@ -167,11 +165,6 @@ export class SyncEngine implements TokenSource {
     this.loadCredentials();
     if (!this.creds) return "none";
     return this.creds.reauth_required ? "reauth_required" : "ok";
-  }
-
-  /** The local conflict log, newest first. */
-  conflicts(limit: number) {
-    return this.store.conflicts(limit);
   }
 
   isOnline(): boolean {
@@ -418,8 +411,8 @@ export class SyncEngine implements TokenSource {
   private learnOffset(offsetMs: number | undefined): void {
     if (offsetMs === undefined || Math.abs(offsetMs - this.clockOffset) < 1_000) return;
     this.clockOffset = offsetMs;
+    // The store persists it (meta `clock_offset_ms`, read back by the constructor).
     this.store.setClockOffset(offsetMs);
-    this.store.setMeta("clock_offset_ms", String(offsetMs));
     this.log({ event: "clock_offset", offset_ms: offsetMs });
   }
 

@@ -14,7 +14,7 @@ export interface SyncServices extends EdgeServices {
 
 export function createSyncServices(
   config: EdgeConfig,
-  opts: { log?: (event: Record<string, unknown>) => void; deviceName?: string; platform?: string } = {},
+  opts: { log?: (event: Record<string, unknown>) => void } = {},
 ): SyncServices {
   let engine: SyncEngine | undefined;
   return {
@@ -40,6 +40,5 @@ export function createSyncServices(
       if (!engine) throw new DionysusError("unavailable", "the sync engine is not running");
       return engine.syncNow();
     },
-    conflicts: (limit) => engine?.conflicts(limit) ?? [],
   };
 }

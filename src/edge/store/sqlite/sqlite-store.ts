@@ -185,8 +185,10 @@ class SqliteEdgeStore implements EdgeStore {
   }
 
   /** Inside a write transaction: catch up with stamps another process persisted. */
+  /** Read from the database each time: another process (`dionysus login --new-device` beside
+   * the daemon) may have changed it. Writes use `currentDeviceId`, which `syncClock()` refreshes
+   * inside their transaction. */
   get deviceId(): string {
-    // Another process (`dionysus login --new-device` beside the daemon) may have changed it.
     const stored = this.guard(() => this.readMeta(META.deviceId));
     return stored ?? this.currentDeviceId;
   }
@@ -211,7 +213,7 @@ class SqliteEdgeStore implements EdgeStore {
     }
     const stored = this.readMeta(META.hlc);
     if (stored && compareHlc(stored, this.clock.current()) > 0 && parseHlc(stored))
-      this.clock = new HlcClock(this.deviceId, this.clockNow, stored);
+      this.clock = new HlcClock(this.currentDeviceId, this.clockNow, stored);
   }
 
   /** Inside a write transaction: the next HLC stamp, persisted so it never goes back. */
@@ -284,7 +286,7 @@ class SqliteEdgeStore implements EdgeStore {
         updated_at: at,
         hlc,
         deleted: false,
-        origin_device: this.deviceId,
+        origin_device: this.currentDeviceId,
         source: "local",
         synced_at: null,
         last_accessed_at: null,
@@ -302,7 +304,7 @@ class SqliteEdgeStore implements EdgeStore {
         at,
         at,
         hlc,
-        this.deviceId,
+        this.currentDeviceId,
       );
       this.enqueue(memory.id, "create", hlc, null, toMemoryData(memory));
       return memory;
@@ -679,7 +681,7 @@ class SqliteEdgeStore implements EdgeStore {
       if (
         localWrite &&
         row.base_hlc !== remote.hlc &&
-        parseHlc(remote.hlc)?.node !== this.deviceId &&
+        parseHlc(remote.hlc)?.node !== this.currentDeviceId &&
         !sameState(local, remote)
       )
         this.logConflict(remote.id, row.hlc, remote);
@@ -780,7 +782,7 @@ class SqliteEdgeStore implements EdgeStore {
       const row = this.q(
         "SELECT max(hlc) AS h FROM memories WHERE synced_at IS NOT NULL OR source = 'vps'",
       ).get() as { h: string | null };
-      this.clock = new HlcClock(this.deviceId, this.clockNow, row.h ?? undefined);
+      this.clock = new HlcClock(this.currentDeviceId, this.clockNow, row.h ?? undefined);
       this.putMeta(META.hlc, this.clock.current());
     });
   }
