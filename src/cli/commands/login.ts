@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Command } from "commander";
 import { DionysusError } from "../../core/errors.ts";
-import { connectEdge } from "../../edge/client.ts";
+import { connectEdge, type SyncRun } from "../../edge/client.ts";
 import { dbPath } from "../../edge/daemon-file.ts";
 import { createSqliteStore } from "../../edge/store/sqlite/index.ts";
 import { deleteCredentials, readCredentials } from "../../edge/sync/credentials.ts";
@@ -50,7 +50,7 @@ export function registerLogin(program: Command): void {
           } finally {
             store.close();
           }
-          let synced: Awaited<ReturnType<Awaited<ReturnType<typeof connectEdge>>["sync"]>> | undefined;
+          let synced: SyncRun | undefined;
           let syncError: string | undefined;
           if (opts.sync) {
             const client = await connectEdge(config);
