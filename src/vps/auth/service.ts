@@ -433,16 +433,6 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
         .execute();
     },
 
-    async getDevice(userId: string, deviceId: string): Promise<Device | undefined> {
-      const r = await db
-        .selectFrom("devices")
-        .selectAll()
-        .where("user_id", "=", userId)
-        .where("device_id", "=", deviceId)
-        .executeTakeFirst();
-      return r && toDevice(r);
-    },
-
     /** A user's devices, oldest first. */
     async listDevices(userId: string): Promise<Device[]> {
       const rows = await db

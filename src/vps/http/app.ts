@@ -177,13 +177,9 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     const principal = m ? await auth.authenticate(m[1]!) : undefined;
     if (!principal) {
       limit(c, `ip:${clientIp(c) ?? "unknown"}`);
-      c.header(
-        "WWW-Authenticate",
-        m ? 'Bearer realm="dionysus", error="invalid_token"' : 'Bearer realm="dionysus"',
-      );
-      throw new DionysusError(
-        "unauthorized",
+      throw new Unauthorized(
         m ? "the access token is wrong, expired or revoked" : "missing bearer access token",
+        m ? 'Bearer realm="dionysus", error="invalid_token"' : 'Bearer realm="dionysus"',
       );
     }
     c.set("principal", principal);

@@ -11,14 +11,12 @@
 import { type Kysely, sql } from "kysely";
 import type { VpsTables } from "../db/schema.ts";
 import { currentVectors } from "../sync/service.ts";
-import { bytesToVector, type ScoredId } from "./vector.ts";
+import { bytesToVector, LITTLE_ENDIAN, type ScoredId } from "./vector.ts";
 
 export interface VectorIndexOptions {
   /** Most bytes of decoded vectors kept across users (512 MiB by default). */
   maxBytes?: number;
 }
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** The decoded vectors of one user, as of the user's feed position `seq`. */
 class UserVectors {

@@ -12,7 +12,7 @@ export function vectorToBytes(v: readonly number[]): Uint8Array {
   return bytes;
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+export const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Unpacks little-endian float32 bytes; throws on a length that is not a multiple of 4. */
 export function bytesToVector(bytes: Uint8Array): Float32Array {
