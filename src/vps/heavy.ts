@@ -41,6 +41,9 @@ export interface HeavyOverrides {
   graphStore?: GraphStore;
   /** Worker poll interval (ms). */
   workerPollMs?: number;
+  /** Told after the worker wrote to a user's change feed (new vectors, consolidation results),
+   * so that webhooks fire for those changes as they do for pushes. */
+  onChanges?: (userId: string) => void;
 }
 
 export type HeavyServices = ReturnType<typeof createHeavyServices>;
@@ -99,23 +102,27 @@ export function createHeavyServices(
 
   const handlers: JobHandlers = {
     embed: async (jobs) => {
-      await processEmbedJobs(
+      const written = await processEmbedJobs(
         db,
         embedder,
         jobs.flatMap((j) => (j.memory_id ? [{ user_id: j.user_id, memory_id: j.memory_id }] : [])),
         pgvector,
       );
+      if (written > 0)
+        for (const userId of new Set(jobs.map((j) => j.user_id))) overrides.onChanges?.(userId);
     },
     extract: async (job) => {
       if (job.memory_id) await refreshMemoryGraph(db, extractor, graphIn, job.user_id, job.memory_id);
     },
-    consolidate: async (job, heartbeat) => ({
-      ...(await runConsolidation(
+    consolidate: async (job, heartbeat) => {
+      const result = await runConsolidation(
         { db, clock, extractor, graphIn, chat, heartbeat, log: (e) => log(e) },
         job.user_id,
         job.id,
-      )),
-    }),
+      );
+      overrides.onChanges?.(job.user_id);
+      return { ...result };
+    },
   };
 
   const onJobEvent: JobWorkerOptions["onJobEvent"] = async (row) => {

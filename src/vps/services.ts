@@ -43,7 +43,13 @@ export async function createVpsServices(
     refresh_token_ttl_s: config.refresh_token_ttl_s,
     ...now,
   });
-  const heavy = createHeavyServices(config, database, log, options.heavy);
+  // The worker's own writes (vectors, consolidation) reach webhooks like pushes do; the
+  // dispatcher is made below, once the sync service that reads the feed position exists.
+  let serverChanged: (userId: string) => void = () => {};
+  const heavy = createHeavyServices(config, database, log, {
+    ...options.heavy,
+    onChanges: (userId) => serverChanged(userId),
+  });
   await heavy.init();
   const sync = createSyncService(database.db, {
     max_content_bytes: config.max_content_bytes,
@@ -59,6 +65,12 @@ export async function createVpsServices(
     log,
     ...(options.webhookRetryDelaysMs ? { retryDelaysMs: options.webhookRetryDelaysMs } : {}),
   });
+  serverChanged = (userId) =>
+    void sync.currentCursor(userId).then(
+      ({ seq }) => webhooks.dispatch(userId, seq),
+      (err) =>
+        log({ level: "error", msg: "webhook dispatch after a server write failed", error: String(err) }),
+    );
   const metrics = new Metrics();
   metrics.gauge(
     "dionysus_sse_connections",

@@ -258,6 +258,38 @@ describe("events (SSE)", () => {
 });
 
 describe("webhooks", () => {
+  test("fire for the VPS's own writes to the feed too (a memory's new vector)", async () => {
+    const bodies: string[] = [];
+    const receiver = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        bodies.push(await req.text());
+        return new Response("ok");
+      },
+    });
+    try {
+      const s = await signIn(t, "dev-hook-worker");
+      const reg = await t.req("/v1/webhooks", {
+        method: "POST",
+        headers: s.json,
+        body: JSON.stringify({ url: `http://127.0.0.1:${receiver.port}/hook` }),
+      });
+      expect(reg.status).toBe(201);
+      await push(s, [new TestDevice("dev-hook-worker").create("a memory to embed")]);
+      const seqOf = (b: string) => ChangesEvent.parse(JSON.parse(b)).seq;
+      const deadline = Date.now() + 10_000;
+      while (bodies.length === 0 && Date.now() < deadline) await Bun.sleep(20);
+      const afterPush = Math.max(...bodies.map(seqOf));
+      // The worker stores the vector under a new feed position: a second delivery carries it.
+      expect(await t.services.heavy.worker.drain()).toBeGreaterThan(0);
+      while (!bodies.some((b) => seqOf(b) > afterPush) && Date.now() < deadline) await Bun.sleep(20);
+      expect(Math.max(...bodies.map(seqOf))).toBe(afterPush + 1);
+    } finally {
+      receiver.stop(true);
+    }
+  });
+
   test("registered, signed with HMAC-SHA256, retried after a failure, listed and deleted", async () => {
     const received: Array<{ body: string; sig: string }> = [];
     let failFirst = true;
