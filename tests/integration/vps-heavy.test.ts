@@ -175,6 +175,12 @@ describe("embeddings in the change feed", () => {
     const before = (await pullAll(s)).find((c) => c.id === m.id)!;
     expect(before.embedding ?? null).toBeNull();
     expect(await t.services.heavy.worker.drain()).toBeGreaterThan(0);
+    // Done embed jobs are removed (in one statement per batch), not left to be claimed again.
+    const left = await sql<{ n: string }>`
+      select count(*) as n from jobs where memory_id = ${m.id} and kind = 'embed'`.execute(
+      t.services.database.db,
+    );
+    expect(Number(left.rows[0]!.n)).toBe(0);
     const after = (await pullAll(s)).find((c) => c.id === m.id)!;
     expect(after.hlc).toBe(m.hlc);
     expect(after.seq).toBeGreaterThan(before.seq);

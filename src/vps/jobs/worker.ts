@@ -128,7 +128,7 @@ export class JobWorker {
       n += embeds.length;
       try {
         await handlers.embed(embeds);
-        for (const j of embeds) await queue.finish(j);
+        await queue.finishMany(embeds);
       } catch (err) {
         this.o.log?.({ level: "warn", msg: "embed jobs failed", jobs: embeds.length, error: describe(err) });
         for (const j of embeds) await queue.fail(j, describe(err), retryable(err));
