@@ -47,6 +47,8 @@ export interface RunningVps {
 
 export interface StartVpsOptions {
   log?: Logger;
+  /** The server's wall clock in ms (tests step it back and forth). */
+  now?: () => number;
 }
 
 export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
@@ -80,6 +82,7 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
   const services = await createVpsServices(config, database, {
     worker: true,
     ...(options.log ? { log: options.log } : {}),
+    ...(options.now ? { now: options.now } : {}),
   });
   const adminToken = randomSecret("dnx");
   const app = createVpsApp({ services, adminToken });

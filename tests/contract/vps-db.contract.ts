@@ -17,6 +17,7 @@ import { migrateToLatest } from "../../src/vps/db/migrations.ts";
 import { CHANGES_CHANNEL } from "../../src/vps/push/channel.ts";
 import { createSyncService } from "../../src/vps/sync/service.ts";
 import { TestDevice } from "../helpers/memories.ts";
+import { deviceHistoryTests } from "./vps-device-history.contract.ts";
 
 export interface ContractBackend {
   vdb: VpsDatabase;
@@ -456,5 +457,7 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
         await stop();
       }
     });
+
+    deviceHistoryTests(() => vdb);
   });
 }

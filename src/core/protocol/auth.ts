@@ -9,6 +9,15 @@ import { Memory } from "../memory.ts";
 export const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
 /** Dionysus extension grant: exchange a long-lived API key for tokens. */
 export const API_KEY_GRANT = "urn:dionysus:params:oauth:grant-type:api_key";
+/**
+ * Dionysus extension grant: a copy of a device's data dir (a restored backup, a clone, a VM
+ * rolled back) asks for a device identity of its own. It presents the refresh token it holds and
+ * a fresh `device_id`; the VPS registers that device for the same user and issues it a new token
+ * family. The presented token is not rotated, so the original device keeps working. A token that
+ * was already rotated is refused without revoking anything (a copy holding an old token is not a
+ * thief); that copy signs in again with `dionysus login`.
+ */
+export const DEVICE_SPLIT_GRANT = "urn:dionysus:params:oauth:grant-type:device_split";
 
 /** What a device says about itself when it authenticates; registered on first sight (FR-019). */
 export const DeviceInfo = z.object({
@@ -42,6 +51,7 @@ export const TokenRequest = z.discriminatedUnion("grant_type", [
   }),
   z.object({ grant_type: z.literal("refresh_token"), refresh_token: z.string().min(1) }),
   DeviceInfo.extend({ grant_type: z.literal(API_KEY_GRANT), api_key: z.string().min(1) }),
+  DeviceInfo.extend({ grant_type: z.literal(DEVICE_SPLIT_GRANT), refresh_token: z.string().min(1) }),
 ]);
 export type TokenRequest = z.infer<typeof TokenRequest>;
 

@@ -67,9 +67,17 @@ export type PushRequest = z.infer<typeof PushRequest>;
  * - `applied`: written, and now the current version;
  * - `stale`: accepted, but an equal or newer version already existed (last-write-wins lost;
  *   the losing version is in the conflict log);
- * - `duplicate`: this mutation_id was applied before; nothing changed;
+ * - `duplicate`: this very mutation (same id and the same content, compared by digest) was
+ *   applied before; nothing changed;
  * - `rejected`: not applied. `retryable: false` means never (mark the item `failed`);
- *   `retryable: true` (for example `clock_skew`) means fix and send again.
+ *   `retryable: true` means fix and send again: `clock_skew` (re-stamp), `hlc_node` (the stamp's
+ *   node is not this device: re-stamp), `device_diverged` (the VPS holds a different history for
+ *   this device and mutation number: the data dir was restored, rolled back or copied; take a
+ *   new device identity and send the writes under it). The VPS stops at the first retryable
+ *   rejection and leaves the rest of the batch unanswered.
+ *
+ * A `stale` answer carries `current`, the version that won, so the writing device can show it at
+ * once (its feed cursor may already be past the winner).
  */
 export const PushResult = z.object({
   index: z.number().int().nonnegative(),
@@ -78,12 +86,13 @@ export const PushResult = z.object({
   code: z.string().optional(),
   reason: z.string().optional(),
   retryable: z.boolean().optional(),
+  current: Memory.optional(),
 });
 export type PushResult = z.infer<typeof PushResult>;
 
 export const PushResponse = z.object({
   results: z.array(PushResult),
-  /** The highest mutation_id the VPS has recorded for this device. */
+  /** The highest mutation_id the VPS has applied for this device. */
   last_mutation_id: z.number().int().nonnegative(),
   /** The VPS clock (ms), so a device can measure and correct its own clock's offset. */
   server_time: z.number(),

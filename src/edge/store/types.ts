@@ -39,9 +39,15 @@ export interface ApplyChangesResult {
 export interface EdgeStore {
   /** This device's id (UUIDv7 made on first open, kept in the database). */
   readonly deviceId: string;
-  /** Gives this device a new id (after the VPS revoked the old one); memories and queued writes
-   * stay. Other handles on the database pick the new id up at their next write. */
-  resetDeviceId(): string;
+  /** Gives this device a new id (`newId`, or a fresh UUIDv7): after the VPS revoked the old one,
+   * or when this data dir turned out to be a copy. Memories and queued writes stay; unsent writes
+   * are stamped again under the new node. Clears a pending split. Other handles on the database
+   * pick the new id up at their next write. */
+  resetDeviceId(newId?: string): string;
+  /** Why this data dir must take a new device identity before its next push (it was copied or
+   * restored, or the VPS holds a different history for it), or undefined. */
+  splitPending(): string | undefined;
+  markSplitPending(reason: string): void;
 
   create(input: NewMemory): LocalMemory;
   /** Reads a live memory and records the access (for LRU eviction). Tombstones read as not found. */
@@ -71,16 +77,18 @@ export interface EdgeStore {
   claimBatch(limit: number, now?: number): Mutation[];
   /**
    * Records the VPS's per-mutation answers: applied/stale/duplicate → `synced` (and the memory's
-   * `synced_at`); rejected and not retryable → `failed` with the reason; rejected and retryable →
+   * `synced_at`; a `stale` answer's `current`, the version that won, is applied like a pulled one); rejected and not retryable → `failed` with the reason; rejected and retryable →
    * `queued` again. Items of the batch without an answer go back to `queued`.
    */
   settle(results: PushResult[]): void;
   /** A transient failure (network, 5xx, 429): the claimed items go back to `queued`, retry_count+1,
    * next_attempt_at = `nextAttemptAt`, last_error = `error`. */
   release(mutationIds: number[], error: string, nextAttemptAt: number): void;
-  /** Re-stamps queued mutations (and their memories' hlc) with fresh stamps from `stamp`, in
-   * mutation order, after the VPS refused a stamp as too far ahead of its clock (clock skew). */
-  restamp(mutationIds: number[], stamp: () => string): void;
+  /** Re-stamps queued mutations (and their memories' hlc) with fresh stamps, in mutation order,
+   * after the VPS refused a stamp (clock skew, or a node not this device's). The stamps come from
+   * the store's own clock unless `stamp` is given; that clock has seen every stamp this device
+   * wrote or received, so a write is never stamped below the version it replaced. */
+  restamp(mutationIds: number[], stamp?: () => string): void;
 
   /** The stored pull cursor, or undefined before the first pull. */
   cursor(): string | undefined;

@@ -15,8 +15,8 @@
  */
 import { backoffDelay, reconnectDelay } from "../../core/backoff.ts";
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
-import { HlcClock } from "../../core/hlc.ts";
 import type { Mutation } from "../../core/protocol/sync.ts";
+import { uuidv7 } from "../../core/uuid.ts";
 import { pidAlive } from "../daemon-file.ts";
 import type { EdgeStore, QueueItem } from "../store/types.ts";
 import { type Credentials, credentialsMtime, readCredentials, writeCredentials } from "./credentials.ts";
@@ -72,6 +72,8 @@ export interface SyncEngineOptions {
   /** Database size above which cached VPS memories are evicted (LRU). */
   storageLimitBytes?: number;
   random?: () => number;
+  /** This device's wall clock (ms); the VPS clock's offset is measured against it. Tests skew it. */
+  now?: () => number;
   log?: (event: Record<string, unknown>) => void;
 }
 
@@ -80,13 +82,15 @@ const PUSH_MAX_BYTES = 4 * 1024 * 1024;
 const PULL_LIMIT = 500;
 const LEASE_MS = 120_000;
 const REFRESH_MARGIN_MS = 120_000;
+/** Meta key: the device id a split in progress is taking (see `ensureIdentity`). */
+const SPLIT_TARGET_KEY = "identity_split_target";
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
 export class SyncEngine implements TokenSource {
   private readonly store: EdgeStore;
-  private readonly opts: Required<Omit<SyncEngineOptions, "log" | "storageLimitBytes">> &
-    Pick<SyncEngineOptions, "log" | "storageLimitBytes">;
+  private readonly opts: Required<Omit<SyncEngineOptions, "log" | "storageLimitBytes" | "now">> &
+    Pick<SyncEngineOptions, "log" | "storageLimitBytes" | "now">;
   private creds: Credentials | undefined;
   private credsMtime = -1;
   private client: VpsClient | undefined;
@@ -293,6 +297,7 @@ export class SyncEngine implements TokenSource {
   }
 
   private async pushAll(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
+    await this.ensureIdentity();
     const total = this.store.queueCounts().queued;
     let skewRounds = 0;
     for (;;) {
@@ -320,9 +325,20 @@ export class SyncEngine implements TokenSource {
           else if (r.status !== "rejected") report.pushed++;
         }
         onProgress?.({ phase: "push", done: report.pushed + report.rejected, total });
+        const diverged = answer.body.results.find((r) => r.code === "device_diverged");
+        if (diverged) {
+          // The VPS holds other writes under our numbers: this data dir is a restored or copied
+          // one. Take a device identity of our own and send everything still queued under it.
+          this.store.release([...pending], "taking a new device identity", Date.now());
+          this.store.markSplitPending(diverged.reason ?? "the VPS holds a different history");
+          await this.ensureIdentity();
+          restamped = true;
+          break;
+        }
         if (answer.body.results.length < chunk.length || answer.body.results.some((r) => r.retryable)) {
-          // The VPS stopped at a stamp too far ahead of its clock: ours is wrong. The offset was
-          // just measured; re-stamp everything still queued, in order, and push again.
+          // The VPS stopped at a stamp it cannot take: too far ahead of its clock (ours is wrong;
+          // the offset was just measured) or not of this device's node. Re-stamp everything still
+          // queued, in order, from the store's clock, and push again.
           if (++skewRounds > 3) {
             this.store.release(
               [...pending],
@@ -335,10 +351,8 @@ export class SyncEngine implements TokenSource {
             );
           }
           this.store.release([...pending], "re-stamped after clock correction", Date.now());
-          const clock = new HlcClock(this.store.deviceId, () => Date.now() + this.clockOffset);
           this.store.restamp(
             this.store.queueItems("queued", Number.MAX_SAFE_INTEGER).map((q) => q.mutation_id),
-            () => clock.tick(),
           );
           restamped = true;
           break;
@@ -347,6 +361,51 @@ export class SyncEngine implements TokenSource {
       if (!restamped && pending.size > 0)
         this.store.release([...pending], "no answer from the VPS", Date.now());
     }
+  }
+
+  /**
+   * Makes sure this data dir pushes as a device of its own. A copy (noticed by the store when
+   * opened, or by the VPS as `device_diverged`) asks the VPS for a new device id with the split
+   * grant: memories and queued writes stay, the writes go out under the new id. The steps are
+   * ordered so that a crash anywhere leaves a state the next cycle finishes: the target id is
+   * recorded first, then the credentials, then the store.
+   */
+  private async ensureIdentity(): Promise<void> {
+    const creds = this.requireCreds();
+    const target = this.store.getMeta(SPLIT_TARGET_KEY);
+    if (target && creds.device_id === target && this.store.deviceId !== target) {
+      this.store.resetDeviceId(target);
+      this.store.setMeta(SPLIT_TARGET_KEY, "");
+    }
+    const why = this.store.splitPending();
+    if (!why) return;
+    const from = this.store.deviceId;
+    const newId = uuidv7();
+    this.store.setMeta(SPLIT_TARGET_KEY, newId);
+    const r = await this.requireClient().splitDevice(creds.refresh_token, { device_id: newId });
+    if (!r.ok) {
+      // The copy's refresh token was rotated since (by the original, or by the device before a
+      // rollback). Go on locally under the new id; `dionysus login` registers it.
+      this.store.resetDeviceId(newId);
+      this.store.setMeta(SPLIT_TARGET_KEY, "");
+      this.saveCredentials({ ...creds, reauth_required: true });
+      this.log({ event: "device_split", from, to: newId, reason: why, vps: r.error.error });
+      throw new DionysusError(
+        "unauthorized",
+        `this data dir was copied or restored (${why}) and its sign-in is no longer current: run dionysus login (memories and queued writes are kept)`,
+      );
+    }
+    this.saveCredentials({
+      ...creds,
+      device_id: r.token.device_id,
+      access_token: r.token.access_token,
+      refresh_token: r.token.refresh_token,
+      access_expires_at: Date.now() + r.token.expires_in * 1000,
+      reauth_required: false,
+    });
+    this.store.resetDeviceId(r.token.device_id);
+    this.store.setMeta(SPLIT_TARGET_KEY, "");
+    this.log({ event: "device_split", from, to: r.token.device_id, reason: why });
   }
 
   private async pullAll(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
@@ -474,7 +533,10 @@ export class SyncEngine implements TokenSource {
     this.credsMtime = mtime;
     this.creds = mtime === 0 ? undefined : readCredentials(this.opts.dataDir);
     if (this.creds && this.client?.baseUrl !== this.creds.vps_url)
-      this.client = new VpsClient({ baseUrl: this.creds.vps_url });
+      this.client = new VpsClient({
+        baseUrl: this.creds.vps_url,
+        ...(this.opts.now ? { now: this.opts.now } : {}),
+      });
     if (!this.creds) this.client = undefined;
     if (this.creds && !this.creds.reauth_required) {
       // A fresh login: retry at once instead of waiting out an old backoff.

@@ -54,7 +54,8 @@ export async function login(opts: LoginOptions): Promise<LoginResult> {
   const url = normaliseUrl(opts.vpsUrl);
   const previous = readCredentials(opts.dataDir);
   const client = new VpsClient({ baseUrl: url });
-  if (opts.newDevice) opts.store.resetDeviceId();
+  // A copied or restored data dir signs in as a device of its own, never as the original.
+  if (opts.newDevice || opts.store.splitPending()) opts.store.resetDeviceId();
   const info = { device_id: opts.store.deviceId, device_name: opts.deviceName, platform: opts.platform };
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 

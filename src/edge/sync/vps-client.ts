@@ -13,6 +13,7 @@ import { DionysusError } from "../../core/errors.ts";
 import {
   API_KEY_GRANT,
   DEVICE_CODE_GRANT,
+  DEVICE_SPLIT_GRANT,
   DeviceAuthorizationResponse,
   type DeviceInfo,
   IdentityResponse,
@@ -49,6 +50,8 @@ export interface VpsClientOptions {
   baseUrl: string;
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /** This device's wall clock (ms), against which the VPS clock's offset is measured. */
+  now?: () => number;
 }
 
 export type OAuthTokenResult = { ok: true; token: TokenResponse } | { ok: false; error: OAuthError };
@@ -87,6 +90,11 @@ export class VpsClient {
 
   exchangeApiKey(apiKey: string, info: DeviceInfo): Promise<OAuthTokenResult> {
     return this.token({ grant_type: API_KEY_GRANT, api_key: apiKey, ...info });
+  }
+
+  /** Asks for a device identity of its own for a copied data dir (see DEVICE_SPLIT_GRANT). */
+  splitDevice(refreshToken: string, info: DeviceInfo): Promise<OAuthTokenResult> {
+    return this.token({ grant_type: DEVICE_SPLIT_GRANT, refresh_token: refreshToken, ...info });
   }
 
   refreshToken(refreshToken: string): Promise<OAuthTokenResult> {
@@ -155,9 +163,10 @@ export class VpsClient {
   ): Promise<Timed<z.infer<S>>> {
     const attempt = async () => {
       const headers = { authorization: `Bearer ${await tokens.accessToken()}` };
-      const t0 = Date.now();
+      const now = this.opts.now ?? Date.now;
+      const t0 = now();
       const res = await this.send(() => call(headers));
-      return { res, mid: (t0 + Date.now()) / 2 };
+      return { res, mid: (t0 + now()) / 2 };
     };
     let { res, mid } = await attempt();
     if (res.status === 401) {

@@ -405,6 +405,62 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
       return outcome;
     },
 
+    /**
+     * Device split grant: the holder of a live refresh token of device D asks for a new device of
+     * the same user (its data dir is a copy of D's). The new device gets its own token family;
+     * the presented token is left as it is, so D (the original) is not disturbed. A token that is
+     * unknown, used, revoked or expired is refused and nothing is revoked: a restored backup
+     * holds an old token without being a thief.
+     */
+    async splitDevice(refreshToken: string, device: DeviceInfo): Promise<TokenResponse> {
+      const hash = sha256Hex(refreshToken);
+      const outcome = await db.transaction().execute(async (tx) => {
+        const r = await tx
+          .selectFrom("auth_tokens")
+          .selectAll()
+          .where("token_hash", "=", hash)
+          .where("kind", "=", "refresh")
+          .executeTakeFirst();
+        const t = now();
+        if (!r || r.used_at || r.revoked_at || new Date(r.expires_at).getTime() <= t)
+          return new OAuthFailure(
+            "invalid_grant",
+            "the refresh token of this copy is no longer current; sign in again with dionysus login",
+          );
+        const from = await tx
+          .selectFrom("devices")
+          .select(["revoked_at", "device_name", "platform"])
+          .where("user_id", "=", r.user_id)
+          .where("device_id", "=", r.device_id)
+          .executeTakeFirst();
+        if (!from || from.revoked_at) return new OAuthFailure("invalid_grant", "the device was revoked");
+        const taken = await tx
+          .selectFrom("devices")
+          .select("device_id")
+          .where("device_id", "=", device.device_id)
+          .executeTakeFirst();
+        if (taken || device.device_id === r.device_id)
+          return new OAuthFailure("invalid_request", `device id ${device.device_id} is already registered`);
+        const ts = new Date(t);
+        await tx
+          .insertInto("devices")
+          .values({
+            user_id: r.user_id,
+            device_id: device.device_id,
+            device_name: device.device_name ?? `${from.device_name ?? r.device_id} (copy)`,
+            platform: device.platform ?? from.platform,
+            created_at: ts,
+            last_seen: ts,
+            revoked_at: null,
+            split_from: r.device_id,
+          })
+          .execute();
+        return issueTokens(tx, r.user_id, device.device_id);
+      });
+      if (outcome instanceof OAuthFailure) throw outcome;
+      return outcome;
+    },
+
     /** The caller of an access token, or undefined when it is unknown, expired or revoked. */
     async authenticate(accessToken: string): Promise<Principal | undefined> {
       const r = await db

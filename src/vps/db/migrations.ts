@@ -241,11 +241,38 @@ const m0003: Migration = {
   },
 };
 
+/**
+ * A device's history, so that a copied or restored data dir can never have its writes taken for
+ * resends: the digest of each recent mutation (a `duplicate` must be the same mutation), the
+ * device's highest stamp (the VPS's hybrid clock), and where a split device came from.
+ */
+const m0004: Migration = {
+  async up(db: AnyDb) {
+    await sql`
+      create table device_mutations (
+        user_id text not null,
+        device_id text not null,
+        mutation_id bigint not null,
+        digest text not null,
+        primary key (user_id, device_id, mutation_id),
+        foreign key (user_id, device_id) references devices (user_id, device_id) on delete cascade
+      )`.execute(db);
+    await sql`alter table devices add column hlc_high text collate "C"`.execute(db);
+    await sql`alter table devices add column split_from text`.execute(db);
+  },
+  async down(db: AnyDb) {
+    await sql`drop table if exists device_mutations`.execute(db);
+    await sql`alter table devices drop column if exists hlc_high`.execute(db);
+    await sql`alter table devices drop column if exists split_from`.execute(db);
+  },
+};
+
 /** Every migration, by name; names sort in application order. */
 export const vpsMigrations: Record<string, Migration> = {
   "0001_initial": m0001,
   "0002_graph": graphMigration,
   "0003_heavy": m0003,
+  "0004_device_history": m0004,
 };
 
 class InCodeProvider implements MigrationProvider {

@@ -47,6 +47,18 @@ export interface DevicesTable {
   revoked_at: Timestamptz | null;
   /** Highest mutation_id of this device recorded, in the same transaction as its writes. */
   last_mutation_id: ColumnType<number, number | undefined, number>;
+  /** Highest HLC stamp this device has written (the VPS's clock never runs behind it). */
+  hlc_high: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The device whose data dir this one was split from (a copy or a restore), if any. */
+  split_from: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** Digest of each recent mutation a device pushed, to tell a resend from a different history. */
+export interface DeviceMutationsTable {
+  user_id: string;
+  device_id: string;
+  mutation_id: number;
+  digest: string;
 }
 
 export interface AuthTokensTable {
@@ -182,6 +194,7 @@ export interface VpsTables extends GraphTables {
   users: UsersTable;
   api_keys: ApiKeysTable;
   devices: DevicesTable;
+  device_mutations: DeviceMutationsTable;
   auth_tokens: AuthTokensTable;
   device_codes: DeviceCodesTable;
   memories: MemoriesTable;

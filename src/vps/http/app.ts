@@ -13,7 +13,9 @@ import { DionysusError, describeIssues, isDionysusError, toProblem } from "../..
 import {
   API_KEY_GRANT,
   DEVICE_CODE_GRANT,
+  DEVICE_SPLIT_GRANT,
   DeviceAuthorizationRequest,
+  type DeviceInfo,
   TokenRequest,
   WebhookRequest,
 } from "../../core/protocol/auth.ts";
@@ -252,7 +254,7 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     const grant = body.grant_type;
     if (typeof grant !== "string" || grant === "")
       throw new OAuthFailure("invalid_request", "grant_type is required");
-    if (![DEVICE_CODE_GRANT, API_KEY_GRANT, "refresh_token"].includes(grant))
+    if (![DEVICE_CODE_GRANT, API_KEY_GRANT, DEVICE_SPLIT_GRANT, "refresh_token"].includes(grant))
       throw new OAuthFailure("unsupported_grant_type", `grant_type ${grant} is not supported`);
     const parsed = TokenRequest.safeParse(body);
     if (!parsed.success) throw new OAuthFailure("invalid_request", describeIssues(parsed.error.issues));
@@ -262,11 +264,9 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
         ? await auth.pollDeviceCode(r.device_code)
         : r.grant_type === "refresh_token"
           ? await auth.refresh(r.refresh_token)
-          : await auth.tokenForApiKey(r.api_key, {
-              device_id: r.device_id,
-              ...(r.device_name ? { device_name: r.device_name } : {}),
-              ...(r.platform ? { platform: r.platform } : {}),
-            });
+          : r.grant_type === DEVICE_SPLIT_GRANT
+            ? await auth.splitDevice(r.refresh_token, deviceInfoOf(r))
+            : await auth.tokenForApiKey(r.api_key, deviceInfoOf(r));
     return c.json(tokens, 200, { "Cache-Control": "no-store", Pragma: "no-cache" });
   });
 
@@ -575,4 +575,13 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   }
 
   return app;
+}
+
+/** The device fields of a token request, without the absent optional ones. */
+function deviceInfoOf(r: DeviceInfo): DeviceInfo {
+  return {
+    device_id: r.device_id,
+    ...(r.device_name ? { device_name: r.device_name } : {}),
+    ...(r.platform ? { platform: r.platform } : {}),
+  };
 }

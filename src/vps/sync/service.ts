@@ -12,9 +12,10 @@
  * from any device, is plain editing. Without a `base_hlc` (older clients), an overwrite of
  * another device's write counts as a conflict. Re-sending the very same write logs nothing.
  */
+import { createHash } from "node:crypto";
 import { type Kysely, sql, type Transaction } from "kysely";
 import { DionysusError, describeIssues, isDionysusError } from "../../core/errors.ts";
-import { hlcMs } from "../../core/hlc.ts";
+import { hlcMs, parseHlc } from "../../core/hlc.ts";
 import { type Memory, validateContent } from "../../core/memory.ts";
 import type { IdentityResponse } from "../../core/protocol/auth.ts";
 import {
@@ -131,6 +132,22 @@ const toConflictEntry = (r: {
   resolved_at: new Date(r.resolved_at).toISOString(),
 });
 
+/** How many recent mutation digests the VPS keeps per device. A resend is always of the last few
+ * batches; a number older than this window that comes again is taken as a different history. */
+export const MUTATION_HISTORY = 10_000;
+
+/**
+ * The digest of a mutation's content (everything but its number): a resend of the same write
+ * has the same digest, a different write under a reused number (a restored or copied data dir)
+ * does not.
+ */
+export function mutationDigest(m: Mutation): string {
+  const data = m.op === "delete" ? null : m.data;
+  return createHash("sha256")
+    .update(JSON.stringify([m.op, m.id, m.hlc, m.base_hlc ?? null, data]))
+    .digest("base64url");
+}
+
 function positiveInt(v: unknown): number | undefined {
   return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : undefined;
 }
@@ -192,11 +209,14 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         return { rawId, m: parsed.data };
       });
       const ids = [...new Set(checked.flatMap((c) => (c.m ? [c.m.id] : [])))];
+      const numbers = checked.flatMap((c) => (c.m ? [c.m.mutation_id] : []));
 
       const outcome = await db.transaction().execute(async (tx) => {
         const locked = await sql<{
           dev: { last_mutation_id: number; revoked_at: string | null } | null;
           mems: MemoryJson[];
+          seen: Array<{ mutation_id: number | string; digest: string }>;
+          high: string | null;
         }>`
           with d as (
             select last_mutation_id, revoked_at from devices
@@ -204,15 +224,26 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
           ), m as (
             select ${MEMORY_COLUMNS} from memories
             where user_id = ${p.user_id} and id = any(${ids}::text[]) for update
+          ), h as (
+            select mutation_id, digest from device_mutations
+            where user_id = ${p.user_id} and device_id = ${p.device_id}
+              and mutation_id = any(${numbers}::bigint[])
           )
-          select (select row_to_json(d) from d) as dev, coalesce((select json_agg(m) from m), '[]'::json) as mems`.execute(
-          tx,
-        );
+          select (select row_to_json(d) from d) as dev, coalesce((select json_agg(m) from m), '[]'::json) as mems,
+            coalesce((select json_agg(h) from h), '[]'::json) as seen,
+            (select max(hlc_high) from devices where user_id = ${p.user_id}) as high`.execute(tx);
         const row = locked.rows[0];
         const dev = row?.dev;
         if (!dev || dev.revoked_at)
           throw new DionysusError("unauthorized", "this device is not registered or revoked");
         let last = Number(dev.last_mutation_id);
+        const seen = new Map((row.seen ?? []).map((h) => [Number(h.mutation_id), h.digest]));
+        // The VPS's hybrid clock: never behind the newest stamp it has accepted for this user, so a
+        // server clock that steps back (a restart on a slow clock, a restored snapshot) does not
+        // refuse the devices that were in step with it before.
+        const clockMs = Math.max(serverNow, row.high ? hlcMs(row.high) : 0);
+        let high: string | null = null;
+        const recorded: Array<{ mutation_id: number; digest: string }> = [];
         const state = new Map<string, Memory>((row.mems ?? []).map((r) => [r.id, jsonToMemory(r)]));
         const written = new Map<string, Memory & { base_hlc: string | null }>();
         const conflicts: Array<{ memory_id: string; winner_hlc: string; loser_hlc: string; loser: Memory }> =
@@ -222,6 +253,8 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         for (let index = 0; index < checked.length; index++) {
           const { rawId, m, reject } = checked[index]!;
           if (!m) {
+            // Refused for good, and not recorded: a malformed write must not move the device's
+            // last mutation (a huge made-up number would turn every later write into a "duplicate").
             results.push({
               index,
               mutation_id: rawId ?? null,
@@ -229,14 +262,36 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
               ...reject!,
               retryable: false,
             });
-            if (rawId !== undefined && rawId > last) last = rawId;
             continue;
           }
+          const digest = mutationDigest(m);
           if (m.mutation_id <= last) {
-            results.push({ index, mutation_id: m.mutation_id, status: "duplicate" });
-            continue;
+            if (seen.get(m.mutation_id) === digest) {
+              results.push({ index, mutation_id: m.mutation_id, status: "duplicate" });
+              continue;
+            }
+            results.push({
+              index,
+              mutation_id: m.mutation_id,
+              status: "rejected",
+              code: "device_diverged",
+              reason: `mutation ${m.mutation_id} of this device is already on the VPS with other content (the data dir was restored, rolled back or copied); take a new device identity and send it again`,
+              retryable: true,
+            });
+            break;
           }
-          const aheadMs = hlcMs(m.hlc) - serverNow;
+          if (parseHlc(m.hlc)?.node !== p.device_id) {
+            results.push({
+              index,
+              mutation_id: m.mutation_id,
+              status: "rejected",
+              code: "hlc_node",
+              reason: `the stamp's node is not this device (${p.device_id}); re-stamp and resend`,
+              retryable: true,
+            });
+            break;
+          }
+          const aheadMs = hlcMs(m.hlc) - clockMs;
           if (aheadMs > options.max_clock_skew_ms) {
             results.push({
               index,
@@ -249,6 +304,8 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             break;
           }
           last = m.mutation_id;
+          recorded.push({ mutation_id: m.mutation_id, digest });
+          if (high === null || m.hlc > high) high = m.hlc;
           const cur = state.get(m.id);
           const incoming: Memory =
             m.op === "delete"
@@ -268,7 +325,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
           if (cur && !(m.hlc > cur.hlc)) {
             if (m.hlc !== cur.hlc)
               conflicts.push({ memory_id: m.id, winner_hlc: cur.hlc, loser_hlc: m.hlc, loser: incoming });
-            results.push({ index, mutation_id: m.mutation_id, status: "stale" });
+            results.push({ index, mutation_id: m.mutation_id, status: "stale", current: cur });
             continue;
           }
           const concurrent =
@@ -294,17 +351,30 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             from jsonb_to_recordset(${conflictsJson}::jsonb) as x(memory_id text, winner_hlc text, loser_hlc text, loser jsonb)
             returning 1
           ), d as (
-            update devices set last_mutation_id = ${last}, last_seen = now()
+            update devices set last_mutation_id = ${last}, last_seen = now(),
+              hlc_high = greatest(hlc_high, ${high}::text)
             where user_id = ${p.user_id} and device_id = ${p.device_id}
+            returning 1
+          ), h as (
+            insert into device_mutations (user_id, device_id, mutation_id, digest)
+            select ${p.user_id}, ${p.device_id}, x.mutation_id, x.digest
+            from jsonb_to_recordset(${JSON.stringify(recorded)}::jsonb) as x(mutation_id bigint, digest text)
+            on conflict (user_id, device_id, mutation_id) do update set digest = excluded.digest
+            returning 1
+          ), hp as (
+            delete from device_mutations
+            where user_id = ${p.user_id} and device_id = ${p.device_id}
+              and mutation_id <= ${last - MUTATION_HISTORY} and ${recorded.length}::int > 0
             returning 1
           )
           select (select seq from u) as seq, (select count(*) from ins) as n_ins, (select count(*) from c) as n_c,
-            (select count(*) from j) as n_j, (select count(*) from d) as n_d`.execute(tx);
+            (select count(*) from j) as n_j, (select count(*) from d) as n_d, (select count(*) from h) as n_h,
+            (select count(*) from hp) as n_hp`.execute(tx);
         const seqRaw = wrote.rows[0]?.seq;
         return { results, last, seq: n > 0 && seqRaw != null ? Number(seqRaw) : undefined };
       });
       return {
-        response: { results: outcome.results, last_mutation_id: outcome.last, server_time: Date.now() },
+        response: { results: outcome.results, last_mutation_id: outcome.last, server_time: now() },
         seq: outcome.seq,
       };
     },
@@ -322,7 +392,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             status: "refetch",
             reason:
               "the cursor is from another server epoch (the server was reset or restored); pull from scratch",
-            server_time: Date.now(),
+            server_time: now(),
           };
         since = c.seq;
         sinceConflict = c.conflictId;
@@ -333,7 +403,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
           status: "refetch",
           reason:
             "the cursor is ahead of this server's change feed (the server was restored); pull from scratch",
-          server_time: Date.now(),
+          server_time: now(),
         };
       const found = await sql<MemoryRow & { hash: string }>`
         select ${MEMORY_COLUMNS}, md5(content) as hash from memories
@@ -372,7 +442,7 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         conflicts: conflictPage.map(toConflictEntry),
         cursor: encodeCursor(ep, page.at(-1)?.seq ?? since, lastConflict),
         up_to_date: rows.length <= q.limit && logged.length <= q.limit,
-        server_time: Date.now(),
+        server_time: now(),
       };
     },
 

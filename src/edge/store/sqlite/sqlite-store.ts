@@ -68,6 +68,9 @@ const META = {
   clockOffset: "clock_offset_ms",
   lastMutation: "last_mutation_id",
   createdBy: "created_by_version",
+  fileId: "db_file_id",
+  splitPending: "identity_split_pending",
+  syncLease: "sync_lease",
 } as const;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -119,6 +122,7 @@ class SqliteEdgeStore implements EdgeStore {
       this.currentDeviceId = this.guard(() => this.ensureDeviceId());
       this.offsetMs = Number(this.getMeta(META.clockOffset) ?? 0) || 0;
       this.clock = new HlcClock(this.deviceId, this.clockNow, this.getMeta(META.hlc));
+      this.noticeCopy();
     } catch (err) {
       this.db.close();
       throw err;
@@ -184,7 +188,48 @@ class SqliteEdgeStore implements EdgeStore {
     ).run(key, value);
   }
 
-  /** Inside a write transaction: catch up with stamps another process persisted. */
+  /**
+   * A copied or restored data dir must not go on as the same device: the VPS would take its new
+   * writes, numbered again from an old counter, for resends of writes it already has. The file's
+   * inode is recorded in the database; a database that finds itself in another file (a `cp`, a
+   * restore from backup, a copy to a new machine) marks itself for a new device identity, which
+   * the sync engine takes before its next push. (A VM rolled back in place keeps its inode; the
+   * VPS notices that case by the mutation digests: see `device_diverged`.)
+   */
+  private noticeCopy(): void {
+    let fileId: string;
+    try {
+      fileId = String(statSync(this.path).ino);
+    } catch {
+      return;
+    }
+    if (fileId === "0") return; // a file system without inode numbers
+    const recorded = this.getMeta(META.fileId);
+    if (recorded === fileId) return;
+    try {
+      this.write(() => {
+        this.putMeta(META.fileId, fileId);
+        if (recorded === undefined) return;
+        this.putMeta(
+          META.splitPending,
+          "the database file was copied or restored (it is not the file this device was using)",
+        );
+        // The copied sync lease names the original's process, which may well be running.
+        this.q("DELETE FROM meta WHERE key = ?").run(META.syncLease);
+      });
+    } catch {
+      // Best effort (a full disk, a read-only file): the VPS still refuses a diverged history.
+    }
+  }
+
+  splitPending(): string | undefined {
+    return this.getMeta(META.splitPending) || undefined;
+  }
+
+  markSplitPending(reason: string): void {
+    this.write(() => this.putMeta(META.splitPending, reason));
+  }
+
   /** Read from the database each time: another process (`dionysus login --new-device` beside
    * the daemon) may have changed it. Writes use `currentDeviceId`, which `syncClock()` refreshes
    * inside their transaction. */
@@ -193,12 +238,22 @@ class SqliteEdgeStore implements EdgeStore {
     return stored ?? this.currentDeviceId;
   }
 
-  resetDeviceId(): string {
+  resetDeviceId(newId?: string): string {
     return this.write(() => {
-      const id = uuidv7(this.now());
+      const id = newId ?? uuidv7(this.now());
       this.putMeta(META.deviceId, id);
       this.syncClock();
+      // Unsent writes carry stamps of the old node; the VPS takes a device's writes only under
+      // its own node, so they are stamped again (in order, after everything seen so far).
+      const pending = this.q(
+        "SELECT mutation_id FROM sync_queue WHERE status IN ('queued', 'syncing') ORDER BY mutation_id",
+      ).all() as { mutation_id: number }[];
+      this.restampRows(
+        pending.map((r) => r.mutation_id),
+        () => this.clock.tick(),
+      );
       this.putMeta(META.hlc, this.clock.current());
+      this.q("DELETE FROM meta WHERE key = ?").run(META.splitPending);
       return id;
     });
   }
@@ -273,7 +328,7 @@ class SqliteEdgeStore implements EdgeStore {
     validateContent(data.content, this.maxContentBytes);
     return this.write(() => {
       const hlc = this.stamp();
-      const now = this.now();
+      const now = this.clockNow();
       const at = iso(now);
       const memory: LocalMemory = {
         id: uuidv7(now),
@@ -338,7 +393,7 @@ class SqliteEdgeStore implements EdgeStore {
     return this.write(() => {
       const current = toLocalMemory(this.liveRow(id));
       const hlc = this.stamp();
-      const at = iso(this.now());
+      const at = iso(this.clockNow());
       const next: LocalMemory = {
         ...current,
         content: p.content ?? current.content,
@@ -377,7 +432,7 @@ class SqliteEdgeStore implements EdgeStore {
     this.write(() => {
       const base = this.liveRow(id).hlc;
       const hlc = this.stamp();
-      const at = iso(this.now());
+      const at = iso(this.clockNow());
       this.q(
         `UPDATE memories SET content = '', tags = '[]', metadata = '{}', embedding = NULL, deleted = 1,
                              updated_at = ?, hlc = ?, base_hlc = ?, source = 'local', synced_at = NULL
@@ -530,6 +585,11 @@ class SqliteEdgeStore implements EdgeStore {
         if (r.mutation_id === null) continue;
         const row = find.get(r.mutation_id) as QueueRow | null;
         if (!row || row.status === "synced") continue;
+        if (r.status === "stale" && r.current) {
+          // The VPS kept a newer version: show it now (the feed cursor may be past it already).
+          this.syncClock();
+          this.applyRemote(r.current, at, { applied: 0, skipped: 0, conflicts: 0 });
+        }
         if (r.status === "applied" || r.status === "stale" || r.status === "duplicate") {
           this.q(
             // The payload is only needed until the VPS has the write; dropping it keeps the
@@ -553,6 +613,7 @@ class SqliteEdgeStore implements EdgeStore {
         }
       }
       this.q("UPDATE sync_queue SET status = 'queued', updated_at = ? WHERE status = 'syncing'").run(at);
+      this.putMeta(META.hlc, this.clock.current());
     });
   }
 
@@ -568,36 +629,48 @@ class SqliteEdgeStore implements EdgeStore {
     });
   }
 
-  restamp(mutationIds: number[], stamp: () => string): void {
+  restamp(mutationIds: number[], stamp?: () => string): void {
     this.write(() => {
       this.syncClock();
-      const find = this.q("SELECT * FROM sync_queue WHERE mutation_id = ?");
-      for (const id of [...mutationIds].sort((a, b) => a - b)) {
-        const row = find.get(id) as QueueRow | null;
-        if (!row || (row.status !== "queued" && row.status !== "syncing")) continue;
-        const next = stamp();
-        if (!isHlc(next)) throw new DionysusError("invalid_input", `restamp: not an HLC stamp: ${next}`);
-        this.q("UPDATE sync_queue SET hlc = ?, updated_at = ? WHERE mutation_id = ?").run(
-          next,
-          iso(this.now()),
-          id,
-        );
-        // Later writes of the same memory were based on the old stamp: keep the chain intact.
-        this.q("UPDATE sync_queue SET base_hlc = ? WHERE memory_id = ? AND base_hlc = ?").run(
-          next,
-          row.memory_id,
-          row.hlc,
-        );
-        this.q("UPDATE memories SET hlc = ? WHERE id = ? AND hlc = ?").run(next, row.memory_id, row.hlc);
-        this.q("UPDATE memories SET base_hlc = ? WHERE id = ? AND base_hlc = ?").run(
-          next,
-          row.memory_id,
-          row.hlc,
-        );
-        this.clock.receive(next);
-      }
+      // The store's own clock by default: it has seen every stamp this device wrote or received,
+      // so a new stamp is never below the version a write replaced (its base_hlc).
+      this.restampRows(mutationIds, stamp ?? (() => this.clock.tick()));
       this.putMeta(META.hlc, this.clock.current());
     });
+  }
+
+  /** Inside a write transaction: fresh stamps for unsent queue rows, in mutation order. */
+  private restampRows(mutationIds: number[], stamp: () => string): void {
+    const find = this.q("SELECT * FROM sync_queue WHERE mutation_id = ?");
+    for (const id of [...mutationIds].sort((a, b) => a - b)) {
+      const row = find.get(id) as QueueRow | null;
+      if (!row || (row.status !== "queued" && row.status !== "syncing")) continue;
+      const next = stamp();
+      if (!isHlc(next)) throw new DionysusError("invalid_input", `restamp: not an HLC stamp: ${next}`);
+      this.q("UPDATE sync_queue SET hlc = ?, updated_at = ? WHERE mutation_id = ?").run(
+        next,
+        iso(this.now()),
+        id,
+      );
+      // Later writes of the same memory were based on the old stamp: keep the chain intact.
+      this.q("UPDATE sync_queue SET base_hlc = ? WHERE memory_id = ? AND base_hlc = ?").run(
+        next,
+        row.memory_id,
+        row.hlc,
+      );
+      this.q("UPDATE memories SET hlc = ?, origin_device = ? WHERE id = ? AND hlc = ?").run(
+        next,
+        this.currentDeviceId,
+        row.memory_id,
+        row.hlc,
+      );
+      this.q("UPDATE memories SET base_hlc = ? WHERE id = ? AND base_hlc = ?").run(
+        next,
+        row.memory_id,
+        row.hlc,
+      );
+      this.clock.receive(next);
+    }
   }
 
   // ---- pull side ------------------------------------------------------------------------
@@ -779,8 +852,15 @@ class SqliteEdgeStore implements EdgeStore {
       // The device clock was ahead: stamps issued since are in the future and the VPS refuses
       // them. Restart the clock from the newest stamp the VPS has accepted or sent, so new
       // writes follow corrected time; unsynced writes get fresh stamps through restamp().
+      // Never below a stamp this device has seen: the versions the VPS accepted or sent, and the
+      // versions that unsent edits replaced (their base, unless that base is itself unsent).
       const row = this.q(
-        "SELECT max(hlc) AS h FROM memories WHERE synced_at IS NOT NULL OR source = 'vps'",
+        `SELECT max(h) AS h FROM (
+           SELECT max(hlc) AS h FROM memories WHERE synced_at IS NOT NULL OR source = 'vps'
+           UNION ALL
+           SELECT max(q.base_hlc) FROM sync_queue AS q
+           WHERE q.status IN ('queued', 'syncing') AND NOT EXISTS
+             (SELECT 1 FROM sync_queue AS p WHERE p.hlc = q.base_hlc AND p.status IN ('queued', 'syncing')))`,
       ).get() as { h: string | null };
       this.clock = new HlcClock(this.currentDeviceId, this.clockNow, row.h ?? undefined);
       this.putMeta(META.hlc, this.clock.current());
