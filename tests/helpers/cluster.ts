@@ -49,7 +49,11 @@ export interface Cluster {
   /** Everything the VPS process printed since it last started (JSON log lines on stdout). */
   vpsOutput(): string;
   /** Starts a device (a `dionysus serve` process) and, unless `login: false`, logs it in. */
-  device(name: string, env?: Record<string, string>, opts?: { login?: boolean }): Promise<EdgeDevice>;
+  device(
+    name: string,
+    env?: Record<string, string>,
+    opts?: { login?: boolean; seed?: (dataDir: string) => void },
+  ): Promise<EdgeDevice>;
   /** Runs SQL on the VPS's PostgreSQL database (to observe what the VPS stored). */
   sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /** Live memories the VPS holds for the user, by id → content (read through a fresh pull). */
@@ -144,6 +148,7 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
         output: () => daemon?.output() ?? "",
       };
       devices.push(dev);
+      deviceOpts.seed?.(dataDir);
       await dev.start();
       if (deviceOpts.login !== false) await dev.login();
       return dev;
