@@ -4,9 +4,9 @@
  * a store at a file path; the suite makes and removes its own temporary directories.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { DionysusError } from "../../src/core/errors.ts";
 import { compareHlc, formatHlc, HlcClock, parseHlc } from "../../src/core/hlc.ts";
 import type { Change, Mutation } from "../../src/core/protocol/sync.ts";
@@ -728,6 +728,69 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         expect(later.origin_device).toBe(id);
         expect(parseHlc(later.hlc)?.node).toBe(id);
         expect(compareHlc(later.hlc, m.hlc)).toBe(1);
+      });
+
+      test("resetDeviceId re-stamps unsent writes under the new node, keeping their order and chain", () => {
+        const { store } = fresh();
+        const m = store.create({ content: "one", kind: "episodic", tags: [], metadata: {} });
+        store.update(m.id, { content: "two" });
+        const other = store.create({ content: "other", kind: "episodic", tags: [], metadata: {} });
+        const id = store.resetDeviceId("split-device-1");
+        expect(id).toBe("split-device-1");
+        const batch = store.claimBatch(10);
+        expect(batch.map((b) => parseHlc(b.hlc)?.node)).toEqual([
+          "split-device-1",
+          "split-device-1",
+          "split-device-1",
+        ]);
+        expect(compareHlc(batch[1]!.hlc, batch[0]!.hlc)).toBe(1);
+        expect(compareHlc(batch[2]!.hlc, batch[1]!.hlc)).toBe(1);
+        // The update is still based on the create's (new) stamp.
+        expect(batch[1]!.base_hlc).toBe(batch[0]!.hlc);
+        expect(store.get(m.id)?.hlc).toBe(batch[1]!.hlc);
+        expect(store.get(other.id)?.origin_device).toBe("split-device-1");
+      });
+
+      test("a database copied to another file marks itself for a new device identity; the original does not", () => {
+        const { store, path } = fresh();
+        store.create({ content: "written before the copy", kind: "episodic", tags: [], metadata: {} });
+        store.setMeta("sync_lease", "12345-abc|99999999999999");
+        store.close();
+        const copy = join(dirname(path), "copy.db");
+        for (const suffix of ["", "-wal"])
+          if (existsSync(`${path}${suffix}`)) copyFileSync(`${path}${suffix}`, `${copy}${suffix}`);
+        const original = openAt(path);
+        expect(original.splitPending()).toBeUndefined();
+        const copied = openAt(copy);
+        expect(copied.splitPending()).toContain("copied or restored");
+        // The copied lease names the original's process: it must not hold the copy back.
+        expect(copied.getMeta("sync_lease")).toBeUndefined();
+        copied.resetDeviceId();
+        expect(copied.splitPending()).toBeUndefined();
+        copied.close();
+        expect(openAt(copy).splitPending()).toBeUndefined();
+      });
+
+      test("a stale answer shows the version that won at once", () => {
+        const clock = fakeClock();
+        const { store } = fresh({ now: clock.now });
+        const m = store.create({ content: "mine", kind: "episodic", tags: [], metadata: {} });
+        const [mut] = store.claimBatch(10);
+        const winner = remoteChange({ id: m.id, ms: T0 + 5_000, content: "theirs, newer", seq: 3 });
+        const { seq: _seq, base_hlc: _b, ...current } = winner;
+        store.settle([{ index: 0, mutation_id: mut!.mutation_id, status: "stale", current }]);
+        expect(store.get(m.id)?.content).toBe("theirs, newer");
+        expect(store.queueCounts()).toMatchObject({ queued: 0, syncing: 0, synced: 1 });
+        expect(store.conflicts(10).map((c) => c.loser?.content)).toEqual(["mine"]);
+      });
+
+      test("created_at and updated_at follow the corrected clock", () => {
+        const clock = fakeClock();
+        const { store } = fresh({ now: clock.now });
+        store.setClockOffset(-3_600_000);
+        const m = store.create({ content: "stamped", kind: "episodic", tags: [], metadata: {} });
+        expect(Date.parse(m.created_at)).toBe(T0 - 3_600_000);
+        expect(Date.parse(store.update(m.id, { content: "again" }).updated_at)).toBe(T0 - 3_600_000);
       });
 
       test("meta values persist", () => {
