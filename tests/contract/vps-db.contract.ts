@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "kysely";
 import { DionysusError } from "../../src/core/errors.ts";
-import { formatHlc } from "../../src/core/hlc.ts";
+import { formatHlc, hlcMs } from "../../src/core/hlc.ts";
 import { API_KEY_GRANT } from "../../src/core/protocol/auth.ts";
 import { encodeCursor, PullResponse, PushResponse } from "../../src/core/protocol/sync.ts";
 import { uuidv7 } from "../../src/core/uuid.ts";
@@ -285,6 +285,10 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
       // Same ms and counter: the device id breaks the tie ("dev-b" > "dev-a").
       const bWins = b.update(id, "v2 from b", formatHlc({ ms: ms + 10, counter: 0, node: "dev-b" }));
       const aLoses = a.device.update(id, "v2 from a", formatHlc({ ms: ms + 10, counter: 0, node: "dev-a" }));
+      // Each device's clock has seen its own stamp, so its later writes order after it however
+      // fast this test runs.
+      b.clock.receive(bWins.hlc);
+      a.device.clock.receive(aLoses.hlc);
       expect((await sync.push(bPrincipal, [bWins])).response.results[0]!.status).toBe("applied");
       expect((await sync.push(a.principal, [aLoses])).response.results[0]!.status).toBe("stale");
       const pulled = await sync.pull(a.principal.user_id, { limit: 10 });
@@ -309,6 +313,36 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
       );
       expect(await sync.conflicts(a.principal.user_id, { memory_id: id })).toHaveLength(2);
     });
+
+    for (const first of ["dev-a", "dev-b"])
+      test(`equal ms and counter: the higher device id wins, whichever device pushes first (${first} first)`, async () => {
+        const a = await signedIn("dev-a");
+        const bTokens = await auth.tokenForApiKey(a.key.key, { device_id: "dev-b" });
+        const bPrincipal = (await auth.authenticate(bTokens.access_token)) as Principal;
+        const b = new TestDevice("dev-b");
+        const create = a.device.create("v1");
+        expect((await sync.push(a.principal, [create])).response.results[0]!.status).toBe("applied");
+        const tie = { ms: hlcMs(create.hlc) + 5, counter: 3 };
+        const low = a.device.update(create.id, "from a", formatHlc({ ...tie, node: "dev-a" }));
+        const high = b.update(create.id, "from b", formatHlc({ ...tie, node: "dev-b" }));
+        const pushes = {
+          "dev-a": () => sync.push(a.principal, [low]),
+          "dev-b": () => sync.push(bPrincipal, [high]),
+        };
+        const second = first === "dev-a" ? "dev-b" : "dev-a";
+        const r1 = await pushes[first as "dev-a"]();
+        const r2 = await pushes[second as "dev-a"]();
+        expect(r1.response.results[0]!.status).toBe("applied");
+        expect(r2.response.results[0]!.status).toBe(second === "dev-b" ? "applied" : "stale");
+        const pulled = await sync.pull(a.principal.user_id, { limit: 10 });
+        if (pulled.status !== "ok") throw new Error("expected ok");
+        expect(pulled.changes.map((c) => [c.content, c.hlc, c.origin_device])).toEqual([
+          ["from b", high.hlc, "dev-b"],
+        ]);
+        // The tie's loser is in the log either way.
+        const log = await sync.conflicts(a.principal.user_id, { memory_id: create.id });
+        expect(log.some((e) => e.winner_hlc === high.hlc && e.loser_hlc === low.hlc)).toBe(true);
+      });
 
     test("deletes travel as tombstones, also for unknown ids, and win over older writes", async () => {
       const { principal, device } = await signedIn();
@@ -406,6 +440,40 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
       expect((await auth.listDevices(b.user.id)).map((d) => d.user_id)).toEqual([b.user.id]);
       await auth.revokeDevice(b.user.id, "shared-id");
       expect(await auth.authenticate(a.tokens.access_token)).toBeDefined();
+    });
+
+    test("users are isolated: B's conflict log never travels in A's pull", async () => {
+      const b = await signedIn("dev-b1");
+      const b2Tokens = await auth.tokenForApiKey(b.key.key, { device_id: "dev-b2" });
+      const b2 = (await auth.authenticate(b2Tokens.access_token)) as Principal;
+      const b2Device = new TestDevice("dev-b2");
+      const a = await signedIn("dev-a");
+      const note = b.device.create("B's bank PIN is 4711");
+      await sync.push(b.principal, [note]);
+      // B's second device overwrites it without having seen it, and an old edit loses: two entries.
+      b2Device.clock.receive(note.hlc);
+      expect(
+        (await sync.push(b2, [b2Device.update(note.id, "B's PIN changed")])).response.results[0]!.status,
+      ).toBe("applied");
+      const stale = b.device.update(
+        note.id,
+        "B's stale PIN edit",
+        formatHlc({ ms: 1000, counter: 0, node: "dev-b1" }),
+      );
+      expect((await sync.push(b.principal, [stale])).response.results[0]!.status).toBe("stale");
+      const bPull = await sync.pull(b.principal.user_id, { limit: 100 });
+      expect(bPull.status === "ok" && bPull.conflicts.map((c) => c.loser?.content)).toEqual([
+        "B's bank PIN is 4711",
+        "B's stale PIN edit",
+      ]);
+
+      await sync.push(a.principal, [a.device.create("A's own note")]);
+      const aPull = await sync.pull(a.principal.user_id, { limit: 100 });
+      if (aPull.status !== "ok") throw new Error("expected ok");
+      expect(aPull.changes.map((c) => c.content)).toEqual(["A's own note"]);
+      expect(aPull.conflicts).toEqual([]);
+      expect(JSON.stringify(aPull)).not.toContain("PIN");
+      expect(await sync.conflicts(a.principal.user_id)).toEqual([]);
     });
 
     test("identity baseline: live identity memories and the current cursor", async () => {

@@ -164,12 +164,21 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;
 
 export interface TestDatabase {
   url: string;
-  drop(): Promise<void>;
+  /** `onWait` is called once if sessions are still closing when the drop starts (for tests). */
+  drop(opts?: { onWait?: () => void }): Promise<void>;
 }
+
+/** How long `drop()` waits for the database's sessions to end before it forces them out. */
+const DROP_WAIT_MS = 5_000;
 
 /**
  * A fresh PostgreSQL database on the server of TEST_DATABASE_URL, named `<prefix>_<random>`;
  * `drop()` removes it (also with connections still open).
+ *
+ * A pool's `end()` resolves before its connections are gone (pg-pool ends each client without
+ * waiting for it). Forcing the drop at once would kill those sessions mid-goodbye: PostgreSQL
+ * sends them 57P01 and the closing clients report it as unhandled errors. So `drop()` first waits
+ * (a few seconds at most) for the database's sessions to end, and only then forces what is left.
  */
 export async function createTestDatabase(
   prefix = "dionysus_t",
@@ -189,7 +198,28 @@ export async function createTestDatabase(
   await admin(`create database ${name}`);
   const url = new URL(base);
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+  const drop = async (opts: { onWait?: () => void } = {}) => {
+    const c = new Client({ connectionString: base });
+    await c.connect();
+    try {
+      const deadline = Date.now() + DROP_WAIT_MS;
+      let waited = false;
+      for (;;) {
+        const r = await c.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+          [name],
+        );
+        if (r.rows[0]!.n === 0 || Date.now() > deadline) break;
+        if (!waited) opts.onWait?.();
+        waited = true;
+        await Bun.sleep(20);
+      }
+      await c.query(`drop database if exists ${name} with (force)`);
+    } finally {
+      await c.end();
+    }
+  };
+  return { url: url.toString(), drop };
 }
 
 /** {@link createTestDatabase} with the default prefix. */

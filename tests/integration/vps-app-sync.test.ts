@@ -174,6 +174,37 @@ describe("user isolation through every endpoint", () => {
   });
 });
 
+describe("conflict log isolation", () => {
+  test("B's conflicts never travel in A's pull", async () => {
+    const b1 = await signIn(t, "dev-b1");
+    const b2 = await signIn(t, "dev-b2", b1.user);
+    const a = await signIn(t, "dev-a");
+    const bDev1 = new TestDevice("dev-b1");
+    const bDev2 = new TestDevice("dev-b2");
+    const note = bDev1.create("B's bank PIN is 4711");
+    await push(b1, [note]);
+    // B's second device overwrites it without having seen it, and an old edit loses: two entries.
+    bDev2.clock.receive(note.hlc);
+    const overwrite = bDev2.update(note.id, "B's bank PIN changed");
+    expect(PushResponse.parse((await push(b2, [overwrite])).body).results[0]!.status).toBe("applied");
+    const stale = { ...bDev1.update(note.id, "B's stale PIN edit"), hlc: "000000000001000-000000-dev-b1" };
+    expect(PushResponse.parse((await push(b1, [stale])).body).results[0]!.status).toBe("stale");
+    const bPull = await pullAll(b1);
+    expect(bPull.conflicts.map((c) => c.loser?.content)).toEqual([
+      "B's bank PIN is 4711",
+      "B's stale PIN edit",
+    ]);
+
+    await push(a, [new TestDevice("dev-a").create("A's own note")]);
+    const aPull = await pullAll(a);
+    expect(aPull.changes.map((c) => c.content)).toEqual(["A's own note"]);
+    expect(aPull.conflicts).toEqual([]);
+    expect(JSON.stringify(aPull)).not.toContain("PIN");
+    const aLog = await (await t.req("/v1/conflicts", { headers: a.auth })).json();
+    expect(aLog).toEqual({ conflicts: [] });
+  });
+});
+
 describe("events (SSE)", () => {
   test("a push pokes the user's open streams with the latest seq; Last-Event-ID resumes", async () => {
     const s = await signIn(t, "dev-a");

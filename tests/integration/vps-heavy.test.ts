@@ -387,6 +387,29 @@ describe("user isolation", () => {
   });
 });
 
+describe("keyword search is scoped before it is ranked", () => {
+  test("A gets its full limit of hits although B has many better matches", async () => {
+    const a = await signIn(t, "kw-a");
+    const b = await signIn(t, "kw-b");
+    const aDev = new TestDevice("kw-a");
+    const bDev = new TestDevice("kw-b");
+    // B's memories match the word better (short, repeated) than every one of A's.
+    await push(
+      b,
+      Array.from({ length: 20 }, (_, i) => bDev.create(`saffron saffron saffron ${i}`)),
+    );
+    const mine = Array.from({ length: 5 }, (_, i) =>
+      aDev.create(`On trip ${i} to the old market in town we bought a little saffron for the paella`),
+    );
+    await push(a, mine);
+    const r = await search(a, "saffron", "keyword", 3);
+    expect(r.results).toHaveLength(3);
+    const aIds = new Set(mine.map((m) => m.id));
+    for (const h of r.results) expect(aIds.has(h.memory.id)).toBe(true);
+    expect((await search(b, "saffron", "keyword", 3)).results).toHaveLength(3);
+  });
+});
+
 describe("ask without an LLM", () => {
   test("503 unavailable with a message that says how to configure one", async () => {
     const s = await signIn(t, "dev-ask");
