@@ -11,7 +11,8 @@ import { DionysusError } from "../core/errors.ts";
 import { randomSecret } from "./auth/secrets.ts";
 import { createVpsDatabase } from "./db/database.ts";
 import { pidAlive, tryLockPglite } from "./db/pglite-lock.ts";
-import { createVpsApp } from "./http/app.ts";
+import { createVpsApp, QUERY_BODY_BYTES } from "./http/app.ts";
+import { listeningUrl } from "./http/listen-url.ts";
 import type { Logger } from "./http/logger.ts";
 import { createVpsServices } from "./services.ts";
 
@@ -47,6 +48,8 @@ export interface RunningVps {
 
 export interface StartVpsOptions {
   log?: Logger;
+  /** Where start-up warnings go (one plain line each); stderr by default. */
+  warn?: (line: string) => void;
 }
 
 export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
@@ -82,13 +85,16 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     ...(options.log ? { log: options.log } : {}),
   });
   const adminToken = randomSecret("dnx");
-  const app = createVpsApp({ services, adminToken });
+  let listenUrl: string | undefined;
+  const app = createVpsApp({ services, adminToken, listenUrl: () => listenUrl });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
       hostname: config.host,
       port: config.port,
       idleTimeout: 30,
+      // Bun refuses anything larger before the app sees it; the app's own limits are smaller.
+      maxRequestBodySize: Math.max(config.max_push_bytes, QUERY_BODY_BYTES) + 1024,
       fetch: (req, srv) => app.fetch(req, srv),
     });
   } catch (cause) {
@@ -103,6 +109,11 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     );
   }
   const port = server.port ?? config.port;
+  listenUrl = listeningUrl(config.host, port);
+  if (!config.public_url)
+    (options.warn ?? ((line: string) => process.stderr.write(`${line}\n`)))(
+      `dionysus vps: warning: public_url is not set; sign-in links (verification_uri) will use ${listenUrl}, the listening address. Set public_url to the URL users reach this server at.`,
+    );
   const loopback = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const file: ServerFile = {
     pid: process.pid,
