@@ -11,7 +11,7 @@ import { DionysusError } from "../core/errors.ts";
 import { randomSecret } from "./auth/secrets.ts";
 import { createVpsDatabase } from "./db/database.ts";
 import { pidAlive, tryLockPglite } from "./db/pglite-lock.ts";
-import { createVpsApp, QUERY_BODY_BYTES } from "./http/app.ts";
+import { createVpsApp } from "./http/app.ts";
 import { listeningUrl } from "./http/listen-url.ts";
 import type { Logger } from "./http/logger.ts";
 import { createVpsServices } from "./services.ts";
@@ -93,8 +93,6 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
       hostname: config.host,
       port: config.port,
       idleTimeout: 30,
-      // Bun refuses anything larger before the app sees it; the app's own limits are smaller.
-      maxRequestBodySize: Math.max(config.max_push_bytes, QUERY_BODY_BYTES) + 1024,
       fetch: (req, srv) => app.fetch(req, srv),
     });
   } catch (cause) {
