@@ -3,10 +3,31 @@
  * resolves flags > `DIONYSUS_*` env > config file > these defaults and parses the result here.
  */
 import { z } from "zod";
+import { parseCidr } from "./ip.ts";
 import { DEFAULT_MAX_CONTENT_BYTES } from "./memory.ts";
 import { MAX_PUSH_BYTES, MAX_PUSH_MUTATIONS } from "./protocol/sync.ts";
 
 const Port = z.coerce.number().int().min(0).max(65535);
+
+/** A list from a config file (JSON array) or the environment (comma-separated). */
+const commaList = (v: unknown) =>
+  typeof v === "string"
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== "")
+    : v;
+
+/** A boolean from a config file or the environment (`true`/`false`, `1`/`0`, `yes`/`no`). */
+const Flag = z.preprocess((v) => {
+  if (typeof v !== "string") return v;
+  const s = v.trim().toLowerCase();
+  return ["true", "1", "yes", "on"].includes(s)
+    ? true
+    : ["false", "0", "no", "off", ""].includes(s)
+      ? false
+      : v;
+}, z.boolean());
 
 export const EdgeConfig = z.object({
   /** Where the database, device id and tokens live. */
@@ -38,6 +59,24 @@ export const VpsConfig = z.object({
   database_url: z.string().optional(),
   /** Requests per device per minute (FR-020). */
   rate_limit_per_min: z.coerce.number().int().positive().default(100),
+  /** Requests per user per minute, all the user's devices together. */
+  user_rate_limit_per_min: z.coerce.number().int().positive().default(500),
+  /** Most devices (not revoked) one user may have; signing in a new one beyond is refused. */
+  max_devices_per_user: z.coerce.number().int().positive().default(100),
+  /** Most webhooks one user may have. */
+  max_webhooks_per_user: z.coerce.number().int().positive().default(10),
+  /** Let webhooks reach loopback, private, link-local and other non-public addresses. */
+  webhook_allow_private: Flag.default(false),
+  /**
+   * Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client. Requests from any
+   * other address are taken to come from their socket peer.
+   */
+  trusted_proxies: z
+    .preprocess(
+      commaList,
+      z.array(z.string().refine((s) => parseCidr(s) !== undefined, "not an IP address or CIDR")),
+    )
+    .default([]),
   access_token_ttl_s: z.coerce.number().int().positive().default(3600),
   refresh_token_ttl_s: z.coerce
     .number()
@@ -49,7 +88,7 @@ export const VpsConfig = z.object({
   max_content_bytes: z.coerce.number().int().positive().default(DEFAULT_MAX_CONTENT_BYTES),
   /** How far ahead of the server clock a write's HLC may be before it is refused (ms). */
   max_clock_skew_ms: z.coerce.number().int().positive().default(60_000),
-  /** Public base URL, used in verification_uri; defaults to the request's own origin. */
+  /** Public base URL, used in verification_uri; defaults to the address the server listens on. */
   public_url: z.string().url().optional(),
   ollama_url: z.string().url().optional(),
   ollama_model: z.string().default("nomic-embed-text"),

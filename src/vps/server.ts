@@ -12,6 +12,7 @@ import { randomSecret } from "./auth/secrets.ts";
 import { createVpsDatabase } from "./db/database.ts";
 import { pidAlive, tryLockPglite } from "./db/pglite-lock.ts";
 import { createVpsApp } from "./http/app.ts";
+import { listeningUrl } from "./http/listen-url.ts";
 import type { Logger } from "./http/logger.ts";
 import { createVpsServices } from "./services.ts";
 
@@ -49,6 +50,8 @@ export interface StartVpsOptions {
   log?: Logger;
   /** The server's wall clock in ms (tests step it back and forth). */
   now?: () => number;
+  /** Where start-up warnings go (one plain line each); stderr by default. */
+  warn?: (line: string) => void;
 }
 
 export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
@@ -85,7 +88,8 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     ...(options.now ? { now: options.now } : {}),
   });
   const adminToken = randomSecret("dnx");
-  const app = createVpsApp({ services, adminToken });
+  let listenUrl: string | undefined;
+  const app = createVpsApp({ services, adminToken, listenUrl: () => listenUrl });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
@@ -106,6 +110,11 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     );
   }
   const port = server.port ?? config.port;
+  listenUrl = listeningUrl(config.host, port);
+  if (!config.public_url)
+    (options.warn ?? ((line: string) => process.stderr.write(`${line}\n`)))(
+      `dionysus vps: warning: public_url is not set; sign-in links (verification_uri) will use ${listenUrl}, the listening address. Set public_url to the URL users reach this server at.`,
+    );
   const loopback = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const file: ServerFile = {
     pid: process.pid,

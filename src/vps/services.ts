@@ -12,6 +12,7 @@ import { jsonLogger, type Logger } from "./http/logger.ts";
 import { Metrics } from "./http/metrics.ts";
 import { CHANGES_CHANNEL, parseChannelEvent } from "./push/channel.ts";
 import { PushHub } from "./push/hub.ts";
+import type { HostLookup } from "./push/webhook-target.ts";
 import { createWebhookDispatcher } from "./push/webhooks.ts";
 import { createSyncService } from "./sync/service.ts";
 
@@ -20,6 +21,8 @@ export interface VpsServicesOptions {
   /** Injectable clock (ms) for auth and sync, for tests. */
   now?: () => number;
   webhookRetryDelaysMs?: number[];
+  /** Host name resolution for webhook targets (tests). */
+  webhookLookup?: HostLookup;
   coalesceMs?: number;
   /** Run the background job worker (embeddings, graph, consolidation); `vps serve` does. Tests
    * leave it off and call `heavy.worker.drain()`. */
@@ -41,6 +44,7 @@ export async function createVpsServices(
   const auth = createAuthService(database.db, {
     access_token_ttl_s: config.access_token_ttl_s,
     refresh_token_ttl_s: config.refresh_token_ttl_s,
+    max_devices_per_user: config.max_devices_per_user,
     ...now,
   });
   // The worker's own writes (vectors, consolidation) reach webhooks like pushes do; the
@@ -63,6 +67,9 @@ export async function createVpsServices(
   const webhooks = createWebhookDispatcher(database.db, {
     cursorFor,
     log,
+    allowPrivate: config.webhook_allow_private,
+    maxPerUser: config.max_webhooks_per_user,
+    ...(options.webhookLookup ? { lookup: options.webhookLookup } : {}),
     ...(options.webhookRetryDelaysMs ? { retryDelaysMs: options.webhookRetryDelaysMs } : {}),
   });
   serverChanged = (userId) =>

@@ -9,7 +9,7 @@ let clock = Date.now();
 
 beforeAll(async () => {
   backend = await openTestBackend();
-  t = await makeTestApp(backend, {}, { now: () => clock });
+  t = await makeTestApp(backend, {}, { now: () => clock, listenUrl: () => "http://vps.test" });
 });
 afterAll(async () => {
   await t?.stop();

@@ -18,7 +18,8 @@ let t: TestApp;
 
 beforeAll(async () => {
   backend = await openTestBackend();
-  t = await makeTestApp(backend, {}, { webhookRetryDelaysMs: [50, 100] });
+  // The webhook receivers below listen on loopback.
+  t = await makeTestApp(backend, { webhook_allow_private: true }, { webhookRetryDelaysMs: [50, 100] });
 });
 afterAll(async () => {
   await t?.stop();

@@ -1,6 +1,6 @@
 /**
  * `dionysus vps ...`: the VPS role of the binary. `serve` runs the server, `migrate` applies the
- * schema, and the admin commands (`user add`, `key create`, `devices`, `revoke`) work on the
+ * schema, and the admin commands (`user add`, `key create | list | revoke`, `devices`, `revoke`) work on the
  * database directly, or, when a `vps serve` holds an embedded (PGlite) data dir, through that
  * server's loopback-only admin API.
  */
@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { DionysusError, type ErrorCode, ErrorCodes } from "../../core/errors.ts";
 import type { Device } from "../../core/protocol/auth.ts";
 import type { AdminOps } from "../../vps/admin/admin.ts";
+import type { ApiKeyInfo } from "../../vps/auth/service.ts";
 import type { ServerFile } from "../../vps/server.ts";
 import { loadVpsConfig } from "../env.ts";
 import { action, printJson } from "../output.ts";
@@ -57,6 +58,9 @@ function httpAdminOps(server: ServerFile): AdminOps {
   return {
     addUser: (name, password) => call("POST", "/admin/users", { name, ...(password ? { password } : {}) }),
     createKey: (user) => call("POST", "/admin/keys", { user }),
+    listKeys: async (user) =>
+      (await call<{ keys: ApiKeyInfo[] }>("GET", `/admin/keys?user=${encodeURIComponent(user)}`)).keys,
+    revokeKey: (user, key) => call("POST", "/admin/keys/revoke", { user, key }),
     devices: async (user) =>
       (await call<{ devices: Device[] }>("GET", `/admin/devices?user=${encodeURIComponent(user)}`)).devices,
     revoke: (device, user) => call("POST", "/admin/revoke", { device, ...(user ? { user } : {}) }),
@@ -119,6 +123,7 @@ async function withAdmin<T>(flags: DbFlags, fn: (ops: AdminOps) => Promise<T>): 
     const auth = createAuthService(database.db, {
       access_token_ttl_s: config.access_token_ttl_s,
       refresh_token_ttl_s: config.refresh_token_ttl_s,
+      max_devices_per_user: config.max_devices_per_user,
     });
     return await fn(createAdminOps(auth));
   } finally {
@@ -267,6 +272,39 @@ export function registerVps(program: Command): void {
         process.stdout.write(`${k.key}\n`);
         process.stderr.write("This key is shown once; store it now (the server keeps only its hash).\n");
       }
+    }),
+  );
+
+  withDbOptions(
+    key
+      .command("list <user>")
+      .description("list a user's API keys (prefixes only)")
+      .option("--json", "print JSON"),
+  ).action(
+    action(async (userName: string, flags: DbFlags) => {
+      const keys = await withAdmin(flags, (ops) => ops.listKeys(userName));
+      if (flags.json) printJson(keys);
+      else if (keys.length === 0) process.stdout.write("no API keys\n");
+      else
+        for (const k of keys)
+          process.stdout.write(
+            `${k.id}\t${k.prefix}…\tcreated ${k.created_at}\tlast used ${k.last_used_at ?? "never"}${
+              k.revoked_at ? `\trevoked ${k.revoked_at}` : ""
+            }\n`,
+          );
+    }),
+  );
+
+  withDbOptions(
+    key
+      .command("revoke <user> <key>")
+      .description("revoke an API key, named by its id or prefix (see key list)")
+      .option("--json", "print JSON"),
+  ).action(
+    action(async (userName: string, keyId: string, flags: DbFlags) => {
+      const k = await withAdmin(flags, (ops) => ops.revokeKey(userName, keyId));
+      if (flags.json) printJson(k);
+      else process.stdout.write(`revoked API key ${k.id} (${k.prefix}…) at ${k.revoked_at}\n`);
     }),
   );
 

@@ -19,16 +19,36 @@ export const API_KEY_GRANT = "urn:dionysus:params:oauth:grant-type:api_key";
  */
 export const DEVICE_SPLIT_GRANT = "urn:dionysus:params:oauth:grant-type:device_split";
 
+/** A device id: 1-64 letters, digits, or `_ . : -` (a path parameter too). */
+export const DeviceId = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "device_id: 1-64 letters, digits, or _ . : -");
+
+/** Free text shown in listings: no control characters (NUL, tabs, newlines). */
+const Label = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .refine((s) => ![...s].some((ch) => ch < " " || ch === "\u007f"), "must not contain control characters");
+
 /** What a device says about itself when it authenticates; registered on first sight (FR-019). */
 export const DeviceInfo = z.object({
-  device_id: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "device_id: 1-64 letters, digits, or _ . : -"),
-  device_name: z.string().trim().min(1).max(120).optional(),
-  platform: z.string().trim().min(1).max(40).optional(),
+  device_id: DeviceId,
+  device_name: Label(120).optional(),
+  platform: Label(40).optional(),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;
 
 /** `POST /v1/auth/device` (RFC 8628 §3.1). */
-export const DeviceAuthorizationRequest = DeviceInfo.extend({ client_id: z.string().max(100).optional() });
+export const DeviceAuthorizationRequest = DeviceInfo.extend({
+  client_id: z
+    .string()
+    .max(100)
+    .refine((s) => !s.includes("\u0000"), "client_id must not contain NUL")
+    .optional(),
+});
 export type DeviceAuthorizationRequest = z.infer<typeof DeviceAuthorizationRequest>;
 
 /** RFC 8628 §3.2. */
@@ -103,9 +123,17 @@ export type IdentityResponse = z.infer<typeof IdentityResponse>;
 
 /** `POST /v1/webhooks`: the VPS will POST `changes` events to `url`, signed with HMAC-SHA256. */
 export const WebhookRequest = z.object({
-  url: z.url({ protocol: /^https?$/ }),
-  secret: z.string().min(16).max(200).optional(),
+  url: z.url({ protocol: /^https?$/ }).max(2048),
+  secret: z
+    .string()
+    .min(16)
+    .max(200)
+    .refine((s) => !s.includes("\u0000"), "secret must not contain NUL")
+    .optional(),
 });
+
+/** A webhook id (path parameter of `DELETE /v1/webhooks/:id`). */
+export const WebhookId = z.uuid("not a webhook id");
 export type WebhookRequest = z.infer<typeof WebhookRequest>;
 export const WebhookResponse = z.object({ id: z.string(), url: z.string(), secret: z.string() });
 export type WebhookResponse = z.infer<typeof WebhookResponse>;

@@ -16,7 +16,8 @@ export const QueryText = z
   .string()
   .trim()
   .min(1, "query must not be empty")
-  .max(4096, "query is at most 4096 characters");
+  .max(4096, "query is at most 4096 characters")
+  .refine((s) => !s.includes("\u0000"), "query must not contain NUL");
 
 /** `POST /v1/search`. */
 export const SearchRequest = z.object({
@@ -52,7 +53,12 @@ export const MAX_GRAPH_DEPTH = 3;
 
 /** `POST /v1/graph/query`. The entity name is matched case-insensitively. */
 export const GraphQueryRequest = z.object({
-  entity: z.string().trim().min(1, "entity must not be empty").max(200, "entity is at most 200 characters"),
+  entity: z
+    .string()
+    .trim()
+    .min(1, "entity must not be empty")
+    .max(200, "entity is at most 200 characters")
+    .refine((s) => !s.includes("\u0000"), "entity must not contain NUL"),
   depth: z.coerce
     .number()
     .int()
@@ -144,7 +150,8 @@ export const AskRequest = z.object({
     .string()
     .trim()
     .min(1, "question must not be empty")
-    .max(4096, "question is at most 4096 characters"),
+    .max(4096, "question is at most 4096 characters")
+    .refine((s) => !s.includes("\u0000"), "question must not contain NUL"),
   /** How many memories to retrieve (hybrid search) as context. */
   limit: Limit.default(8),
 });

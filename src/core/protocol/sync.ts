@@ -106,6 +106,18 @@ export const PullQuery = z.object({
 });
 export type PullQuery = z.infer<typeof PullQuery>;
 
+/** `GET /v1/conflicts?memory_id=&limit=` query. */
+export const ConflictsQuery = z.object({
+  memory_id: z.uuid("memory_id must be a memory id").optional(),
+  limit: z.coerce
+    .number("limit must be 1..1000")
+    .int("limit must be 1..1000")
+    .min(1, "limit must be 1..1000")
+    .max(1000, "limit must be 1..1000")
+    .default(100),
+});
+export type ConflictsQuery = z.infer<typeof ConflictsQuery>;
+
 /** One entry of the change feed: the current version of a memory (tombstones included), with
  * the `base_hlc` its writer had seen (see `Mutation`). */
 export const Change = Memory.extend({ seq: z.number().int().positive(), base_hlc: BaseHlc });

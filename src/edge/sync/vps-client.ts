@@ -79,7 +79,12 @@ export class VpsClient {
     const res = await this.send(() => this.http.post("v1/auth/token", { json: body }));
     const json: unknown = await res.json().catch(() => undefined);
     if (res.ok) return { ok: true, token: TokenResponse.parse(json) };
+    // A 429 or a 5xx is the VPS being busy, whatever shape its body has: try again later, never
+    // take it for a refused sign-in.
     const err = OAuthError.safeParse(json);
+    // (`slow_down` is the device-code poll's own answer to polling too fast: the caller waits.)
+    const slowDown = err.success && err.data.error === "slow_down";
+    if ((res.status === 429 && !slowDown) || res.status >= 500) throw this.failure(res, json);
     if (err.success) return { ok: false, error: err.data };
     throw this.failure(res, json);
   }

@@ -1,10 +1,10 @@
 /**
- * Administration (`dionysus vps user add | key create | devices | revoke`), the same operations
+ * Administration (`dionysus vps user add | key create | key list | key revoke | devices | revoke`), the same operations
  * whether the CLI opens the database itself or calls a running server's loopback `/admin/*` API.
  */
 import { DionysusError } from "../../core/errors.ts";
 import type { Device } from "../../core/protocol/auth.ts";
-import type { AuthService } from "../auth/service.ts";
+import type { ApiKeyInfo, AuthService } from "../auth/service.ts";
 
 export interface CreatedKey {
   id: string;
@@ -16,6 +16,8 @@ export interface CreatedKey {
 export interface AdminOps {
   addUser(name: string, password: string | undefined): Promise<{ id: string; name: string }>;
   createKey(user: string): Promise<CreatedKey>;
+  listKeys(user: string): Promise<ApiKeyInfo[]>;
+  revokeKey(user: string, key: string): Promise<ApiKeyInfo>;
   devices(user: string): Promise<Device[]>;
   revoke(deviceId: string, user?: string): Promise<Device>;
 }
@@ -29,6 +31,8 @@ export function createAdminOps(auth: AuthService): AdminOps {
   return {
     addUser: (name, password) => auth.createUser(name, password),
     createKey: (user) => auth.createApiKey(user),
+    listKeys: (user) => auth.listApiKeys(user),
+    revokeKey: (user, key) => auth.revokeApiKey(user, key),
     devices: async (user) => auth.listDevices(await userId(user)),
     async revoke(deviceId, user) {
       if (user) return auth.revokeDevice(await userId(user), deviceId);

@@ -33,8 +33,20 @@ export interface AuthServiceOptions {
   device_code_ttl_s?: number;
   /** Polling interval the device is told (RFC 8628 `interval`), 5 s by default. */
   device_code_interval_s?: number;
+  /** Most devices (not revoked) per user; a new one beyond is refused. 100 by default. */
+  max_devices_per_user?: number;
   /** Injectable clock (ms), for tests. */
   now?: () => number;
+}
+
+/** An API key as listings show it: never the key itself, only its first characters. */
+export interface ApiKeyInfo {
+  id: string;
+  prefix: string;
+  user_id: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
 }
 
 export const USER_NAME_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
@@ -52,6 +64,24 @@ export const toDevice = (r: DeviceRow): Device => ({
   revoked_at: r.revoked_at ? new Date(r.revoked_at).toISOString() : null,
 });
 
+const isoOrNull = (d: Date | string | null) => (d ? new Date(d).toISOString() : null);
+
+const toKeyInfo = (r: {
+  id: string;
+  prefix: string;
+  user_id: string;
+  created_at: Date | string;
+  last_used_at: Date | string | null;
+  revoked_at: Date | string | null;
+}): ApiKeyInfo => ({
+  id: r.id,
+  prefix: r.prefix,
+  user_id: r.user_id,
+  created_at: new Date(r.created_at).toISOString(),
+  last_used_at: isoOrNull(r.last_used_at),
+  revoked_at: isoOrNull(r.revoked_at),
+});
+
 export type AuthService = ReturnType<typeof createAuthService>;
 
 /** Auth operations over the VPS database. */
@@ -59,6 +89,7 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
   const now = options.now ?? Date.now;
   const codeTtl = options.device_code_ttl_s ?? 600;
   const codeInterval = options.device_code_interval_s ?? 5;
+  const maxDevices = options.max_devices_per_user ?? 100;
   // A hash to verify against when the user does not exist, so timing does not reveal user names.
   const dummyHash = Bun.password.hash("dionysus-dummy-password", { algorithm: "argon2id" });
 
@@ -75,6 +106,20 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
     if (!u) throw new DionysusError("not_found", `no user ${nameOrId}`);
     return u;
   }
+
+  /** Devices of the user that are not revoked. */
+  async function activeDevices(tx: Db, userId: string): Promise<number> {
+    const r = await tx
+      .selectFrom("devices")
+      .select((eb) => eb.fn.countAll<string>().as("n"))
+      .where("user_id", "=", userId)
+      .where("revoked_at", "is", null)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  const tooManyDevices = () =>
+    `this account already has ${maxDevices} devices, the most allowed; revoke one (dionysus vps revoke, or DELETE /v1/devices/:id) and sign in again`;
 
   /** Registers the device on first sight, refreshes its name/platform and last_seen otherwise. */
   async function registerDevice(tx: Db, userId: string, info: DeviceInfo): Promise<void> {
@@ -102,6 +147,10 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
         .where("device_id", "=", info.device_id)
         .execute();
     } else {
+      // The user row is the lock that keeps concurrent sign-ins from passing the cap together.
+      await tx.selectFrom("users").select("id").where("id", "=", userId).forUpdate().executeTakeFirst();
+      if ((await activeDevices(tx, userId)) >= maxDevices)
+        throw new OAuthFailure("invalid_grant", tooManyDevices());
       await tx
         .insertInto("devices")
         .values({
@@ -196,6 +245,68 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
       const hash = u?.password_hash ?? (await dummyHash);
       const ok = await Bun.password.verify(password, hash).catch(() => false);
       return ok && u?.password_hash ? { id: u.id, name: u.name } : undefined;
+    },
+
+    /**
+     * Whether the user may connect this device: it is known already, or the user is below the
+     * device cap. The approval page asks before approving, so the user sees why at once.
+     */
+    async deviceRoomFor(
+      userId: string,
+      deviceId: string,
+    ): Promise<{ ok: true } | { ok: false; reason: string }> {
+      const known = await db
+        .selectFrom("devices")
+        .select("device_id")
+        .where("user_id", "=", userId)
+        .where("device_id", "=", deviceId)
+        .executeTakeFirst();
+      if (known || (await activeDevices(db, userId)) < maxDevices) return { ok: true };
+      return { ok: false, reason: tooManyDevices() };
+    },
+
+    /** A user's API keys, oldest first (prefixes only). */
+    async listApiKeys(user: string): Promise<ApiKeyInfo[]> {
+      const u = await requireUser(user);
+      const rows = await db
+        .selectFrom("api_keys")
+        .select(["id", "prefix", "user_id", "created_at", "last_used_at", "revoked_at"])
+        .where("user_id", "=", u.id)
+        .orderBy("created_at")
+        .orderBy("id")
+        .execute();
+      return rows.map(toKeyInfo);
+    },
+
+    /**
+     * Revokes one of the user's API keys, named by its id or its prefix (as `key list` shows
+     * them). It can no longer be exchanged for tokens; devices already signed in with it keep
+     * their tokens until they are revoked themselves. Idempotent.
+     */
+    async revokeApiKey(user: string, idOrPrefix: string): Promise<ApiKeyInfo> {
+      const u = await requireUser(user);
+      const matches = await db
+        .selectFrom("api_keys")
+        .select("id")
+        .where("user_id", "=", u.id)
+        .where((eb) => eb.or([eb("id", "=", idOrPrefix), eb("prefix", "=", idOrPrefix)]))
+        .execute();
+      if (matches.length === 0)
+        throw new DionysusError("not_found", `user ${u.name} has no API key ${idOrPrefix}`);
+      if (matches.length > 1)
+        throw new DionysusError(
+          "invalid_input",
+          `${idOrPrefix} matches ${matches.length} keys; give the key id`,
+        );
+      const t = new Date(now());
+      const r = await db
+        .updateTable("api_keys")
+        .set((eb) => ({ revoked_at: eb.fn.coalesce("revoked_at", eb.val(t)) }))
+        .where("user_id", "=", u.id)
+        .where("id", "=", matches[0]!.id)
+        .returning(["id", "prefix", "user_id", "created_at", "last_used_at", "revoked_at"])
+        .executeTakeFirstOrThrow();
+      return toKeyInfo(r);
     },
 
     /** Creates an API key for a user; the key is returned once and stored hashed. */
@@ -441,6 +552,9 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
           .executeTakeFirst();
         if (taken || device.device_id === r.device_id)
           return new OAuthFailure("invalid_request", `device id ${device.device_id} is already registered`);
+        await tx.selectFrom("users").select("id").where("id", "=", r.user_id).forUpdate().executeTakeFirst();
+        if ((await activeDevices(tx, r.user_id)) >= maxDevices)
+          return new OAuthFailure("invalid_grant", tooManyDevices());
         const ts = new Date(t);
         await tx
           .insertInto("devices")

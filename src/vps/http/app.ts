@@ -10,25 +10,29 @@ import { routePath } from "hono/route";
 import { stream, streamSSE } from "hono/streaming";
 import type { z } from "zod";
 import { DionysusError, describeIssues, isDionysusError, toProblem } from "../../core/errors.ts";
+import { cidrContains, normaliseIp, parseCidr, parseIp } from "../../core/ip.ts";
 import {
   API_KEY_GRANT,
   DEVICE_CODE_GRANT,
   DEVICE_SPLIT_GRANT,
   DeviceAuthorizationRequest,
+  DeviceId,
   type DeviceInfo,
   TokenRequest,
+  WebhookId,
   WebhookRequest,
 } from "../../core/protocol/auth.ts";
 import { AskRequest, GraphQueryRequest, SearchRequest } from "../../core/protocol/heavy.ts";
-import { PullQuery, PushRequest } from "../../core/protocol/sync.ts";
+import { ConflictsQuery, PullQuery, PushRequest } from "../../core/protocol/sync.ts";
 import { isUuid } from "../../core/uuid.ts";
 import { VERSION } from "../../core/version.ts";
 import { OAuthFailure } from "../auth/errors.ts";
-import type { Principal } from "../auth/service.ts";
+import { type Principal, USER_NAME_RE } from "../auth/service.ts";
 import type { HubStream } from "../push/hub.ts";
 import type { VpsServices } from "../services.ts";
 import { DEVICE_PAGE_CSP, type DevicePageState, renderDevicePage } from "./device-page.ts";
-import { type RateDecision, RateLimiter } from "./rate-limit.ts";
+import { listeningUrl } from "./listen-url.ts";
+import { FailureBudget, type RateDecision, RateLimiter } from "./rate-limit.ts";
 
 /** What Bun passes as the second `fetch` argument (the server), when there is one. */
 interface BunServerLike {
@@ -45,13 +49,30 @@ export interface VpsAppDeps {
   services: VpsServices;
   /** Token for the loopback-only `/admin/*` API; without one that API does not exist. */
   adminToken?: string;
-  /** The client address (defaults to the socket's peer address as Bun reports it). */
+  /**
+   * The socket peer's address (defaults to what Bun reports). When it is one of the configured
+   * `trusted_proxies`, the client address is taken from `X-Forwarded-For`.
+   */
   clientIp?: (c: Context<AppEnv>) => string | undefined;
+  /**
+   * The address the server listens on (`http://host:port`), for `verification_uri` when
+   * `public_url` is not set. The Host header of a request is never used for it.
+   */
+  listenUrl?: () => string | undefined;
   /** Seconds between SSE heartbeat comments (15). */
   heartbeatS?: number;
-  /** Failed sign-ins on `/device` allowed per address and per user name per 15 min (5). */
+  /** Failed sign-ins on `/device` allowed per user name from one address per 15 min (5). */
   signInFailuresPer15Min?: number;
+  /** Failed sign-ins allowed per 15 min from one address, whatever the user name (20). */
+  signInFailuresPerAddress?: number;
+  /** Failed sign-ins allowed per 15 min for one user name, from every address together (50). */
+  signInFailuresPerUser?: number;
 }
+
+/** Largest body of the auth endpoints, `/device`, webhooks and `/admin/*`. */
+export const AUTH_BODY_BYTES = 8 * 1024;
+/** Largest body of the other endpoints except push (which has `max_push_bytes`). */
+export const QUERY_BODY_BYTES = 64 * 1024;
 
 const REQUEST_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
@@ -64,6 +85,20 @@ class RateLimited extends DionysusError {
       {
         details: { retry_after_s: decision.resetS },
       },
+    );
+  }
+}
+
+/** A 429 on the OAuth endpoints, in the OAuth shape (RFC 6749 §5.2, RFC 8628 §3.5). */
+class OAuthRateLimited extends OAuthFailure {
+  constructor(
+    error: "slow_down" | "invalid_request",
+    readonly decision: RateDecision,
+  ) {
+    super(
+      error,
+      `rate limit of ${decision.limit} requests per minute exceeded; retry in ${decision.resetS} s`,
+      429,
     );
   }
 }
@@ -119,6 +154,34 @@ async function readFormOrJson(c: Context<AppEnv>): Promise<Record<string, unknow
   throw new OAuthFailure("invalid_request", "send application/x-www-form-urlencoded or application/json");
 }
 
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A body must be valid UTF-8: a lossy decode would store U+FFFD in place of what was sent. Form
+ * bodies are checked after percent-decoding too (`%FF` is not UTF-8 either).
+ */
+async function requireUtf8(c: Context<AppEnv>, oauth: boolean): Promise<void> {
+  if (!c.req.raw.body) return;
+  const fail = () => {
+    const msg = "the request body is not valid UTF-8";
+    throw oauth ? new OAuthFailure("invalid_request", msg) : new DionysusError("invalid_input", msg);
+  };
+  let text: string;
+  try {
+    text = fatalUtf8.decode(await c.req.arrayBuffer());
+  } catch {
+    return fail();
+  }
+  if ((c.req.header("content-type") ?? "").includes("application/x-www-form-urlencoded")) {
+    for (const part of text.split("&"))
+      try {
+        decodeURIComponent(part.replace(/\+/g, " "));
+      } catch {
+        return fail();
+      }
+  }
+}
+
 function constantTimeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -130,10 +193,46 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   const s = deps.services;
   const { config, auth, sync, hub, webhooks, metrics, log } = s;
   const limiter = new RateLimiter(config.rate_limit_per_min);
-  const signInFailures = new RateLimiter(deps.signInFailuresPer15Min ?? 5, 15 * 60_000);
+  const userLimiter = new RateLimiter(config.user_rate_limit_per_min);
+  const signInFailures = new FailureBudget();
+  const signInRules = (user: string, ip: string) => [
+    { key: `pair:${ip}\u0000${user}`, limit: deps.signInFailuresPer15Min ?? 5 },
+    { key: `ip:${ip}`, limit: deps.signInFailuresPerAddress ?? 20 },
+    { key: `user:${user}`, limit: deps.signInFailuresPerUser ?? 50 },
+  ];
   const heartbeatMs = (deps.heartbeatS ?? 15) * 1000;
-  const clientIp =
+  const peerIp =
     deps.clientIp ?? ((c: Context<AppEnv>) => c.env?.requestIP?.(c.req.raw)?.address ?? undefined);
+  const trusted = config.trusted_proxies.map((p) => parseCidr(p)!);
+  const isTrusted = (ip: string) => {
+    const parsed = parseIp(ip);
+    return !!parsed && trusted.some((cidr) => cidrContains(cidr, parsed));
+  };
+  /**
+   * The client's address: the socket peer, unless the peer is a trusted proxy; then the
+   * right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries further left
+   * are whatever the client chose to send).
+   */
+  const clientIp = (c: Context<AppEnv>): string | undefined => {
+    const raw = peerIp(c);
+    const peer = raw ? (normaliseIp(raw) ?? raw) : undefined;
+    if (!peer || trusted.length === 0 || !isTrusted(peer)) return peer;
+    const hops = (c.req.header("x-forwarded-for") ?? "")
+      .split(",")
+      .map((h) => h.trim())
+      .filter((h) => h !== "");
+    let client = peer;
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const hop = normaliseIp(hops[i]!);
+      if (!hop) break;
+      client = hop;
+      if (!isTrusted(hop)) break;
+    }
+    return client;
+  };
+  const listenBase = () => deps.listenUrl?.() ?? listeningUrl(config.host, config.port);
+  /** Base of `verification_uri`: `public_url`, else the listening address, never the Host header. */
+  const publicBase = () => (config.public_url ?? listenBase()).replace(/\/+$/, "");
   const lastTouched = new Map<string, number>();
 
   const app = new Hono<AppEnv>();
@@ -163,29 +262,75 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     });
   });
 
-  function limit(c: Context<AppEnv>, key: string): void {
-    const d = limiter.hit(key);
-    for (const [k, v] of Object.entries(rateHeaders(d))) c.header(k, v);
-    if (!d.allowed) throw new RateLimited(d);
+  /** Counts a request on each key; the tightest decision sets the headers and a 429. */
+  function limit(
+    c: Context<AppEnv>,
+    hits: Array<[RateLimiter, string]>,
+    oauthError?: "slow_down" | "invalid_request",
+  ): void {
+    let shown: RateDecision | undefined;
+    for (const [l, key] of hits) {
+      const d = l.hit(key);
+      if (
+        !shown ||
+        (!d.allowed && shown.allowed) ||
+        (d.allowed === shown.allowed && d.remaining < shown.remaining)
+      )
+        shown = d;
+    }
+    if (!shown) return;
+    for (const [k, v] of Object.entries(rateHeaders(shown))) c.header(k, v);
+    if (!shown.allowed) throw oauthError ? new OAuthRateLimited(oauthError, shown) : new RateLimited(shown);
   }
+  const ipKey = (c: Context<AppEnv>) => `ip:${clientIp(c) ?? "unknown"}`;
 
   const byIp: MiddlewareHandler<AppEnv> = async (c, next) => {
-    limit(c, `ip:${clientIp(c) ?? "unknown"}`);
+    limit(c, [[limiter, ipKey(c)]]);
     await next();
   };
+
+  // Every body is bounded before it is read, and must be UTF-8. Push has its own (larger) limit,
+  // applied after authentication so that no one without a token can make the server read 5 MB.
+  const isOAuth = (path: string) => path === "/v1/auth/token" || path === "/v1/auth/device";
+  app.use("*", async (c, next) => {
+    const path = c.req.path;
+    if (path === "/v1/sync/push") return next();
+    const small =
+      path.startsWith("/v1/auth/") ||
+      path === "/device" ||
+      path.startsWith("/admin/") ||
+      path.startsWith("/v1/webhooks");
+    const max = small ? AUTH_BODY_BYTES : QUERY_BODY_BYTES;
+    const oauth = isOAuth(path);
+    return bodyLimit({
+      maxSize: max,
+      onError: () => {
+        const msg = `the request body is over ${max} bytes`;
+        throw oauth
+          ? new OAuthFailure("invalid_request", msg, 413)
+          : new DionysusError("payload_too_large", msg, { details: { limit_bytes: max } });
+      },
+    })(c, async () => {
+      await requireUtf8(c, oauth);
+      await next();
+    });
+  });
 
   const requireAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
     const principal = m ? await auth.authenticate(m[1]!) : undefined;
     if (!principal) {
-      limit(c, `ip:${clientIp(c) ?? "unknown"}`);
+      limit(c, [[limiter, ipKey(c)]]);
       throw new Unauthorized(
         m ? "the access token is wrong, expired or revoked" : "missing bearer access token",
         m ? 'Bearer realm="dionysus", error="invalid_token"' : 'Bearer realm="dionysus"',
       );
     }
     c.set("principal", principal);
-    limit(c, `device:${principal.user_id}:${principal.device_id}`);
+    limit(c, [
+      [limiter, `device:${principal.user_id}:${principal.device_id}`],
+      [userLimiter, `user:${principal.user_id}`],
+    ]);
     const key = `${principal.user_id}\u0000${principal.device_id}`;
     const t = Date.now();
     if (t - (lastTouched.get(key) ?? 0) > 60_000) {
@@ -198,8 +343,12 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
 
   app.onError((err, c) => {
     const requestId = c.get("requestId");
-    if (err instanceof OAuthFailure)
-      return c.json(err.toJSON(), err.status as 400, { "Cache-Control": "no-store", Pragma: "no-cache" });
+    if (err instanceof OAuthFailure) {
+      const headers: Record<string, string> = { "Cache-Control": "no-store", Pragma: "no-cache" };
+      if (err instanceof OAuthRateLimited)
+        Object.assign(headers, rateHeaders(err.decision), { "Retry-After": String(err.decision.resetS) });
+      return c.json(err.toJSON(), err.status as 400, headers);
+    }
     if (isDionysusError(err)) {
       const headers: Record<string, string> = { "Content-Type": "application/problem+json" };
       if (err instanceof RateLimited) {
@@ -241,16 +390,26 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   app.get("/metrics", (c) => c.body(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
 
   // ---- auth -----------------------------------------------------------------------------------
-  app.post("/v1/auth/device", byIp, async (c) => {
+  app.post("/v1/auth/device", async (c) => {
+    limit(c, [[limiter, ipKey(c)]], "invalid_request");
     const parsed = DeviceAuthorizationRequest.safeParse(await readFormOrJson(c));
     if (!parsed.success) throw new OAuthFailure("invalid_request", describeIssues(parsed.error.issues));
-    const base = config.public_url?.replace(/\/+$/, "") ?? new URL(c.req.url).origin;
-    const res = await auth.startDeviceAuthorization(parsed.data, `${base}/device`);
+    const res = await auth.startDeviceAuthorization(parsed.data, `${publicBase()}/device`);
     return c.json(res, 200, { "Cache-Control": "no-store" });
   });
 
-  app.post("/v1/auth/token", byIp, async (c) => {
-    const body = await readFormOrJson(c);
+  app.post("/v1/auth/token", async (c) => {
+    let body: Record<string, unknown> | undefined;
+    let unreadable: unknown;
+    try {
+      body = await readFormOrJson(c);
+    } catch (err) {
+      unreadable = err;
+    }
+    // RFC 8628 §3.5: a device polling too fast is told to slow_down; other grants have no
+    // rate-limit error in RFC 6749 §5.2, so they get invalid_request (status 429, Retry-After).
+    limit(c, [[limiter, ipKey(c)]], body?.grant_type === DEVICE_CODE_GRANT ? "slow_down" : "invalid_request");
+    if (!body) throw unreadable;
     const grant = body.grant_type;
     if (typeof grant !== "string" || grant === "")
       throw new OAuthFailure("invalid_request", "grant_type is required");
@@ -292,7 +451,7 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
 
   app.post("/device", byIp, async (c) => {
     const origin = c.req.header("origin");
-    if (origin && origin !== new URL(c.req.url).origin && origin !== config.public_url?.replace(/\/+$/, ""))
+    if (origin && origin !== new URL(c.req.url).origin && origin !== publicBase())
       return page(c, { message: { text: "This form must be sent from this site.", ok: false } }, 403);
     let form: Record<string, unknown>;
     try {
@@ -322,28 +481,44 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
       await auth.decideUserCode(code, "deny");
       return page(c, { done: true, message: { text: "Denied. The device was not connected.", ok: true } });
     }
-    const ipKey = `ip:${clientIp(c) ?? "unknown"}`;
-    const userKey = `user:${username}`;
-    if (signInFailures.blocked(ipKey) || signInFailures.blocked(userKey))
-      return page(
-        c,
-        {
+    // One failure is reserved before the (slow) password check and refunded when it succeeds, so
+    // concurrent guesses cannot all be checked before the first failure counts.
+    const reservation = signInFailures.reserve(signInRules(username, clientIp(c) ?? "unknown"));
+    if (!reservation.ok)
+      return c.html(
+        renderDevicePage({
           code,
           username,
-          message: { text: "Too many failed sign-ins. Wait 15 minutes and try again.", ok: false },
-        },
+          message: {
+            text: `Too many failed sign-ins. Wait ${Math.ceil(reservation.resetS / 60)} minutes and try again.`,
+            ok: false,
+          },
+        }),
         429,
+        {
+          "Content-Security-Policy": DEVICE_PAGE_CSP,
+          "X-Frame-Options": "DENY",
+          "Cache-Control": "no-store",
+          "Referrer-Policy": "no-referrer",
+          "Retry-After": String(reservation.resetS),
+        },
       );
-    const user = username && password ? await auth.verifyPassword(username, password) : undefined;
+    // A name that cannot exist is never looked up (the check costs the same either way).
+    const user =
+      username && password
+        ? await auth.verifyPassword(USER_NAME_RE.test(username) ? username : "", password)
+        : undefined;
+    if (user) reservation.refund();
     if (!user) {
-      signInFailures.hit(ipKey);
-      signInFailures.hit(userKey);
       return page(
         c,
         { code, username, device: pending, message: { text: "Wrong user name or password.", ok: false } },
         401,
       );
     }
+    const room = await auth.deviceRoomFor(user.id, pending.device_id);
+    if (!room.ok)
+      return page(c, { code, username, device: pending, message: { text: room.reason, ok: false } }, 409);
     try {
       await auth.decideUserCode(code, "approve", user.id);
     } catch (err) {
@@ -371,9 +546,11 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     c.json({ devices: await auth.listDevices(c.get("principal").user_id) }),
   );
 
-  app.delete("/v1/devices/:id", requireAuth, async (c) =>
-    c.json(await auth.revokeDevice(c.get("principal").user_id, c.req.param("id"))),
-  );
+  app.delete("/v1/devices/:id", requireAuth, async (c) => {
+    const id = DeviceId.safeParse(c.req.param("id"));
+    if (!id.success) throw new DionysusError("invalid_input", describeIssues(id.error.issues));
+    return c.json(await auth.revokeDevice(c.get("principal").user_id, id.data));
+  });
 
   // ---- sync -----------------------------------------------------------------------------------
   app.post(
@@ -387,6 +564,10 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
         });
       },
     }),
+    async (c, next) => {
+      await requireUtf8(c, false);
+      await next();
+    },
     async (c) => {
       const body = await readJson(c);
       const mutations = (body as { mutations?: unknown } | null)?.mutations;
@@ -412,14 +593,14 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   });
 
   app.get("/v1/conflicts", requireAuth, async (c) => {
-    const lim = Number(c.req.query("limit") ?? 100);
-    if (!Number.isInteger(lim) || lim < 1 || lim > 1000)
-      throw new DionysusError("invalid_input", "limit must be 1..1000");
-    const memoryId = c.req.query("memory_id");
+    const query = Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ""));
+    const parsed = ConflictsQuery.safeParse(query);
+    if (!parsed.success) throw new DionysusError("invalid_input", describeIssues(parsed.error.issues));
+    const { limit: lim, memory_id } = parsed.data;
     return c.json({
       conflicts: await sync.conflicts(c.get("principal").user_id, {
         limit: lim,
-        ...(memoryId ? { memory_id: memoryId } : {}),
+        ...(memory_id ? { memory_id } : {}),
       }),
     });
   });
@@ -530,7 +711,9 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     c.json({ webhooks: await webhooks.list(c.get("principal")) }),
   );
   app.delete("/v1/webhooks/:id", requireAuth, async (c) => {
-    await webhooks.remove(c.get("principal"), c.req.param("id"));
+    const id = WebhookId.safeParse(c.req.param("id"));
+    if (!id.success) throw new DionysusError("invalid_input", describeIssues(id.error.issues));
+    await webhooks.remove(c.get("principal"), id.data);
     return c.body(null, 204);
   });
 
@@ -540,7 +723,10 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     app.use("/admin/*", async (c, next) => {
       const ip = clientIp(c);
       const m = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "");
-      if (!ip || !LOOPBACK.has(ip))
+      // A request a proxy forwarded is not a local one, whatever address the proxy has.
+      const forwarded =
+        c.req.header("x-forwarded-for") !== undefined || c.req.header("forwarded") !== undefined;
+      if (!ip || !LOOPBACK.has(ip) || forwarded)
         throw new DionysusError("forbidden", "the admin API answers loopback only");
       if (!m || !constantTimeEqual(m[1]!, adminToken))
         throw new DionysusError("unauthorized", "wrong admin token");
@@ -548,7 +734,14 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     });
     const field = (b: unknown, k: string): string | undefined => {
       const v = (b as Record<string, unknown> | null)?.[k];
+      if (typeof v === "string" && v.includes("\u0000"))
+        throw new DionysusError("invalid_input", `${k} must not contain NUL`);
       return typeof v === "string" && v !== "" ? v : undefined;
+    };
+    const queryField = (c: Context<AppEnv>, k: string): string => {
+      const v = field({ [k]: c.req.query(k) }, k);
+      if (!v) throw new DionysusError("invalid_input", `${k} is required`);
+      return v;
     };
     app.post("/admin/users", async (c) => {
       const b = await readJson(c);
@@ -561,11 +754,15 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
       if (!user) throw new DionysusError("invalid_input", "user is required");
       return c.json(await s.admin.createKey(user), 201);
     });
-    app.get("/admin/devices", async (c) => {
-      const user = c.req.query("user");
-      if (!user) throw new DionysusError("invalid_input", "user is required");
-      return c.json({ devices: await s.admin.devices(user) });
+    app.get("/admin/keys", async (c) => c.json({ keys: await s.admin.listKeys(queryField(c, "user")) }));
+    app.post("/admin/keys/revoke", async (c) => {
+      const b = await readJson(c);
+      const user = field(b, "user");
+      const key = field(b, "key");
+      if (!user || !key) throw new DionysusError("invalid_input", "user and key are required");
+      return c.json(await s.admin.revokeKey(user, key));
     });
+    app.get("/admin/devices", async (c) => c.json({ devices: await s.admin.devices(queryField(c, "user")) }));
     app.post("/admin/revoke", async (c) => {
       const b = await readJson(c);
       const device = field(b, "device");

@@ -2,7 +2,9 @@
  * Webhooks (FR-018): a device registers a URL; after each write the VPS instance that committed it
  * POSTs a `ChangesEvent` there, signed with HMAC-SHA256 over `<unix seconds>.<body>`. Deliveries are
  * coalesced per webhook (one in flight, carrying the newest seq), retried with backoff, then given
- * up and logged. They never block a push: dispatch only queues.
+ * up and logged. They never block a push: dispatch only queues. Targets are checked at
+ * registration and again at each delivery (see webhook-target.ts), which connects to the
+ * address it checked.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Kysely } from "kysely";
@@ -16,6 +18,7 @@ import type { ChangesEvent } from "../../core/protocol/sync.ts";
 import { uuidv7 } from "../../core/uuid.ts";
 import type { Principal } from "../auth/service.ts";
 import type { VpsTables } from "../db/schema.ts";
+import { type HostLookup, resolveWebhookTarget } from "./webhook-target.ts";
 
 /** `t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. */
 export function signWebhook(secret: string, body: string, unixSeconds: number): string {
@@ -51,6 +54,12 @@ export interface WebhookDispatcherOptions {
   retryDelaysMs?: number[];
   /** Per-attempt timeout (ms), 5 s by default. */
   timeoutMs?: number;
+  /** Let webhooks reach non-public addresses (loopback, private networks...). Off by default. */
+  allowPrivate?: boolean;
+  /** Most webhooks per user, 10 by default. */
+  maxPerUser?: number;
+  /** Host name resolution (tests inject one). */
+  lookup?: HostLookup;
   cursorFor(seq: number): string;
   log(entry: Record<string, unknown>): void;
 }
@@ -68,6 +77,8 @@ export type WebhookDispatcher = ReturnType<typeof createWebhookDispatcher>;
 export function createWebhookDispatcher(db: Kysely<VpsTables>, options: WebhookDispatcherOptions) {
   const retryDelays = options.retryDelaysMs ?? [1000, 5000, 25_000];
   const timeoutMs = options.timeoutMs ?? 5000;
+  const allowPrivate = options.allowPrivate ?? false;
+  const maxPerUser = options.maxPerUser ?? 10;
   const queue = new Map<string, Delivery>();
   let stopped = false;
   // Which users have webhooks, cached briefly so that a push costs no extra query. A webhook
@@ -94,9 +105,13 @@ export function createWebhookDispatcher(db: Kysely<VpsTables>, options: WebhookD
     const body = JSON.stringify(event);
     let error: string | undefined;
     try {
-      const res = await fetch(d.hook.url, {
+      // Resolved and checked again now (the name may point elsewhere since registration), and
+      // the connection goes to the address that was checked.
+      const target = await resolveWebhookTarget(d.hook.url, allowPrivate, options.lookup);
+      const res = await fetch(target.pinnedUrl, {
         method: "POST",
         headers: {
+          host: target.host,
           "content-type": "application/json",
           [WEBHOOK_SIGNATURE_HEADER]: signWebhook(d.hook.secret, body, Math.floor(Date.now() / 1000)),
           "user-agent": "dionysus-vps",
@@ -104,6 +119,7 @@ export function createWebhookDispatcher(db: Kysely<VpsTables>, options: WebhookD
         body,
         redirect: "manual",
         signal: AbortSignal.timeout(timeoutMs),
+        ...(target.serverName ? { tls: { serverName: target.serverName } } : {}),
       });
       await res.body?.cancel().catch(() => {});
       if (!res.ok) error = `HTTP ${res.status}`;
@@ -144,12 +160,28 @@ export function createWebhookDispatcher(db: Kysely<VpsTables>, options: WebhookD
   return {
     /** Registers a webhook for the caller's device; generates a secret when none is given. */
     async register(p: Principal, req: WebhookRequest): Promise<WebhookResponse> {
+      await resolveWebhookTarget(req.url, allowPrivate, options.lookup);
       const secret = req.secret ?? randomBytes(32).toString("base64url");
       const id = uuidv7();
-      await db
-        .insertInto("webhooks")
-        .values({ user_id: p.user_id, id, device_id: p.device_id, url: req.url, secret })
-        .execute();
+      await db.transaction().execute(async (tx) => {
+        // The user row is the lock that keeps concurrent registrations from passing the cap.
+        await tx.selectFrom("users").select("id").where("id", "=", p.user_id).forUpdate().executeTakeFirst();
+        const { n } = await tx
+          .selectFrom("webhooks")
+          .select((eb) => eb.fn.countAll<string>().as("n"))
+          .where("user_id", "=", p.user_id)
+          .executeTakeFirstOrThrow();
+        if (Number(n) >= maxPerUser)
+          throw new DionysusError(
+            "conflict",
+            `this account already has ${maxPerUser} webhooks, the most allowed; delete one first`,
+            { details: { limit_webhooks: maxPerUser } },
+          );
+        await tx
+          .insertInto("webhooks")
+          .values({ user_id: p.user_id, id, device_id: p.device_id, url: req.url, secret })
+          .execute();
+      });
       hookCache.delete(p.user_id);
       return { id, url: req.url, secret };
     },
