@@ -16,7 +16,8 @@
 import { backoffDelay, reconnectDelay } from "../../core/backoff.ts";
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import { HlcClock } from "../../core/hlc.ts";
-import type { Mutation } from "../../core/protocol/sync.ts";
+import { MAX_PUSH_MUTATIONS, type Mutation } from "../../core/protocol/sync.ts";
+import { jsonBytes } from "../../core/validate.ts";
 import { pidAlive } from "../daemon-file.ts";
 import type { EdgeStore, QueueItem } from "../store/types.ts";
 import { type Credentials, credentialsMtime, readCredentials, writeCredentials } from "./credentials.ts";
@@ -303,11 +304,36 @@ export class SyncEngine implements TokenSource {
       if (claimed.length === 0) return;
       const pending = new Set(claimed.map((m) => m.mutation_id));
       let restamped = false;
-      for (const chunk of chunkByBytes(claimed, PUSH_MAX_BYTES)) {
+      const chunks = chunkByBytes(claimed, PUSH_MAX_BYTES);
+      while (chunks.length > 0) {
+        const chunk = chunks.shift()!;
+        const alone = chunk.length === 1 ? chunk[0]! : undefined;
+        if (alone && pushBytes(chunk) > PUSH_MAX_BYTES) {
+          this.refuseLocally(
+            alone,
+            `too large to push: ${pushBytes(chunk)} bytes JSON-encoded; the limit is ${PUSH_MAX_BYTES}`,
+          );
+          pending.delete(alone.mutation_id);
+          report.rejected++;
+          continue;
+        }
         let answer: Awaited<ReturnType<VpsClient["push"]>>;
         try {
           answer = await this.requireClient().push(this, chunk);
         } catch (err) {
+          if (isDionysusError(err) && err.code === "payload_too_large") {
+            // The VPS's limits are lower than ours (or it measures differently). Halve the batch;
+            // a mutation refused alone can never be sent: it fails for good, the rest go on.
+            if (alone) {
+              this.refuseLocally(alone, `the VPS refused it as too large (${err.message})`);
+              pending.delete(alone.mutation_id);
+              report.rejected++;
+            } else {
+              const half = Math.ceil(chunk.length / 2);
+              chunks.unshift(chunk.slice(0, half), chunk.slice(half));
+            }
+            continue;
+          }
           // Everything claimed and not yet answered goes back to the queue, with backoff.
           this.store.release([...pending], describe(err), Date.now() + this.delayFor(err, this.failures + 1));
           throw err;
@@ -347,6 +373,21 @@ export class SyncEngine implements TokenSource {
       if (!restamped && pending.size > 0)
         this.store.release([...pending], "no answer from the VPS", Date.now());
     }
+  }
+
+  /** Marks a mutation that can never be pushed `failed`, with the reason (`dionysus sync status`). */
+  private refuseLocally(m: Mutation, reason: string): void {
+    this.store.settle([
+      {
+        index: 0,
+        mutation_id: m.mutation_id,
+        status: "rejected",
+        code: "payload_too_large",
+        reason,
+        retryable: false,
+      },
+    ]);
+    this.log({ event: "sync_refused_locally", mutation_id: m.mutation_id, memory_id: m.id, reason });
   }
 
   private async pullAll(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
@@ -547,17 +588,31 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Splits mutations, in order, into pushes under the VPS's body limit. */
+/** Bytes of the push envelope around the mutations: `{"mutations":[` and `]}`. */
+const PUSH_ENVELOPE_BYTES = 16;
+
+/** UTF-8 bytes of the push body carrying `mutations`, exactly as it is sent. */
+export function pushBytes(mutations: readonly Mutation[]): number {
+  let size = PUSH_ENVELOPE_BYTES;
+  for (const m of mutations) size += jsonBytes(m) + 1;
+  return size;
+}
+
+/**
+ * Splits mutations, in order, into pushes whose bodies (measured as sent: UTF-8 of the JSON, with
+ * its escapes) stay under `maxBytes`, at most {@link MAX_PUSH_MUTATIONS} each. A mutation larger
+ * than `maxBytes` on its own gets a push of its own (the caller refuses it).
+ */
 export function chunkByBytes(mutations: Mutation[], maxBytes: number): Mutation[][] {
   const chunks: Mutation[][] = [];
   let current: Mutation[] = [];
-  let size = 0;
+  let size = PUSH_ENVELOPE_BYTES;
   for (const m of mutations) {
-    const bytes = JSON.stringify(m).length * 3; // worst case UTF-8 expansion, cheap bound
-    if (current.length > 0 && (size + bytes > maxBytes || current.length >= 1000)) {
+    const bytes = jsonBytes(m) + 1; // and its comma
+    if (current.length > 0 && (size + bytes > maxBytes || current.length >= MAX_PUSH_MUTATIONS)) {
       chunks.push(current);
       current = [];
-      size = 0;
+      size = PUSH_ENVELOPE_BYTES;
     }
     current.push(m);
     size += bytes;
