@@ -72,6 +72,10 @@ export interface SyncEngineOptions {
   realtime?: boolean;
   /** Database size above which cached VPS memories are evicted (LRU). */
   storageLimitBytes?: number;
+  /** Largest push body, in bytes (default 4 MiB, under the VPS's default limit of 5 MiB). A
+   * mutation larger than this on its own is marked `failed`; a batch the VPS refuses as too large
+   * (413) is split, down to single mutations. */
+  maxPushBytes?: number;
   random?: () => number;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -119,6 +123,7 @@ export class SyncEngine implements TokenSource {
       intervalMs: 30_000,
       pushDebounceMs: 200,
       realtime: true,
+      maxPushBytes: PUSH_MAX_BYTES,
       random: Math.random,
       ...options,
     };
@@ -304,14 +309,17 @@ export class SyncEngine implements TokenSource {
       if (claimed.length === 0) return;
       const pending = new Set(claimed.map((m) => m.mutation_id));
       let restamped = false;
-      const chunks = chunkByBytes(claimed, PUSH_MAX_BYTES);
+      const chunks = chunkByBytes(claimed, this.opts.maxPushBytes);
       while (chunks.length > 0) {
         const chunk = chunks.shift()!;
         const alone = chunk.length === 1 ? chunk[0]! : undefined;
-        if (alone && pushBytes(chunk) > PUSH_MAX_BYTES) {
+        const bytes = alone ? pushBytes(chunk) : 0;
+        if (alone && bytes > this.opts.maxPushBytes) {
           this.refuseLocally(
             alone,
-            `too large to push: ${pushBytes(chunk)} bytes JSON-encoded; the limit is ${PUSH_MAX_BYTES}`,
+            Number.isFinite(bytes)
+              ? `too large to push: ${bytes} bytes JSON-encoded; the limit is ${this.opts.maxPushBytes}`
+              : "cannot be encoded as JSON (nested too deep)",
           );
           pending.delete(alone.mutation_id);
           report.rejected++;
@@ -588,13 +596,24 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Bytes of the push envelope around the mutations: `{"mutations":[` and `]}`. */
-const PUSH_ENVELOPE_BYTES = 16;
+/** Bytes of the push envelope around the mutations, `{"mutations":[` and `]}`, less one comma
+ * (each mutation is counted with one; the last has none). */
+const PUSH_ENVELOPE_BYTES = 15;
+
+/** UTF-8 bytes of one mutation in a push body (with its comma); infinite when it cannot be
+ * encoded at all (nested too deep for JSON.stringify: only a database written before the limits). */
+function mutationBytes(m: Mutation): number {
+  try {
+    return jsonBytes(m) + 1;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
 
 /** UTF-8 bytes of the push body carrying `mutations`, exactly as it is sent. */
 export function pushBytes(mutations: readonly Mutation[]): number {
   let size = PUSH_ENVELOPE_BYTES;
-  for (const m of mutations) size += jsonBytes(m) + 1;
+  for (const m of mutations) size += mutationBytes(m);
   return size;
 }
 
@@ -608,7 +627,7 @@ export function chunkByBytes(mutations: Mutation[], maxBytes: number): Mutation[
   let current: Mutation[] = [];
   let size = PUSH_ENVELOPE_BYTES;
   for (const m of mutations) {
-    const bytes = jsonBytes(m) + 1; // and its comma
+    const bytes = mutationBytes(m);
     if (current.length > 0 && (size + bytes > maxBytes || current.length >= MAX_PUSH_MUTATIONS)) {
       chunks.push(current);
       current = [];
