@@ -17,7 +17,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import fc from "fast-check";
 import { isDionysusError } from "../../src/core/errors.ts";
-import type { LocalMemory } from "../../src/core/memory.ts";
+import { type LocalMemory, Tags } from "../../src/core/memory.ts";
 import { validateMemoryFields } from "../../src/core/validate.ts";
 import { TEST_DATABASE_URL } from "../helpers/harness.ts";
 import { type InprocVps, startInprocVps } from "../helpers/inproc-vps.ts";
@@ -183,13 +183,16 @@ async function run(writes: Write[]): Promise<void> {
       } finally {
         conn.close();
       }
-      let valid = true;
+      // What the VPS will make of it: the protocol's tag schema (it trims), then the limits.
+      const tags = Tags.safeParse(fields.tags);
+      let valid = tags.success;
       try {
-        validateMemoryFields(fields);
+        if (tags.success) validateMemoryFields({ ...fields, tags: tags.data });
       } catch {
         valid = false;
       }
-      smuggled.set(item!.mutation_id, { id: placeholder.id, data: viaJson(fields), valid });
+      const sent = { ...fields, tags: tags.data ?? [] };
+      smuggled.set(item!.mutation_id, { id: placeholder.id, data: viaJson(sent), valid });
       continue;
     }
     let m: LocalMemory;
