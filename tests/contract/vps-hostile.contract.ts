@@ -92,10 +92,10 @@ export function vpsHostileContract(label: string, open: () => Promise<HostileBac
       expect(results.map((x) => x.status)).toEqual(["applied", ...new Array(7).fill("rejected"), "applied"]);
       const reasons = results.slice(1, 8).map((x: PushResult) => x.reason);
       expect(reasons).toEqual([
-        "data.tags[0] must not contain NUL characters",
-        "data.tags[0] is not valid Unicode (lone surrogate)",
+        "data.tags: tags[0] must not contain NUL characters",
+        "data.tags: tags[0] is not valid Unicode (lone surrogate)",
         expect.stringContaining("NUL") as unknown as string,
-        "data.metadata.list[1] is not valid Unicode (lone surrogate)",
+        "data.metadata: metadata.list[1] is not valid Unicode (lone surrogate)",
         expect.stringContaining("lone surrogate") as unknown as string,
         expect.stringContaining("nested deeper than 32") as unknown as string,
         expect.stringContaining("JSON-encoded") as unknown as string,

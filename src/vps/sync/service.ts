@@ -156,7 +156,9 @@ function checkMutation(raw: unknown, maxContentBytes: number): Checked {
       validateMemoryFields(parsed.data.data, maxContentBytes);
     } catch (err) {
       if (!isDionysusError(err)) throw err;
-      return { rawId, reject: { code: err.code, reason: `data.${err.message}` } };
+      // "data.content: content is …", "data.tags: tags[2] must not …", "data.metadata: metadata.a …"
+      const field = /^(content|tags|metadata)\b/.exec(err.message)?.[1];
+      return { rawId, reject: { code: err.code, reason: `data${field ? `.${field}` : ""}: ${err.message}` } };
     }
   }
   return { rawId, m: parsed.data };
