@@ -3,7 +3,6 @@
  * and the TypeScript type (`Memory` the value, `Memory` the type).
  */
 import { z } from "zod";
-import { DionysusError } from "./errors.ts";
 import { compareHlc, isHlc } from "./hlc.ts";
 
 /** `episodic` is the default; `identity` memories form the identity baseline a new device pulls
@@ -66,29 +65,7 @@ export const MemoryPatch = z
   .refine((p) => Object.values(p).some((v) => v !== undefined), "nothing to update");
 export type MemoryPatch = z.infer<typeof MemoryPatch>;
 
-/** Default largest content, in UTF-8 bytes (1 MiB); configurable. */
-export const DEFAULT_MAX_CONTENT_BYTES = 1024 * 1024;
-
-const encoder = new TextEncoder();
-
-/**
- * Checks memory content: not empty or whitespace-only, at most `maxBytes` UTF-8 bytes, and no
- * NUL characters or lone surrogates (they cannot be stored faithfully everywhere).
- */
-export function validateContent(content: string, maxBytes = DEFAULT_MAX_CONTENT_BYTES): string {
-  if (content.trim().length === 0) throw new DionysusError("invalid_input", "content must not be empty");
-  const bytes = encoder.encode(content).length;
-  if (bytes > maxBytes) {
-    throw new DionysusError("payload_too_large", `content is ${bytes} bytes; the limit is ${maxBytes}`, {
-      details: { bytes, limit: maxBytes },
-    });
-  }
-  if (content.includes("\u0000"))
-    throw new DionysusError("invalid_input", "content must not contain NUL characters");
-  if (!content.isWellFormed())
-    throw new DionysusError("invalid_input", "content is not valid Unicode (lone surrogate)");
-  return content;
-}
+export { DEFAULT_MAX_CONTENT_BYTES, validateContent, validateMemoryFields } from "./validate.ts";
 
 /** Last-write-wins: does a write stamped `incoming` replace the version stamped `current`? */
 export const lwwWins = (incoming: string, current: string | undefined): boolean =>

@@ -33,7 +33,9 @@ describe.skipIf(!TEST_DATABASE_URL)("two VPS instances on one PostgreSQL", () =>
     dirs = [1, 2].map((i) => mkdtempSync(join(tmpdir(), `dionysus-vps${i}-`)));
     const migrate = await runCli(["vps", "migrate", "--database-url", tdb.url, "--json"]);
     expect(migrate.code).toBe(0);
-    expect(JSON.parse(migrate.stdout)).toEqual({ applied: ["0001_initial", "0002_graph", "0003_heavy"] });
+    expect(JSON.parse(migrate.stdout)).toEqual({
+      applied: ["0001_initial", "0002_graph", "0003_heavy", "0004_fts_cap"],
+    });
     [one, two] = await Promise.all(
       dirs.map((dir) => startVpsProcess(["--database-url", tdb.url, "--data-dir", dir])),
     );

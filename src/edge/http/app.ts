@@ -15,6 +15,7 @@ import { DEFAULT_MAX_CONTENT_BYTES, MemoryPatch, NewMemory } from "../../core/me
 import { type EdgeHealth, Limit, RecallRequest } from "../../core/protocol/edge-api.ts";
 import { AskRequest, GraphQueryRequest } from "../../core/protocol/heavy.ts";
 import { classifyOperation, type Operation } from "../../core/router.ts";
+import { CONTENT_JSON_FACTOR, MAX_METADATA_BYTES } from "../../core/validate.ts";
 import { VERSION } from "../../core/version.ts";
 import { routeRecall, withoutVector } from "../heavy/recall.ts";
 import type { HeavyService } from "../heavy/service.ts";
@@ -102,14 +103,15 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
       log("onLocalWrite hook failed", err);
     }
   };
-  // A body much larger than the content limit is refused before it is read or parsed; JSON
-  // escaping can at most double ordinary text, plus room for tags and metadata.
+  // A body much larger than the content limit is refused before it is read or parsed: content
+  // JSON-encoded may be twice its byte limit, plus room for metadata and tags.
+  const maxBody = CONTENT_JSON_FACTOR * maxContent + MAX_METADATA_BYTES + 64 * 1024;
   const limitBody = bodyLimit({
-    maxSize: maxContent * 2 + 64 * 1024,
+    maxSize: maxBody,
     onError: () => {
       throw new DionysusError(
         "payload_too_large",
-        `the request body is larger than allowed (${maxContent * 2 + 64 * 1024} bytes)`,
+        `the request body is larger than allowed (${maxBody} bytes)`,
       );
     },
   });

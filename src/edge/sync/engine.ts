@@ -15,8 +15,9 @@
  */
 import { backoffDelay, reconnectDelay } from "../../core/backoff.ts";
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
-import type { Mutation } from "../../core/protocol/sync.ts";
+import { MAX_PUSH_MUTATIONS, type Mutation } from "../../core/protocol/sync.ts";
 import { uuidv7 } from "../../core/uuid.ts";
+import { jsonBytes } from "../../core/validate.ts";
 import { pidAlive } from "../daemon-file.ts";
 import type { EdgeStore, QueueItem } from "../store/types.ts";
 import { type Credentials, credentialsMtime, readCredentials, writeCredentials } from "./credentials.ts";
@@ -71,6 +72,10 @@ export interface SyncEngineOptions {
   realtime?: boolean;
   /** Database size above which cached VPS memories are evicted (LRU). */
   storageLimitBytes?: number;
+  /** Largest push body, in bytes (default 4 MiB, under the VPS's default limit of 5 MiB). A
+   * mutation larger than this on its own is marked `failed`; a batch the VPS refuses as too large
+   * (413) is split, down to single mutations. */
+  maxPushBytes?: number;
   random?: () => number;
   /** This device's wall clock (ms); the VPS clock's offset is measured against it. Tests skew it. */
   now?: () => number;
@@ -122,6 +127,7 @@ export class SyncEngine implements TokenSource {
       intervalMs: 30_000,
       pushDebounceMs: 200,
       realtime: true,
+      maxPushBytes: PUSH_MAX_BYTES,
       random: Math.random,
       ...options,
     };
@@ -300,6 +306,7 @@ export class SyncEngine implements TokenSource {
     await this.ensureIdentity();
     const total = this.store.queueCounts().queued;
     let skewRounds = 0;
+    let splits = 0;
     for (;;) {
       // The engine decides when to try (its backoff gates the timers); once a cycle runs, every
       // queued item goes, including those a failed push marked with a later next_attempt_at:
@@ -308,11 +315,39 @@ export class SyncEngine implements TokenSource {
       if (claimed.length === 0) return;
       const pending = new Set(claimed.map((m) => m.mutation_id));
       let restamped = false;
-      for (const chunk of chunkByBytes(claimed, PUSH_MAX_BYTES)) {
+      const chunks = chunkByBytes(claimed, this.opts.maxPushBytes);
+      while (chunks.length > 0) {
+        const chunk = chunks.shift()!;
+        const alone = chunk.length === 1 ? chunk[0]! : undefined;
+        const bytes = alone ? pushBytes(chunk) : 0;
+        if (alone && bytes > this.opts.maxPushBytes) {
+          this.refuseLocally(
+            alone,
+            Number.isFinite(bytes)
+              ? `too large to push: ${bytes} bytes JSON-encoded; the limit is ${this.opts.maxPushBytes}`
+              : "cannot be encoded as JSON (nested too deep)",
+          );
+          pending.delete(alone.mutation_id);
+          report.rejected++;
+          continue;
+        }
         let answer: Awaited<ReturnType<VpsClient["push"]>>;
         try {
           answer = await this.requireClient().push(this, chunk);
         } catch (err) {
+          if (isDionysusError(err) && err.code === "payload_too_large") {
+            // The VPS's limits are lower than ours (or it measures differently). Halve the batch;
+            // a mutation refused alone can never be sent: it fails for good, the rest go on.
+            if (alone) {
+              this.refuseLocally(alone, `the VPS refused it as too large (${err.message})`);
+              pending.delete(alone.mutation_id);
+              report.rejected++;
+            } else {
+              const half = Math.ceil(chunk.length / 2);
+              chunks.unshift(chunk.slice(0, half), chunk.slice(half));
+            }
+            continue;
+          }
           // Everything claimed and not yet answered goes back to the queue, with backoff.
           this.store.release([...pending], describe(err), Date.now() + this.delayFor(err, this.failures + 1));
           throw err;
@@ -330,6 +365,11 @@ export class SyncEngine implements TokenSource {
           // The VPS holds other writes under our numbers: this data dir is a restored or copied
           // one. Take a device identity of our own and send everything still queued under it.
           this.store.release([...pending], "taking a new device identity", Date.now());
+          if (++splits > 2)
+            throw new DionysusError(
+              "unavailable",
+              `the VPS keeps answering device_diverged: ${diverged.reason}`,
+            );
           this.store.markSplitPending(diverged.reason ?? "the VPS holds a different history");
           await this.ensureIdentity();
           restamped = true;
@@ -406,6 +446,21 @@ export class SyncEngine implements TokenSource {
     this.store.resetDeviceId(r.token.device_id);
     this.store.setMeta(SPLIT_TARGET_KEY, "");
     this.log({ event: "device_split", from, to: r.token.device_id, reason: why });
+  }
+
+  /** Marks a mutation that can never be pushed `failed`, with the reason (`dionysus sync status`). */
+  private refuseLocally(m: Mutation, reason: string): void {
+    this.store.settle([
+      {
+        index: 0,
+        mutation_id: m.mutation_id,
+        status: "rejected",
+        code: "payload_too_large",
+        reason,
+        retryable: false,
+      },
+    ]);
+    this.log({ event: "sync_refused_locally", mutation_id: m.mutation_id, memory_id: m.id, reason });
   }
 
   private async pullAll(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
@@ -609,17 +664,42 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Splits mutations, in order, into pushes under the VPS's body limit. */
+/** Bytes of the push envelope around the mutations, `{"mutations":[` and `]}`, less one comma
+ * (each mutation is counted with one; the last has none). */
+const PUSH_ENVELOPE_BYTES = 15;
+
+/** UTF-8 bytes of one mutation in a push body (with its comma); infinite when it cannot be
+ * encoded at all (nested too deep for JSON.stringify: only a database written before the limits). */
+function mutationBytes(m: Mutation): number {
+  try {
+    return jsonBytes(m) + 1;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+/** UTF-8 bytes of the push body carrying `mutations`, exactly as it is sent. */
+export function pushBytes(mutations: readonly Mutation[]): number {
+  let size = PUSH_ENVELOPE_BYTES;
+  for (const m of mutations) size += mutationBytes(m);
+  return size;
+}
+
+/**
+ * Splits mutations, in order, into pushes whose bodies (measured as sent: UTF-8 of the JSON, with
+ * its escapes) stay under `maxBytes`, at most {@link MAX_PUSH_MUTATIONS} each. A mutation larger
+ * than `maxBytes` on its own gets a push of its own (the caller refuses it).
+ */
 export function chunkByBytes(mutations: Mutation[], maxBytes: number): Mutation[][] {
   const chunks: Mutation[][] = [];
   let current: Mutation[] = [];
-  let size = 0;
+  let size = PUSH_ENVELOPE_BYTES;
   for (const m of mutations) {
-    const bytes = JSON.stringify(m).length * 3; // worst case UTF-8 expansion, cheap bound
-    if (current.length > 0 && (size + bytes > maxBytes || current.length >= 1000)) {
+    const bytes = mutationBytes(m);
+    if (current.length > 0 && (size + bytes > maxBytes || current.length >= MAX_PUSH_MUTATIONS)) {
       chunks.push(current);
       current = [];
-      size = 0;
+      size = PUSH_ENVELOPE_BYTES;
     }
     current.push(m);
     size += bytes;

@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import { type Kysely, sql, type Transaction } from "kysely";
 import { DionysusError, describeIssues, isDionysusError } from "../../core/errors.ts";
 import { hlcMs, parseHlc } from "../../core/hlc.ts";
-import { type Memory, validateContent } from "../../core/memory.ts";
+import { type Memory, validateMemoryFields } from "../../core/memory.ts";
 import type { IdentityResponse } from "../../core/protocol/auth.ts";
 import {
   type Change,
@@ -152,6 +152,109 @@ function positiveInt(v: unknown): number | undefined {
   return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : undefined;
 }
 
+/** A pushed mutation after validation: the parsed mutation, or why it is refused. */
+interface Checked {
+  rawId: number | undefined;
+  m?: Mutation;
+  reject?: { code: string; reason: string };
+}
+
+/**
+ * Validates one raw mutation: the protocol shape, then what its memory may hold (content, tags,
+ * metadata; src/core/validate.ts, the same checks the edge makes on every write).
+ */
+function checkMutation(raw: unknown, maxContentBytes: number): Checked {
+  const rawId = positiveInt((raw as { mutation_id?: unknown } | null)?.mutation_id);
+  const parsed = Mutation.safeParse(raw);
+  if (!parsed.success)
+    return { rawId, reject: { code: "invalid_input", reason: describeIssues(parsed.error.issues) } };
+  if (parsed.data.op !== "delete") {
+    try {
+      validateMemoryFields(parsed.data.data, maxContentBytes);
+    } catch (err) {
+      if (!isDionysusError(err)) throw err;
+      // "data.content: content is …", "data.tags: tags[2] must not …", "data.metadata: metadata.a …"
+      const field = /^(content|tags|metadata)\b/.exec(err.message)?.[1];
+      return { rawId, reject: { code: err.code, reason: `data${field ? `.${field}` : ""}: ${err.message}` } };
+    }
+  }
+  return { rawId, m: parsed.data };
+}
+
+interface BatchOutcome {
+  results: PushResult[];
+  last: number;
+  seq: number | undefined;
+}
+
+/**
+ * Whether a database error is about the data written (SQLSTATE class 22 "data exception", e.g. a
+ * character the encoding cannot hold, or 54 "program limit exceeded", e.g. a string too long for
+ * tsvector or nesting too deep): the same write fails again however often it is retried.
+ */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(22|54)[0-9A-Z]{3}$/.test(code);
+}
+
+/**
+ * Applies a validated batch with `apply` (one transaction). When the database refuses it for the
+ * data of some write, the batch is bisected, in order, until the refused mutations stand alone:
+ * each is then rejected for good (`retryable: false`, with the database's reason) and recorded as
+ * the device's last mutation, and every other mutation applies. Results keep the request's indices;
+ * a part that stopped early (clock skew) ends the batch there, as a single transaction would.
+ */
+export async function applyIsolatingDataErrors(
+  checked: Checked[],
+  apply: (part: Checked[]) => Promise<BatchOutcome>,
+): Promise<BatchOutcome> {
+  try {
+    return await apply(checked);
+  } catch (err) {
+    if (!isDataError(err) || checked.length === 0) throw err;
+    if (checked.length === 1) return apply([refused(checked[0]!, err)]);
+  }
+  const out: BatchOutcome = { results: [], last: 0, seq: undefined };
+  const take = (o: BatchOutcome, from: number) => {
+    for (const r of o.results) out.results.push({ ...r, index: r.index + from });
+    out.last = Math.max(out.last, o.last);
+    out.seq = o.seq ?? out.seq;
+  };
+  // Returns false when the part stopped early: nothing after it may apply.
+  const run = async (from: number, to: number, knownBad: boolean): Promise<boolean> => {
+    const part = checked.slice(from, to);
+    if (!knownBad) {
+      try {
+        const o = await apply(part);
+        take(o, from);
+        return o.results.length === part.length;
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        if (part.length === 1) {
+          const o = await apply([refused(part[0]!, err)]);
+          take(o, from);
+          return o.results.length === 1;
+        }
+      }
+    }
+    const mid = from + Math.ceil((to - from) / 2);
+    return (await run(from, mid, false)) && run(mid, to, false);
+  };
+  await run(0, checked.length, true);
+  return out;
+}
+
+function refused(c: Checked, err: unknown): Checked {
+  const e = err as { code?: string; message?: string };
+  return {
+    rawId: c.rawId ?? c.m?.mutation_id,
+    reject: {
+      code: "invalid_input",
+      reason: `the database cannot store this write (SQLSTATE ${e.code}): ${e.message ?? String(err)}`,
+    },
+  };
+}
+
 export type SyncService = ReturnType<typeof createSyncService>;
 
 export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOptions) {
@@ -193,25 +296,11 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
      */
     async push(p: Principal, mutations: readonly unknown[]): Promise<PushOutcome> {
       const serverNow = now();
-      const checked = mutations.map((raw) => {
-        const rawId = positiveInt((raw as { mutation_id?: unknown } | null)?.mutation_id);
-        const parsed = Mutation.safeParse(raw);
-        if (!parsed.success)
-          return { rawId, reject: { code: "invalid_input", reason: describeIssues(parsed.error.issues) } };
-        if (parsed.data.op !== "delete") {
-          try {
-            validateContent(parsed.data.data.content, options.max_content_bytes);
-          } catch (err) {
-            if (!isDionysusError(err)) throw err;
-            return { rawId, reject: { code: err.code, reason: `data.content: ${err.message}` } };
-          }
-        }
-        return { rawId, m: parsed.data };
-      });
+      const checked = mutations.map((raw) => checkMutation(raw, options.max_content_bytes));
       const ids = [...new Set(checked.flatMap((c) => (c.m ? [c.m.id] : [])))];
       const numbers = checked.flatMap((c) => (c.m ? [c.m.mutation_id] : []));
 
-      const outcome = await db.transaction().execute(async (tx) => {
+      async function writeBatch(tx: Transaction<VpsTables>, checked: Checked[]): Promise<BatchOutcome> {
         const locked = await sql<{
           dev: { last_mutation_id: number; revoked_at: string | null } | null;
           mems: MemoryJson[];
@@ -372,7 +461,10 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             (select count(*) from hp) as n_hp`.execute(tx);
         const seqRaw = wrote.rows[0]?.seq;
         return { results, last, seq: n > 0 && seqRaw != null ? Number(seqRaw) : undefined };
-      });
+      }
+      const outcome = await applyIsolatingDataErrors(checked, (part) =>
+        db.transaction().execute((tx) => writeBatch(tx, part)),
+      );
       return {
         response: { results: outcome.results, last_mutation_id: outcome.last, server_time: now() },
         seq: outcome.seq,

@@ -12,7 +12,7 @@ import {
   type Memory,
   MemoryPatch,
   NewMemory,
-  validateContent,
+  validateMemoryFields,
 } from "../../../core/memory.ts";
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
 import type {
@@ -325,7 +325,7 @@ class SqliteEdgeStore implements EdgeStore {
     const parsed = NewMemory.safeParse(input);
     if (!parsed.success) throw invalid(parsed.error.issues);
     const data = parsed.data;
-    validateContent(data.content, this.maxContentBytes);
+    validateMemoryFields(data, this.maxContentBytes);
     return this.write(() => {
       const hlc = this.stamp();
       const now = this.clockNow();
@@ -389,7 +389,7 @@ class SqliteEdgeStore implements EdgeStore {
     const parsed = MemoryPatch.safeParse(patch);
     if (!parsed.success) throw invalid(parsed.error.issues);
     const p = parsed.data;
-    if (p.content !== undefined) validateContent(p.content, this.maxContentBytes);
+    validateMemoryFields(p, this.maxContentBytes);
     return this.write(() => {
       const current = toLocalMemory(this.liveRow(id));
       const hlc = this.stamp();
