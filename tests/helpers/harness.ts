@@ -2,7 +2,7 @@
  * Test harness for end-to-end tests: real `dionysus` processes (run from source with the same
  * Bun that runs the tests), real sockets, throwaway data dirs and PostgreSQL databases.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -16,6 +16,16 @@ export const bun = process.execPath;
 export function tempDir(prefix = "dionysus-test-"): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The edge daemon's API token (`<dataDir>/api-token`, written by `dionysus serve`). */
+export function edgeToken(dataDir: string): string {
+  return readFileSync(join(dataDir, "api-token"), "utf8").trim();
+}
+
+/** `Authorization: Bearer <token>` for the edge daemon of `dataDir`, plus `extra` headers. */
+export function edgeAuth(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { Authorization: `Bearer ${edgeToken(dataDir)}`, ...extra };
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
