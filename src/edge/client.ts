@@ -348,7 +348,8 @@ class DaemonClient implements EdgeClient {
     // The API has no count endpoint; a read-only look at the file is safe beside the daemon.
     let memories = -1;
     try {
-      const store = createSqliteStore({ path, integrityCheck: false });
+      // Never the full-disk fallback here: its exclusive lock would get in the daemon's way.
+      const store = createSqliteStore({ path, integrityCheck: false, fullDiskFallback: false });
       memories = store.countMemories();
       store.close();
     } catch {
