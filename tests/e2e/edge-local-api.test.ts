@@ -3,27 +3,19 @@
  * one daemon per data dir (OS lock), a full disk, and `login` over plain http.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import {
-  closeSync,
-  existsSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statfsSync,
-  statSync,
-  writeSync,
-} from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statfsSync, statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { LocalMemory } from "../../src/core/memory.ts";
 import {
   bun,
+  canMountSmallDisk,
   cleanEnv,
   edgeAuth,
   edgeToken,
   eventually,
   freePort,
+  mountSmallDisk,
   runCli,
   scratch,
   serve,
@@ -271,56 +263,13 @@ describe("login over plain http", () => {
   });
 });
 
-/**
- * A small tmpfs of our own (root only; the tests that need it are skipped otherwise), and a way
- * to fill it to the last byte and empty it again.
- */
-function smallDisk(): { dir: string; fill(): void; unfill(): void; unmount(): void } | undefined {
-  if (!isRoot) return undefined;
-  const dir = tmp.dir();
-  const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", dir]);
-  if (mount.exitCode !== 0) return undefined;
-  const filler = join(dir, "filler");
-  return {
-    dir,
-    fill() {
-      const fd = openSync(filler, "a");
-      try {
-        for (const size of [64 * 1024, 4096, 512, 1]) {
-          const chunk = Buffer.alloc(size);
-          for (;;) {
-            try {
-              writeSync(fd, chunk);
-            } catch (err) {
-              if ((err as NodeJS.ErrnoException).code === "ENOSPC") break;
-              throw err;
-            }
-          }
-        }
-      } finally {
-        closeSync(fd);
-      }
-    },
-    unfill() {
-      rmSync(filler, { force: true });
-    },
-    unmount() {
-      Bun.spawnSync(["umount", "-l", dir]);
-    },
-  };
-}
-
-const canMount = (() => {
-  const disk = smallDisk();
-  disk?.unmount();
-  return disk !== undefined;
-})();
+const canMount = canMountSmallDisk();
 
 describe("a full disk", () => {
   test.skipIf(!canMount)(
     "reads keep working, writes and serve say the disk is full (never 'move the database'), and nothing is lost (needs root to mount a tmpfs)",
     async () => {
-      const disk = smallDisk()!;
+      const disk = mountSmallDisk()!;
       try {
         const dir = join(disk.dir, "data");
         ok(await cli(["ingest", "written before the disk filled up", "--data-dir", dir]));
@@ -376,7 +325,7 @@ describe("a full disk", () => {
   test.skipIf(!canMount)(
     "with a daemon running when the disk fills up: reads answer, a write is a clear 'disk is full' (needs root to mount a tmpfs)",
     async () => {
-      const disk = smallDisk()!;
+      const disk = mountSmallDisk()!;
       try {
         const dir = join(disk.dir, "data");
         const d = tmp.track(await serve(dir));

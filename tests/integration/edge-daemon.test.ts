@@ -1,16 +1,5 @@
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EdgeConfig } from "../../src/core/config.ts";
@@ -18,7 +7,7 @@ import { DionysusError } from "../../src/core/errors.ts";
 import { EdgeHealth } from "../../src/core/protocol/edge-api.ts";
 import { type EdgeDaemon, startEdgeDaemon } from "../../src/edge/daemon.ts";
 import { createSqliteStore } from "../../src/edge/store/sqlite/index.ts";
-import { edgeAuth } from "../helpers/harness.ts";
+import { canMountSmallDisk, edgeAuth, mountSmallDisk } from "../helpers/harness.ts";
 
 const dirs: string[] = [];
 const daemons: EdgeDaemon[] = [];
@@ -211,52 +200,28 @@ describe("startEdgeDaemon", () => {
 });
 
 describe("startEdgeDaemon on a full disk", () => {
-  const disk = (() => {
-    if (process.getuid?.() !== 0) return undefined;
-    const dir = mkdtempSync(join(tmpdir(), "dionysus-full-"));
-    if (Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", dir]).exitCode !== 0) {
-      rmSync(dir, { recursive: true, force: true });
-      return undefined;
-    }
-    return dir;
-  })();
-  afterAll(() => {
-    if (!disk) return;
-    Bun.spawnSync(["umount", "-l", disk]);
-    rmSync(disk, { recursive: true, force: true });
-  });
-
-  test.skipIf(disk === undefined)(
+  test.skipIf(!canMountSmallDisk())(
     "daemon.json that cannot be written leaves no file behind, empty or not (needs root to mount a tmpfs)",
     async () => {
-      const dir = join(disk!, "data");
+      const disk = mountSmallDisk("1m")!;
+      const dir = join(disk.dir, "data");
       const cfg = EdgeConfig.parse({ data_dir: dir, port: 0 });
       // The database lives elsewhere; the token and the lock file exist from an earlier start.
       const store = createSqliteStore({ path: join(config().data_dir, "edge.db") });
       try {
         await (await startEdgeDaemon({ config: cfg, store })).stop();
-        const fd = openSync(join(disk!, "filler"), "a");
-        try {
-          for (const size of [4096, 1]) {
-            try {
-              for (;;) writeSync(fd, Buffer.alloc(size));
-            } catch (err) {
-              expect((err as NodeJS.ErrnoException).code).toBe("ENOSPC");
-            }
-          }
-        } finally {
-          closeSync(fd);
-        }
+        disk.fill();
         const err = await rejection(startEdgeDaemon({ config: cfg, store }));
         expect(err.code).toBe("unavailable");
         expect(err.message).toContain("is full");
         expect(err.message).not.toMatch(/move|corrupt/i);
         expect(readdirSync(dir).sort()).toEqual(["api-token", "daemon.lock"]);
         // Once there is room again, it starts.
-        rmSync(join(disk!, "filler"));
+        disk.unfill();
         await (await startEdgeDaemon({ config: cfg, store })).stop();
       } finally {
         store.close();
+        disk.unmount();
       }
     },
   );
