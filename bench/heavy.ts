@@ -276,7 +276,7 @@ async function benchSearch(): Promise<void> {
       tokens: () => ({ accessToken: async () => tokens.access_token, refresh: async () => false }),
       online: () => true,
     });
-    const edge = createEdgeApp({ store, heavy, log: () => {} });
+    const edge = createEdgeApp({ store, heavy, apiToken: null, log: () => {} });
     const edgeServer = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,

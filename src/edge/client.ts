@@ -12,6 +12,7 @@ import { EdgeHealth, type RecallMode, RecallResponse, type RecallRoute } from ".
 import { AskEvent, type AskRequest, ConsolidateResponse, Job } from "../core/protocol/heavy.ts";
 import type { ConflictEntry, QueueCounts } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
+import { readApiToken } from "./api-token.ts";
 import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
 import { routeRecall, withoutVector } from "./heavy/recall.ts";
 import { createHeavyService, GraphAnswer, type GraphAsk, type HeavyService } from "./heavy/service.ts";
@@ -89,15 +90,18 @@ function fileBytes(path: string): number {
   return total;
 }
 
-/** Connects to the running daemon of `config.data_dir`, else opens its database directly. */
+/** Connects to the running daemon of `config.data_dir` (with the API token kept in that data
+ * dir), else opens its database directly. */
 export async function connectEdge(config: EdgeConfig, options: ConnectOptions = {}): Promise<EdgeClient> {
   const info = readDaemonInfo(config.data_dir);
   if (info && info.port !== null) {
+    const token = readApiToken(config.data_dir);
     const http = ky.create({
       prefixUrl: daemonUrl(info.host, info.port),
       timeout: options.timeoutMs ?? 10_000,
       retry: 0,
       throwHttpErrors: false,
+      ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}),
     });
     try {
       const res = await http.get("health", { timeout: 1500 });
@@ -344,7 +348,8 @@ class DaemonClient implements EdgeClient {
     // The API has no count endpoint; a read-only look at the file is safe beside the daemon.
     let memories = -1;
     try {
-      const store = createSqliteStore({ path, integrityCheck: false });
+      // Never the full-disk fallback here: its exclusive lock would get in the daemon's way.
+      const store = createSqliteStore({ path, integrityCheck: false, fullDiskFallback: false });
       memories = store.countMemories();
       store.close();
     } catch {

@@ -1,12 +1,17 @@
 /**
- * `<data_dir>/daemon.json`: how the CLI finds a running daemon, and how a second daemon on the
- * same data dir is refused. Owner-only permissions; removed on clean stop.
+ * `<data_dir>/daemon.json`: how the CLI finds a running daemon. Owner-only permissions; written
+ * once the daemon listens, removed on clean stop. A second daemon on the same data dir is refused
+ * by the OS lock on `<data_dir>/daemon.lock` (see daemon.ts), not by this file.
  */
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 
+export { pidAlive } from "../platform/file-lock.ts";
+
 export const DAEMON_FILE = "daemon.json";
+/** The file the running daemon holds an OS lock on (it contains that daemon's pid). */
+export const LOCK_FILE = "daemon.lock";
 /** The edge database inside the data dir. */
 export const DB_FILE = "edge.db";
 
@@ -22,6 +27,7 @@ export type DaemonInfo = z.infer<typeof DaemonInfo>;
 
 export const daemonFilePath = (dataDir: string) => join(dataDir, DAEMON_FILE);
 export const dbPath = (dataDir: string) => join(dataDir, DB_FILE);
+export const lockFilePath = (dataDir: string) => join(dataDir, LOCK_FILE);
 
 export function readDaemonInfo(dataDir: string): DaemonInfo | undefined {
   try {
@@ -32,7 +38,10 @@ export function readDaemonInfo(dataDir: string): DaemonInfo | undefined {
   }
 }
 
-/** Creates the file only if it does not exist (the start race between two daemons). */
+/**
+ * Creates the file only if it does not exist (the start race between two daemons where the OS
+ * lock is not available). A file that could not be written whole (a full disk) is removed.
+ */
 export function createDaemonInfoExclusive(dataDir: string, info: DaemonInfo): boolean {
   let fd: number;
   try {
@@ -43,17 +52,36 @@ export function createDaemonInfoExclusive(dataDir: string, info: DaemonInfo): bo
   }
   try {
     writeSync(fd, `${JSON.stringify(info, null, 2)}\n`);
-  } finally {
+  } catch (err) {
     closeSync(fd);
+    rmSync(daemonFilePath(dataDir), { force: true });
+    throw err;
   }
+  closeSync(fd);
   return true;
 }
 
-/** Replaces the file atomically, so a reader never sees half of it. */
+/** Replaces the file atomically, so a reader never sees half of it (nor an empty one when the
+ * disk is full: the temporary file is removed and the old one left as it was). */
 export function writeDaemonInfo(dataDir: string, info: DaemonInfo): void {
   const tmp = `${daemonFilePath(dataDir)}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, daemonFilePath(dataDir));
+  try {
+    writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, daemonFilePath(dataDir));
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** The pid the lock holder wrote into `daemon.lock`, if readable. */
+export function readLockPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(lockFilePath(dataDir), "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function removeDaemonInfo(dataDir: string, pid: number): void {
@@ -66,15 +94,6 @@ export function removeDaemonInfoIf(
   matches: (current: DaemonInfo | undefined) => boolean,
 ): void {
   if (matches(readDaemonInfo(dataDir))) rmSync(daemonFilePath(dataDir), { force: true });
-}
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** The URL a client on this machine uses to reach a daemon listening on `host`. */

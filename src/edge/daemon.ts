@@ -1,28 +1,39 @@
 /**
  * The edge daemon: the local HTTP API on `config.host:config.port` (127.0.0.1:8080 by default)
- * over the data dir's database, announced in `<data_dir>/daemon.json`. One daemon per data dir.
+ * over the data dir's database, announced in `<data_dir>/daemon.json`. One daemon per data dir,
+ * enforced by an OS lock on `<data_dir>/daemon.lock` held for the daemon's life (the kernel drops
+ * it however the process ends, so a crash never blocks the next start). The API needs the token
+ * in `<data_dir>/api-token` (created on the first start). A non-loopback address is refused
+ * unless `allowRemote` says the user wants the API on the network.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import type { EdgeConfig } from "../core/config.ts";
 import { DionysusError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
+import { type FileLock, tryLockFile } from "../platform/file-lock.ts";
+import { ensureApiToken } from "./api-token.ts";
 import {
   createDaemonInfoExclusive,
   type DaemonInfo,
+  daemonFilePath,
   daemonUrl,
   dbPath,
+  lockFilePath,
   pidAlive,
   readDaemonInfo,
+  readLockPid,
   removeDaemonInfo,
   removeDaemonInfoIf,
   writeDaemonInfo,
 } from "./daemon-file.ts";
+import { diskFullError, isDiskFull } from "./disk.ts";
 import { createEdgeApp, type EdgeAppDeps } from "./http/app.ts";
+import { isLoopbackName } from "./http/guard.ts";
 import { checkIntegrityInBackground, createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 
 /** What the sync engine (and later the router) plug into the daemon. */
-export interface EdgeServices extends Omit<EdgeAppDeps, "store" | "config" | "ready"> {
+export interface EdgeServices extends Omit<EdgeAppDeps, "store" | "config" | "ready" | "apiToken"> {
   /** Called once the daemon listens and its database passed the integrity check (start
    * background work here); `startEdgeDaemon` resolves after it. */
   onStart?: (daemon: EdgeDaemon) => void | Promise<void>;
@@ -43,12 +54,18 @@ export interface StartEdgeDaemonOptions {
    * daemon with `db_corrupt`. Not run on a store passed in `store`.
    */
   integrityCheck?: boolean;
+  /** Listen on a `config.host` that is not a loopback address (`serve --allow-remote`). */
+  allowRemote?: boolean;
 }
 
 export interface EdgeDaemon {
+  /** The URL a client on this machine uses (`http://127.0.0.1:PORT` for a wildcard address). */
   url: string;
+  /** The address the socket is bound to, as the OS reports it (`127.0.0.1`, `0.0.0.0`, `::1`…). */
   host: string;
   port: number;
+  /** Whether `host` is reachable from other machines (not a loopback address). */
+  remote: boolean;
   store: EdgeStore;
   stop(): Promise<void>;
 }
@@ -68,21 +85,61 @@ async function answersHealth(info: DaemonInfo): Promise<boolean> {
   }
 }
 
-/** Claims `daemon.json` for this process, or explains who holds the data dir. */
+function alreadyRunning(dataDir: string, pid: number | undefined, other?: DaemonInfo): DionysusError {
+  const where = other ? (other.port === null ? ", starting" : `, ${daemonUrl(other.host, other.port)}`) : "";
+  return new DionysusError(
+    "busy",
+    `a dionysus daemon is already running for ${dataDir}${pid === undefined ? "" : ` (pid ${pid}${where})`}; stop it first or use another --data-dir`,
+    { details: pid === undefined ? {} : { pid } },
+  );
+}
+
+/**
+ * Takes the data dir's OS lock, or explains who holds it. The holder's pid is written into the
+ * lock file for that explanation (best effort: on a full disk it stays empty).
+ */
+function lockDataDir(dataDir: string): FileLock & { supported: boolean } {
+  let lock: ReturnType<typeof tryLockFile>;
+  try {
+    lock = tryLockFile(lockFilePath(dataDir));
+  } catch (cause) {
+    if (isDiskFull(cause, dataDir)) throw diskFullError(dataDir, "dionysus serve cannot start", cause);
+    throw cause;
+  }
+  if (!lock) {
+    const other = readDaemonInfo(dataDir);
+    const pid = readLockPid(dataDir) ?? other?.pid;
+    throw alreadyRunning(dataDir, pid, other?.pid === pid ? other : undefined);
+  }
+  try {
+    writeFileSync(lockFilePath(dataDir), `${process.pid}\n`, { mode: 0o600 });
+  } catch {
+    // only used to name the holder in the message above
+  }
+  return lock;
+}
+
+/**
+ * With the lock held, a daemon.json left behind names a daemon that died; it is removed. Only a
+ * daemon of a version without the lock could still run: one that answers is respected.
+ */
+async function clearStaleDaemonInfo(dataDir: string): Promise<void> {
+  const other = readDaemonInfo(dataDir);
+  if (other && other.pid !== process.pid && pidAlive(other.pid) && (await answersHealth(other)))
+    throw alreadyRunning(dataDir, other.pid, other);
+  rmSync(daemonFilePath(dataDir), { force: true });
+}
+
+/** Where the OS has no lock (`flock`): claims `daemon.json` for this process, or explains who
+ * holds the data dir. */
 async function claimDataDir(dataDir: string, info: DaemonInfo): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     if (createDaemonInfoExclusive(dataDir, info)) return;
     const other = readDaemonInfo(dataDir);
     if (other && pidAlive(other.pid)) {
       const young = Date.now() - Date.parse(other.started_at) < STARTING_GRACE_MS;
-      if (other.pid === process.pid || young || (await answersHealth(other))) {
-        const where = other.port === null ? "starting" : daemonUrl(other.host, other.port);
-        throw new DionysusError(
-          "busy",
-          `a dionysus daemon is already running for ${dataDir} (pid ${other.pid}, ${where}); stop it first or use another --data-dir`,
-          { details: { pid: other.pid } },
-        );
-      }
+      if (other.pid === process.pid || young || (await answersHealth(other)))
+        throw alreadyRunning(dataDir, other.pid, other);
     }
     // A leftover from a daemon that died (or an unreadable file): take it over, unless another
     // process replaced it meanwhile.
@@ -93,7 +150,18 @@ async function claimDataDir(dataDir: string, info: DaemonInfo): Promise<void> {
 
 export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<EdgeDaemon> {
   const { config, services = {} } = opts;
-  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+  if (!opts.allowRemote && !isLoopbackName(config.host))
+    throw new DionysusError(
+      "invalid_input",
+      `--host ${config.host} is not a loopback address: the local API would be reachable from other machines; pass --allow-remote if that is what you want (requests still need the API token)`,
+    );
+  const dataDir = config.data_dir;
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (cause) {
+    if (isDiskFull(cause, dataDir)) throw diskFullError(dataDir, "dionysus serve cannot start", cause);
+    throw cause;
+  }
   const info: DaemonInfo = {
     pid: process.pid,
     host: config.host,
@@ -101,23 +169,36 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
     started_at: new Date().toISOString(),
     version: VERSION,
   };
-  await claimDataDir(config.data_dir, info);
+  const lock = lockDataDir(dataDir);
 
   let store: EdgeStore | undefined = opts.store;
   const ownStore = store === undefined;
   let server: ReturnType<typeof Bun.serve> | undefined;
   let integrity: Promise<void> | undefined;
+  let host = config.host;
+  let port = config.port;
   try {
+    if (lock.supported) await clearStaleDaemonInfo(dataDir);
+    else await claimDataDir(dataDir, info);
+    const apiToken = ensureApiToken(dataDir);
     store ??= createSqliteStore({
-      path: dbPath(config.data_dir),
+      path: dbPath(dataDir),
       maxContentBytes: config.max_content_bytes,
       integrityCheck: false,
+      // The daemon must not lock every other process out of the file; it refuses to start.
+      fullDiskFallback: false,
     });
     if (ownStore && opts.integrityCheck !== false) {
-      integrity = checkIntegrityInBackground(dbPath(config.data_dir));
+      integrity = checkIntegrityInBackground(dbPath(dataDir));
       integrity.catch(() => {}); // observed below; writes see the rejection themselves
     }
-    const app = createEdgeApp({ ...services, store, config, ...(integrity ? { ready: integrity } : {}) });
+    const app = createEdgeApp({
+      ...services,
+      store,
+      config,
+      apiToken,
+      ...(integrity ? { ready: integrity } : {}),
+    });
     try {
       server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
     } catch (cause) {
@@ -136,16 +217,21 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
         },
       );
     }
+    // What the OS actually bound (`localhost` becomes an address), for daemon.json and the banner.
+    host = (server as { address?: { address?: string } }).address?.address ?? server.hostname ?? config.host;
+    port = server.port ?? config.port;
+    // Announced only now, atomically: a start that fails leaves no daemon.json, empty or not.
+    writeDaemonInfo(dataDir, { ...info, host, port });
   } catch (err) {
+    await server?.stop(true);
     if (ownStore) store?.close();
-    removeDaemonInfo(config.data_dir, process.pid);
+    removeDaemonInfo(dataDir, process.pid);
+    lock.release();
+    if (isDiskFull(err, dataDir)) throw diskFullError(dataDir, "dionysus serve cannot start", err);
     throw err;
   }
 
-  const port = server.port ?? config.port;
-  const url = daemonUrl(config.host, port);
-  writeDaemonInfo(config.data_dir, { ...info, port });
-
+  const url = daemonUrl(host, port);
   let stopping: Promise<void> | undefined;
   const liveStore = store;
   const liveServer = server;
@@ -154,8 +240,9 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
   };
   const daemon: EdgeDaemon = {
     url,
-    host: config.host,
+    host,
     port,
+    remote: !isLoopbackName(host),
     store: liveStore,
     stop() {
       stopping ??= (async () => {
@@ -168,7 +255,8 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
           await services.onStop?.();
         } finally {
           if (ownStore) liveStore.close();
-          removeDaemonInfo(config.data_dir, process.pid);
+          removeDaemonInfo(dataDir, process.pid);
+          lock.release();
         }
       })();
       return stopping;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { LocalMemory } from "../../src/core/memory.ts";
 import { EdgeHealth, RecallResponse } from "../../src/core/protocol/edge-api.ts";
 import { VERSION } from "../../src/core/version.ts";
-import { cleanEnv, runCli, scratch, serve } from "../helpers/harness.ts";
+import { cleanEnv, edgeAuth, runCli, scratch, serve } from "../helpers/harness.ts";
 
 /** The CLI without any DIONYSUS_* variable of the caller's. */
 const cli = (args: string[], opts: Parameters<typeof runCli>[1] = {}) =>
@@ -190,7 +190,7 @@ describe("dionysus serve and the CLI through it", () => {
     ok(ing);
     const m = LocalMemory.parse(JSON.parse(ing.stdout));
     // The daemon stored it: its API returns it.
-    const viaApi = await fetch(`${d.url}/v1/memories/${m.id}`);
+    const viaApi = await fetch(`${d.url}/v1/memories/${m.id}`, { headers: edgeAuth(dir) });
     expect(LocalMemory.parse(await viaApi.json()).content).toBe("Written through the daemon");
 
     const status = await statusJson(dir);
@@ -203,7 +203,7 @@ describe("dionysus serve and the CLI through it", () => {
     refused(await cli(["get", "01900000-0000-7000-8000-000000000000", "--data-dir", dir]), 3, "no memory");
     refused(await cli(["ingest", "--data-dir", dir], { input: new Uint8Array([0xff, 0xfe]) }), 2, "UTF-8");
     ok(await cli(["forget", m.id, "--data-dir", dir]));
-    expect((await fetch(`${d.url}/v1/memories/${m.id}`)).status).toBe(404);
+    expect((await fetch(`${d.url}/v1/memories/${m.id}`, { headers: edgeAuth(dir) })).status).toBe(404);
 
     const second = await cli(["serve", "--port", "0", "--data-dir", dir]);
     refused(second, 5, "already running");
@@ -225,7 +225,9 @@ describe("dionysus serve and the CLI through it", () => {
     expect((await statusJson(dir)).mode).toBe("direct");
     const d2 = tmp.track(await serve(dir));
     expect((await statusJson(dir)).mode).toBe("daemon");
-    expect((await (await fetch(`${d2.url}/v1/memories?recent=5`)).json()) as unknown).toMatchObject({
+    expect(
+      (await (await fetch(`${d2.url}/v1/memories?recent=5`, { headers: edgeAuth(dir) })).json()) as unknown,
+    ).toMatchObject({
       memories: [{ content: "before the crash" }],
     });
     expect(await d2.stop("SIGINT")).toBe(0);
@@ -239,7 +241,7 @@ describe("dionysus serve and the CLI through it", () => {
     const viaHttp = Array.from({ length: 40 }, (_, i) =>
       fetch(`${d.url}/v1/memories`, {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: edgeAuth(dir, { "Content-Type": "application/json" }),
         body: JSON.stringify({ content: `concurrent http write ${i}` }),
       }).then((r) => r.status),
     );
@@ -253,7 +255,7 @@ describe("dionysus serve and the CLI through it", () => {
       await (
         await fetch(`${d.url}/v1/recall`, {
           method: "POST",
-          headers: { "Content-Type": "application/json" },
+          headers: edgeAuth(dir, { "Content-Type": "application/json" }),
           body: JSON.stringify({ query: "concurrent", limit: 100 }),
         })
       ).json(),

@@ -13,6 +13,7 @@ import {
   cliJson,
   createPgDatabase,
   type Daemon,
+  edgeAuth,
   freePort,
   runCli,
   startDaemon,
@@ -127,7 +128,7 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
         async api<T>(method: string, path: string, body?: unknown) {
           const res = await fetch(`${url}${path}`, {
             method,
-            headers: body === undefined ? {} : { "content-type": "application/json" },
+            headers: edgeAuth(dataDir, body === undefined ? {} : { "content-type": "application/json" }),
             ...(body === undefined ? {} : { body: JSON.stringify(body) }),
           });
           const text = await res.text();

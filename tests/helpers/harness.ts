@@ -2,7 +2,7 @@
  * Test harness for end-to-end tests: real `dionysus` processes (run from source with the same
  * Bun that runs the tests), real sockets, throwaway data dirs and PostgreSQL databases.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -16,6 +16,16 @@ export const bun = process.execPath;
 export function tempDir(prefix = "dionysus-test-"): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The edge daemon's API token (`<dataDir>/api-token`, written by `dionysus serve`). */
+export function edgeToken(dataDir: string): string {
+  return readFileSync(join(dataDir, "api-token"), "utf8").trim();
+}
+
+/** `Authorization: Bearer <token>` for the edge daemon of `dataDir`, plus `extra` headers. */
+export function edgeAuth(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { Authorization: `Bearer ${edgeToken(dataDir)}`, ...extra };
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
@@ -353,4 +363,64 @@ export function scratch() {
       for (const cleanup of dirs.splice(0)) cleanup();
     },
   };
+}
+
+export interface SmallDisk {
+  /** The mount point (a fresh directory under the temp dir). */
+  dir: string;
+  /** Fills the file system to the last byte with a file `filler`. */
+  fill(): void;
+  /** Removes that file. */
+  unfill(): void;
+  /** Unmounts and removes the mount point. */
+  unmount(): void;
+}
+
+/**
+ * A small tmpfs of our own, for full-disk tests: undefined unless this process may mount one
+ * (root, and a kernel that allows it here). Mount it inside the test and unmount it in a
+ * `finally`, so a filtered or failed run never leaves a mount behind.
+ */
+export function mountSmallDisk(size = "2m"): SmallDisk | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), "dionysus-disk-"));
+  if (Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir]).exitCode !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+  const filler = join(dir, "filler");
+  return {
+    dir,
+    fill() {
+      const fd = openSync(filler, "a");
+      try {
+        for (const chunk of [64 * 1024, 4096, 512, 1].map((n) => Buffer.alloc(n))) {
+          for (;;) {
+            try {
+              writeSync(fd, chunk);
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code === "ENOSPC") break;
+              throw err;
+            }
+          }
+        }
+      } finally {
+        closeSync(fd);
+      }
+    },
+    unfill() {
+      rmSync(filler, { force: true });
+    },
+    unmount() {
+      Bun.spawnSync(["umount", "-l", dir]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Whether {@link mountSmallDisk} works here (mounts and unmounts one at once). */
+export function canMountSmallDisk(): boolean {
+  const disk = mountSmallDisk("64k");
+  disk?.unmount();
+  return disk !== undefined;
 }

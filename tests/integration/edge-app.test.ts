@@ -20,6 +20,7 @@ function make(over: Partial<EdgeAppDeps> = {}, maxContentBytes = 1000) {
   writes = 0;
   app = createEdgeApp({
     store,
+    apiToken: null,
     config: {
       host: "127.0.0.1",
       max_content_bytes: maxContentBytes,
@@ -411,9 +412,113 @@ describe("errors", () => {
         return Reflect.get(target, prop, receiver);
       },
     });
-    const app2 = createEdgeApp({ store: broken, log: (m) => logged.push(m) });
+    const app2 = createEdgeApp({ store: broken, apiToken: null, log: (m) => logged.push(m) });
     const body = await expectProblem(await app2.request("/v1/recall", json({ query: "x" })), 500, "internal");
     expect(body.detail).not.toContain("secret");
     expect(logged).toHaveLength(1);
+  });
+});
+
+describe("the API token", () => {
+  const token = "tok_0123456789abcdefghijklmnopqrstuvwxyzABCDE";
+  /** What Bun.serve passes as the env: the peer address of the connection. */
+  const peer = (address: string) => ({ requestIP: () => ({ address, family: "IPv4", port: 50000 }) });
+  const bearer = (t = token) => ({ Authorization: `Bearer ${t}` });
+
+  beforeEach(() => {
+    store.close();
+    make({ apiToken: token });
+  });
+
+  test("without it or with a wrong one: 401 problem+json with a Bearer challenge", async () => {
+    store.create({ content: "my private note", kind: "episodic", tags: [], metadata: {} });
+    expect((await app.request("/health")).status).toBe(200);
+    for (const headers of [{}, bearer("wrong"), { Authorization: token }, { Authorization: "Basic eDp5" }]) {
+      const res = await app.request("/v1/memories", { headers });
+      const body = await expectProblem(res, 401, "unauthorized");
+      expect(res.headers.get("www-authenticate")).toStartWith("Bearer");
+      expect(body.detail).toContain("api-token");
+      expect(JSON.stringify(body)).not.toContain("private note");
+      expect(JSON.stringify(body)).not.toContain(token);
+    }
+    const before = storedState();
+    for (const [path, init] of [
+      ["/v1/memories", json({ content: "planted by someone else" })],
+      ["/v1/recall", json({ query: "private" })],
+      ["/v1/sync/status", {}],
+      ["/v1/sync/run", { method: "POST" }],
+      ["/v1/conflicts", {}],
+      ["/v1/consolidate", { method: "POST" }],
+    ] as const)
+      await expectProblem(await app.request(path, init), 401, "unauthorized");
+    const id = store.recent(1)[0]!.id;
+    await expectProblem(await app.request(`/v1/memories/${id}`), 401, "unauthorized");
+    await expectProblem(await app.request(`/v1/memories/${id}`, { method: "DELETE" }), 401, "unauthorized");
+    await expectProblem(
+      await app.request(`/v1/memories/${id}`, { ...json({ content: "changed" }), method: "PATCH" }),
+      401,
+      "unauthorized",
+    );
+    expect(storedState()).toEqual(before);
+  });
+
+  test("with it: the API answers", async () => {
+    const res = await app.request("/v1/memories", json({ content: "mine" }, bearer()));
+    expect(res.status).toBe(201);
+    const list = await app.request("/v1/memories", { headers: { authorization: `bearer  ${token}` } });
+    expect(list.status).toBe(200);
+    expect(((await list.json()) as { memories: unknown[] }).memories).toHaveLength(1);
+  });
+
+  test("GET /session hands a loopback same-origin page an HttpOnly, SameSite=Strict cookie that works", async () => {
+    const res = await app.request("/session", {}, peer("127.0.0.1"));
+    expect(res.status).toBe(204);
+    const cookie = res.headers.get("set-cookie") ?? "";
+    expect(cookie).toMatch(/^dionysus_session=[A-Za-z0-9_-]{43}; /);
+    for (const attr of ["HttpOnly", "SameSite=Strict", "Path=/"]) expect(cookie).toContain(attr);
+    expect(cookie).not.toContain(token);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const pair = cookie.split(";")[0]!;
+    const ok = await app.request("/v1/memories", { headers: { Cookie: `theme=dark; ${pair}` } });
+    expect(ok.status).toBe(200);
+    // A same-origin page's write, as a browser sends it.
+    const w = await app.request(
+      "/v1/memories",
+      json(
+        { content: "from the status page" },
+        { Cookie: pair, Origin: "http://localhost", Host: "localhost" },
+      ),
+    );
+    expect(w.status).toBe(201);
+    // Another value, or the cookie of another daemon run, is refused.
+    await expectProblem(
+      await app.request("/v1/memories", { headers: { Cookie: "dionysus_session=forged" } }),
+      401,
+      "unauthorized",
+    );
+    store.close();
+    make({ apiToken: token });
+    await expectProblem(
+      await app.request("/v1/memories", { headers: { Cookie: pair } }),
+      401,
+      "unauthorized",
+    );
+  });
+
+  test("GET /session refuses other machines, other sites, rebinding names and unknown peers", async () => {
+    for (const [init, env] of [
+      [{}, peer("192.0.2.7")],
+      [{}, peer("::ffff:10.0.0.2")],
+      [{}, undefined],
+      [{ headers: { "Sec-Fetch-Site": "cross-site" } }, peer("127.0.0.1")],
+      [{ headers: { Origin: "http://evil.example" } }, peer("127.0.0.1")],
+      [{ headers: { Host: "evil.example" } }, peer("127.0.0.1")],
+    ] as const) {
+      const res = await app.request("/session", init, env);
+      await expectProblem(res, 403, "forbidden");
+      expect(res.headers.get("set-cookie")).toBeNull();
+    }
+    for (const address of ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+      expect((await app.request("/session", {}, peer(address))).status).toBe(204);
   });
 });

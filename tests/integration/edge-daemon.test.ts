@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EdgeConfig } from "../../src/core/config.ts";
@@ -7,6 +7,7 @@ import { DionysusError } from "../../src/core/errors.ts";
 import { EdgeHealth } from "../../src/core/protocol/edge-api.ts";
 import { type EdgeDaemon, startEdgeDaemon } from "../../src/edge/daemon.ts";
 import { createSqliteStore } from "../../src/edge/store/sqlite/index.ts";
+import { canMountSmallDisk, edgeAuth, mountSmallDisk } from "../helpers/harness.ts";
 
 const dirs: string[] = [];
 const daemons: EdgeDaemon[] = [];
@@ -126,7 +127,7 @@ describe("startEdgeDaemon", () => {
     });
     const res = await fetch(`${d.url}/v1/memories`, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: edgeAuth(cfg.data_dir, { "Content-Type": "application/json" }),
       body: JSON.stringify({ content: "hooked" }),
     });
     expect(res.status).toBe(201);
@@ -134,7 +135,9 @@ describe("startEdgeDaemon", () => {
       online: true,
       auth: "ok",
     });
-    expect(await (await fetch(`${d.url}/v1/sync/status`)).json()).toMatchObject({
+    expect(
+      await (await fetch(`${d.url}/v1/sync/status`, { headers: edgeAuth(cfg.data_dir) })).json(),
+    ).toMatchObject({
       queue: { queued: 1 },
       last_success: "never",
     });
@@ -151,4 +154,75 @@ describe("startEdgeDaemon", () => {
     const d = await start(cfg);
     expect(d.store.queueCounts()).toMatchObject({ queued: 1, syncing: 0 });
   });
+
+  test("holds an OS lock on daemon.lock: with daemon.json gone a second start is still refused, until stop", async () => {
+    const cfg = config();
+    const first = await start(cfg);
+    rmSync(join(cfg.data_dir, "daemon.json"));
+    const err = await rejection(startEdgeDaemon({ config: cfg }));
+    expect(err.code).toBe("busy");
+    expect(err.message).toContain("already running");
+    expect(err.message).toContain(`pid ${process.pid}`);
+    expect(existsSync(join(cfg.data_dir, "daemon.json"))).toBe(false);
+    expect((await fetch(`${first.url}/health`)).status).toBe(200);
+    await first.stop();
+    const again = await start(cfg);
+    expect((await fetch(`${again.url}/health`)).status).toBe(200);
+  });
+
+  test("the API needs the token from <data_dir>/api-token (0600), kept across restarts", async () => {
+    const cfg = config();
+    const d = await start(cfg);
+    const tokenFile = join(cfg.data_dir, "api-token");
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    expect((await fetch(`${d.url}/v1/memories`)).status).toBe(401);
+    expect((await fetch(`${d.url}/v1/memories`, { headers: edgeAuth(cfg.data_dir) })).status).toBe(200);
+    const token = readFileSync(tokenFile, "utf8");
+    await d.stop();
+    const d2 = await start(cfg);
+    expect(readFileSync(tokenFile, "utf8")).toBe(token);
+    expect((await fetch(`${d2.url}/v1/memories`, { headers: edgeAuth(cfg.data_dir) })).status).toBe(200);
+  });
+
+  test("a non-loopback host is refused unless allowRemote; the bound address is what daemon.json says", async () => {
+    const cfg = config({ host: "0.0.0.0" });
+    const err = await rejection(startEdgeDaemon({ config: cfg }));
+    expect(err.code).toBe("invalid_input");
+    expect(err.message).toContain("--allow-remote");
+    expect(existsSync(join(cfg.data_dir, "daemon.json"))).toBe(false);
+    const d = await start(cfg, { allowRemote: true });
+    expect(d).toMatchObject({ host: "0.0.0.0", remote: true, url: `http://127.0.0.1:${d.port}` });
+    expect(JSON.parse(readFileSync(join(cfg.data_dir, "daemon.json"), "utf8")).host).toBe("0.0.0.0");
+    const local = await start(config({ host: "localhost" }));
+    expect(local.remote).toBe(false);
+    expect(["127.0.0.1", "::1"]).toContain(local.host);
+  });
+});
+
+describe("startEdgeDaemon on a full disk", () => {
+  test.skipIf(!canMountSmallDisk())(
+    "daemon.json that cannot be written leaves no file behind, empty or not (needs root to mount a tmpfs)",
+    async () => {
+      const disk = mountSmallDisk("1m")!;
+      const dir = join(disk.dir, "data");
+      const cfg = EdgeConfig.parse({ data_dir: dir, port: 0 });
+      // The database lives elsewhere; the token and the lock file exist from an earlier start.
+      const store = createSqliteStore({ path: join(config().data_dir, "edge.db") });
+      try {
+        await (await startEdgeDaemon({ config: cfg, store })).stop();
+        disk.fill();
+        const err = await rejection(startEdgeDaemon({ config: cfg, store }));
+        expect(err.code).toBe("unavailable");
+        expect(err.message).toContain("is full");
+        expect(err.message).not.toMatch(/move|corrupt/i);
+        expect(readdirSync(dir).sort()).toEqual(["api-token", "daemon.lock"]);
+        // Once there is room again, it starts.
+        disk.unfill();
+        await (await startEdgeDaemon({ config: cfg, store })).stop();
+      } finally {
+        store.close();
+        disk.unmount();
+      }
+    },
+  );
 });

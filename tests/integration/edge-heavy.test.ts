@@ -74,7 +74,7 @@ function makeEdge(opts: { login?: boolean; url?: string; ttlS?: number } = {}): 
     heavy.close();
     store.close();
   });
-  return { app: createEdgeApp({ store, heavy, log: () => {} }), store, heavy, state };
+  return { app: createEdgeApp({ store, heavy, apiToken: null, log: () => {} }), store, heavy, state };
 }
 
 const post = (app: Hono, path: string, body: unknown) =>

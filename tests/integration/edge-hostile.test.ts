@@ -31,7 +31,7 @@ describe("the local API and the CLI refuse what cannot be stored or synced", () 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "dionysus-hostile-"));
     store = createSqliteStore({ path: join(dir, "edge.db") });
-    app = createEdgeApp({ store, log: () => {} });
+    app = createEdgeApp({ store, apiToken: null, log: () => {} });
   });
   afterAll(() => {
     store.close();

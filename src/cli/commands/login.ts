@@ -3,9 +3,10 @@ import type { Command } from "commander";
 import { DionysusError } from "../../core/errors.ts";
 import { connectEdge, type SyncRun } from "../../edge/client.ts";
 import { dbPath } from "../../edge/daemon-file.ts";
+import { isLoopbackName } from "../../edge/http/guard.ts";
 import { createSqliteStore } from "../../edge/store/sqlite/index.ts";
 import { deleteCredentials, readCredentials } from "../../edge/sync/credentials.ts";
-import { login } from "../../edge/sync/login.ts";
+import { login, normaliseUrl } from "../../edge/sync/login.ts";
 import { edgeConfig } from "../edge-command.ts";
 import { action, printJson } from "../output.ts";
 import { formatSyncRun, progressPrinter } from "../sync-format.ts";
@@ -28,6 +29,11 @@ export function registerLogin(program: Command): void {
           cmd: Command,
         ) => {
           const config = edgeConfig(cmd);
+          const target = new URL(normaliseUrl(url));
+          if (target.protocol === "http:" && !isLoopbackName(target.hostname))
+            process.stderr.write(
+              `dionysus: warning: ${target.origin} is plain http:// and not loopback: the API key, tokens and memories cross the network unencrypted; use https://\n`,
+            );
           const apiKey = opts.apiKey ?? process.env.DIONYSUS_API_KEY;
           const store = createSqliteStore({ path: dbPath(config.data_dir), integrityCheck: false });
           let result: Awaited<ReturnType<typeof login>>;

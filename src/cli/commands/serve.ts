@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { VERSION } from "../../core/version.ts";
+import { apiTokenPath } from "../../edge/api-token.ts";
 import { startEdgeDaemon } from "../../edge/daemon.ts";
 import { createHeavyService } from "../../edge/heavy/service.ts";
 import { createSyncServices } from "../../edge/sync/services.ts";
@@ -10,63 +11,83 @@ export function registerServe(program: Command): void {
   program
     .command("serve")
     .description("run the edge agent: the local API on 127.0.0.1:8080 over the local database")
-    .option("--host <host>", "address to listen on (loopback by default)")
+    .option("--host <host>", "address to listen on (loopback by default; others need --allow-remote)")
     .option("--port <port>", "port to listen on (0 picks a free one)")
+    .option(
+      "--allow-remote",
+      "allow a --host that other machines can reach (the API token is still required)",
+    )
     .option("--json", "print one JSON line {url, host, port, pid, ...} once listening")
     .action(
-      action(async (opts: { host?: string; port?: string; json?: boolean }, cmd: Command) => {
-        const config = edgeConfig(cmd, { host: opts.host, port: opts.port });
-        const services = createSyncServices(config, {
-          log: (event) =>
-            process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
-        });
-        const heavy = createHeavyService({
-          dataDir: config.data_dir,
-          cacheTtlS: config.cache_ttl_s,
-          tokens: () => services.engine(),
-          online: () => services.engine()?.isOnline() ?? false,
-        });
-        const daemon = await startEdgeDaemon({
-          config,
-          services: {
-            ...services,
-            heavy,
-            onStop: async () => {
-              await services.onStop?.();
-              heavy.close();
+      action(
+        async (
+          opts: { host?: string; port?: string; allowRemote?: boolean; json?: boolean },
+          cmd: Command,
+        ) => {
+          const config = edgeConfig(cmd, { host: opts.host, port: opts.port });
+          const services = createSyncServices(config, {
+            log: (event) =>
+              process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
+          });
+          const heavy = createHeavyService({
+            dataDir: config.data_dir,
+            cacheTtlS: config.cache_ttl_s,
+            tokens: () => services.engine(),
+            online: () => services.engine()?.isOnline() ?? false,
+          });
+          const daemon = await startEdgeDaemon({
+            config,
+            services: {
+              ...services,
+              heavy,
+              onStop: async () => {
+                await services.onStop?.();
+                heavy.close();
+              },
             },
-          },
-          handleSignals: true,
-        });
-        const auth = services.auth?.() ?? "none";
-        const info = {
-          url: daemon.url,
-          host: daemon.host,
-          port: daemon.port,
-          pid: process.pid,
-          version: VERSION,
-          data_dir: config.data_dir,
-          device_id: daemon.store.deviceId,
-          vps: services.engine()?.status().vps_url ?? null,
-          auth,
-        };
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(info)}\n`);
-          return;
-        }
-        const lines = [
-          `dionysus ${VERSION} edge agent listening on ${daemon.url}`,
-          `  data dir ${config.data_dir} (device ${info.device_id})`,
-        ];
-        if (auth === "none")
-          lines.push(
-            "  not logged in to a VPS: running offline, local-only (every write is queued for sync)",
-            "  to sync, run: dionysus login https://your-vps.example (or --api-key KEY)",
-          );
-        else if (auth === "reauth_required")
-          lines.push("  VPS login expired: run dionysus login to resume syncing (writes keep queueing)");
-        else lines.push(`  syncing with ${info.vps}`);
-        process.stdout.write(`${lines.join("\n")}\n`);
-      }),
+            handleSignals: true,
+            allowRemote: opts.allowRemote === true,
+          });
+          const listen = `${daemon.host.includes(":") ? `[${daemon.host}]` : daemon.host}:${daemon.port}`;
+          if (daemon.remote)
+            process.stderr.write(
+              `dionysus: warning: the local API listens on ${listen}, reachable from other machines (--allow-remote); every request but /health needs the API token\n`,
+            );
+          const auth = services.auth?.() ?? "none";
+          const info = {
+            url: daemon.url,
+            host: daemon.host,
+            port: daemon.port,
+            pid: process.pid,
+            version: VERSION,
+            data_dir: config.data_dir,
+            device_id: daemon.store.deviceId,
+            vps: services.engine()?.status().vps_url ?? null,
+            auth,
+            remote: daemon.remote,
+            api_token_file: apiTokenPath(config.data_dir),
+          };
+          if (opts.json) {
+            process.stdout.write(`${JSON.stringify(info)}\n`);
+            return;
+          }
+          const lines = [
+            daemon.remote
+              ? `dionysus ${VERSION} edge agent listening on ${listen} (reachable from other machines; from this one: ${daemon.url})`
+              : `dionysus ${VERSION} edge agent listening on ${daemon.url}`,
+            `  data dir ${config.data_dir} (device ${info.device_id})`,
+            `  API token in ${info.api_token_file} (send it as Authorization: Bearer <token>)`,
+          ];
+          if (auth === "none")
+            lines.push(
+              "  not logged in to a VPS: running offline, local-only (every write is queued for sync)",
+              "  to sync, run: dionysus login https://your-vps.example (or --api-key KEY)",
+            );
+          else if (auth === "reauth_required")
+            lines.push("  VPS login expired: run dionysus login to resume syncing (writes keep queueing)");
+          else lines.push(`  syncing with ${info.vps}`);
+          process.stdout.write(`${lines.join("\n")}\n`);
+        },
+      ),
     );
 }

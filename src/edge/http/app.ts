@@ -1,7 +1,9 @@
 /**
  * The edge agent's local HTTP API (127.0.0.1:8080): memories, keyword recall, health and sync
  * status, as Hono routes over an {@link EdgeStore}. Every error is `application/problem+json`.
+ * Every route but `GET /health` and `GET /session` needs the API token (see ./guard.ts).
  */
+import { randomBytes } from "node:crypto";
 import { zValidator } from "@hono/zod-validator";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -20,10 +22,16 @@ import { VERSION } from "../../core/version.ts";
 import { routeRecall, withoutVector } from "../heavy/recall.ts";
 import type { HeavyService } from "../heavy/service.ts";
 import type { EdgeStore } from "../store/types.ts";
-import { hostGuard, originGuard } from "./guard.ts";
+import { hostGuard, isLoopbackAddress, originGuard, sessionCookie, tokenGuard } from "./guard.ts";
 
 export interface EdgeAppDeps {
   store: EdgeStore;
+  /**
+   * The bearer token every route but `GET /health` and `GET /session` requires
+   * (`<data_dir>/api-token`). `null` leaves the API open: only for an app that is never served
+   * on a socket (in-process tests); the daemon always passes the token.
+   */
+  apiToken: string | null;
   config?: Partial<Pick<EdgeConfig, "host" | "max_content_bytes" | "allowed_origins">>;
   /** Called after each successful local write (the sync engine pushes soon after). */
   onLocalWrite?: () => void;
@@ -54,6 +62,7 @@ export const JobWaitQuery = z.object({
 /** What the Bun server passes as `c.env`, when there is one. */
 interface ServerLike {
   timeout?(req: Request, seconds: number): void;
+  requestIP?(req: Request): { address: string } | null;
 }
 
 const PROBLEM_TYPE = "application/problem+json";
@@ -119,7 +128,10 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   const app = new Hono();
 
   app.onError((err, c) => {
-    if (isDionysusError(err)) return problem(c, err);
+    if (isDionysusError(err)) {
+      if (err.code === "unauthorized") c.header("WWW-Authenticate", 'Bearer realm="dionysus-edge"');
+      return problem(c, err);
+    }
     if (err instanceof HTTPException) {
       const code =
         err.status === 413 ? "payload_too_large" : err.status === 400 ? "invalid_input" : undefined;
@@ -133,6 +145,23 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
 
   app.use("*", hostGuard(deps.config?.host ?? "127.0.0.1"));
   app.use("*", originGuard(deps.config?.allowed_origins ?? []));
+  // The browser session's secret: distinct from the API token and gone with this process, so a
+  // cookie that leaks (cookies are not bound to a port) never reveals the token and dies with
+  // the daemon.
+  const session = randomBytes(32).toString("base64url");
+  app.use("*", tokenGuard(deps.apiToken, session));
+
+  // A page served by this daemon (same origin) gets the session cookie here: the Host and Origin
+  // guards above have passed (no DNS rebinding, no other site), and the connection must come
+  // from this machine's loopback, so a machine on the network (`--allow-remote`) never gets it.
+  app.get("/session", (c) => {
+    const ip = (c.env as ServerLike | undefined)?.requestIP?.(c.req.raw)?.address;
+    if (ip === undefined || !isLoopbackAddress(ip))
+      throw new DionysusError("forbidden", "a browser session is only handed out over loopback");
+    c.header("Set-Cookie", sessionCookie(session));
+    c.header("Cache-Control", "no-store");
+    return c.body(null, 204);
+  });
 
   app.get("/health", (c) => {
     const body: EdgeHealth = {

@@ -6,6 +6,7 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { DionysusError } from "../../core/errors.ts";
+import { secretsEqual } from "../api-token.ts";
 
 const LOOPBACK_NAMES = new Set(["localhost", "localhost.", "127.0.0.1", "[::1]", "::1"]);
 const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
@@ -80,4 +81,62 @@ export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandle
       );
     return corsMw(c, next);
   };
+}
+
+/** The cookie a same-origin browser page authenticates with (see {@link sessionCookie}). */
+export const SESSION_COOKIE = "dionysus_session";
+
+/** Routes anyone who passes the Host and Origin guards may call without the token. */
+const OPEN_ROUTES = new Set(["/health", "/session"]);
+
+/**
+ * Requires the API token on every route but `GET /health` and `GET /session`: as
+ * `Authorization: Bearer <token>`, or as the session cookie that `GET /session` hands a
+ * same-origin page on loopback. `token: null` turns the check off (in-process tests only; the
+ * daemon always has a token). Both secrets are compared in constant time.
+ */
+export function tokenGuard(token: string | null, session: string): MiddlewareHandler {
+  return async (c, next) => {
+    if (token === null) return next();
+    if ((c.req.method === "GET" || c.req.method === "HEAD") && OPEN_ROUTES.has(c.req.path)) return next();
+    const header = c.req.header("authorization") ?? "";
+    const bearer = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1];
+    if (bearer !== undefined && secretsEqual(bearer, token)) return next();
+    const cookie = readCookie(c.req.header("cookie"), SESSION_COOKIE);
+    if (bearer === undefined && cookie !== undefined && secretsEqual(cookie, session)) return next();
+    throw new DionysusError(
+      "unauthorized",
+      header
+        ? "the API token is wrong; the right one is in the file api-token of the daemon's data dir"
+        : "this API needs 'Authorization: Bearer <token>'; the token is in the file api-token of the daemon's data dir",
+    );
+  };
+}
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** Whether a host name or address (from a config, a URL or a socket) stays on this machine:
+ * `localhost`, 127.0.0.0/8, `::1` (brackets allowed). */
+export function isLoopbackName(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "localhost." || isLoopbackAddress(h);
+}
+
+/** Whether an IP address (as a socket reports it) is on the loopback network. */
+export function isLoopbackAddress(address: string): boolean {
+  const a = address.toLowerCase().replace(/^\[|\]$/g, "");
+  return a === "::1" || /^127\.\d+\.\d+\.\d+$/.test(a) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(a);
+}
+
+/** `Set-Cookie` for the browser session: HttpOnly (no script reads it), SameSite=Strict (no
+ * other site's request carries it), no Max-Age (gone when the browser closes). */
+export function sessionCookie(session: string): string {
+  return `${SESSION_COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`;
 }

@@ -1,11 +1,14 @@
 /**
  * Opening the edge database: refuse files that are not ours, corrupt or from a newer Dionysus
- * (never overwriting or "repairing" them), then set the connection up and migrate.
+ * (never overwriting or "repairing" them), then set the connection up and migrate. A full disk
+ * is told apart from all of these: it is reported as such, and an existing database can still
+ * be opened for reading.
  */
 import { Database } from "bun:sqlite";
 import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { DionysusError } from "../../../core/errors.ts";
+import { diskFullError, isDiskFull } from "../../disk.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "./schema.ts";
 
 const SQLITE_MAGIC = "SQLite format 3\u0000";
@@ -15,6 +18,13 @@ export const BUSY_TIMEOUT_MS = 5000;
 export interface OpenOptions {
   /** Run `PRAGMA quick_check` on an existing file before using it (default true). */
   integrityCheck?: boolean;
+  /**
+   * When the disk is too full for SQLite's shared-memory index (`-shm`), open an existing
+   * database in exclusive locking mode instead, which keeps that index in memory: reads work,
+   * writes fail with "the disk is full", and no other process can open the file meanwhile
+   * (default true; fine for a one-shot command, not for the daemon).
+   */
+  fullDiskFallback?: boolean;
 }
 
 function readHeader(path: string): Buffer | undefined {
@@ -50,14 +60,33 @@ function scalar(db: Database, sql: string): unknown {
 
 /**
  * Opens (creating if needed) the database at `path`, validated and migrated to
- * {@link SCHEMA_VERSION}. Throws `db_corrupt` or `db_too_new` without writing to the file.
+ * {@link SCHEMA_VERSION}. Throws `db_corrupt` or `db_too_new` without writing to the file, and
+ * `unavailable` (details `reason: "disk_full"`) when the disk is full.
  */
 export function openEdgeDatabase(path: string, options: OpenOptions = {}): Database {
+  const dir = dirname(path);
+  try {
+    return openChecked(path, options, false);
+  } catch (err) {
+    if (!isDiskFull(err, dir)) throw err;
+    if (options.fullDiskFallback !== false && readHeader(path)) {
+      try {
+        return openChecked(path, options, true);
+      } catch (again) {
+        if (!isDiskFull(again, dir)) throw again;
+      }
+    }
+    throw diskFullError(dir, `cannot open ${path}`, err);
+  }
+}
+
+function openChecked(path: string, options: OpenOptions, exclusive: boolean): Database {
+  const dir = dirname(path);
   const header = readHeader(path);
   if (header && (header.length < 100 || header.toString("latin1", 0, 16) !== SQLITE_MAGIC))
     throw corrupt(path, "is not a SQLite database");
   if (!header) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     // SQLite gives the -wal and -shm files the main file's permissions: make it owner-only
     // before they exist. An empty file is what a fresh database starts from.
     try {
@@ -71,14 +100,20 @@ export function openEdgeDatabase(path: string, options: OpenOptions = {}): Datab
   try {
     db = new Database(path, { create: true, strict: true });
   } catch (cause) {
+    if (isDiskFull(cause, dir)) throw cause;
     throw new DionysusError("unavailable", `cannot open ${path}: ${(cause as Error).message}`, { cause });
   }
   try {
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // Before the first access: SQLite then keeps the WAL index in this process's memory and
+    // never creates or grows the -shm file.
+    if (exclusive) db.run("PRAGMA locking_mode = EXCLUSIVE");
     if (header) validateExisting(db, path, options.integrityCheck ?? true);
-    // auto_vacuum only takes effect before the first table is created, so set it on every
-    // open (a no-op on an existing file): eviction can then give pages back to the OS.
-    db.run("PRAGMA auto_vacuum = INCREMENTAL");
+    // auto_vacuum only takes effect before the first table is created (eviction can then give
+    // pages back to the OS). Only set it then: on an existing file the pragma still writes, and
+    // opening for reading must not need to write (a full disk).
+    if (Number(scalar(db, "SELECT count(*) FROM sqlite_schema")) === 0)
+      db.run("PRAGMA auto_vacuum = INCREMENTAL");
     db.run("PRAGMA journal_mode = WAL");
     // FULL: a write acknowledged to the user survives a power loss, not only a crash.
     db.run("PRAGMA synchronous = FULL");
@@ -87,7 +122,7 @@ export function openEdgeDatabase(path: string, options: OpenOptions = {}): Datab
     return db;
   } catch (err) {
     db.close();
-    if (err instanceof DionysusError) throw err;
+    if (err instanceof DionysusError || isDiskFull(err, dir)) throw err;
     throw corrupt(path, `cannot be read as a database (${(err as Error).message})`, err);
   }
 }
@@ -101,6 +136,7 @@ function validateExisting(db: Database, path: string, integrityCheck: boolean): 
     version = Number(scalar(db, "PRAGMA user_version"));
     objects = Number(scalar(db, "SELECT count(*) FROM sqlite_schema"));
   } catch (cause) {
+    if (isDiskFull(cause, dirname(path))) throw cause;
     throw corrupt(path, `is not a readable SQLite database (${(cause as Error).message})`, cause);
   }
   // An empty SQLite file (no schema at all) is what a first start interrupted before its first
@@ -118,6 +154,7 @@ function validateExisting(db: Database, path: string, integrityCheck: boolean): 
     try {
       result = scalar(db, "PRAGMA quick_check(1)");
     } catch (cause) {
+      if (isDiskFull(cause, dirname(path))) throw cause;
       throw corrupt(path, `is corrupt (${(cause as Error).message})`, cause);
     }
     if (result !== "ok") throw corrupt(path, `is corrupt (quick_check: ${String(result)})`);

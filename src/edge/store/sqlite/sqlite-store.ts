@@ -47,6 +47,8 @@ export interface SqliteStoreOptions {
   now?: () => number;
   /** Run `PRAGMA quick_check` on an existing file when opening it (default true). */
   integrityCheck?: boolean;
+  /** On a full disk, open for reading in exclusive locking mode (default true; see open.ts). */
+  fullDiskFallback?: boolean;
 }
 
 /** Opens (or creates) the edge database at `opts.path`. Throws `db_corrupt` / `db_too_new`
@@ -88,7 +90,10 @@ function mapSqliteError(err: unknown): unknown {
   if (code.startsWith("SQLITE_CORRUPT") || code.startsWith("SQLITE_NOTADB"))
     return new DionysusError("db_corrupt", `the database is corrupt (${message})`, { cause: err });
   if (code.startsWith("SQLITE_FULL"))
-    return new DionysusError("unavailable", "the disk is full; nothing was written", { cause: err });
+    return new DionysusError("unavailable", "the disk is full; nothing was written (free some space)", {
+      details: { reason: "disk_full" },
+      cause: err,
+    });
   if (
     code.startsWith("SQLITE_READONLY") ||
     code.startsWith("SQLITE_IOERR") ||
@@ -117,7 +122,10 @@ class SqliteEdgeStore implements EdgeStore {
     this.path = opts.path;
     this.maxContentBytes = opts.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES;
     this.now = opts.now ?? Date.now;
-    this.db = openEdgeDatabase(opts.path, { integrityCheck: opts.integrityCheck ?? true });
+    this.db = openEdgeDatabase(opts.path, {
+      integrityCheck: opts.integrityCheck ?? true,
+      fullDiskFallback: opts.fullDiskFallback ?? true,
+    });
     try {
       this.currentDeviceId = this.guard(() => this.ensureDeviceId());
       this.offsetMs = Number(this.getMeta(META.clockOffset) ?? 0) || 0;
