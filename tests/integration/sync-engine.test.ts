@@ -101,6 +101,8 @@ async function device(apiKey: string, opts: { now?: () => number; name?: string 
     realtime: false,
     pushDebounceMs: 20,
     random: () => 0,
+    // The device's one wall clock: the store stamps with it, the engine measures the VPS against it.
+    ...(opts.now ? { now: opts.now } : {}),
   });
   const d: Device = {
     store,
