@@ -162,9 +162,18 @@ export function vpsHostileContract(label: string, open: () => Promise<HostileBac
         ["c", 3],
         ["d", 4],
       ]);
-      // A replay is all duplicates: the refused ones are settled too.
+      // A replay changes nothing: the applied ones are duplicates, the refused ones are refused again
+      // (never taken for another history of the device).
       const replay = await sync.push(principal, batch);
-      expect(replay.response.results.map((x) => x.status)).toEqual(new Array(6).fill("duplicate"));
+      expect(replay.response.results.map((x) => x.status)).toEqual([
+        "duplicate",
+        "rejected",
+        "duplicate",
+        "duplicate",
+        "rejected",
+        "duplicate",
+      ]);
+      expect(replay.response.results[1]).toMatchObject({ code: "invalid_input", retryable: false });
       // An error that is not about the data still fails the push (the device retries later).
       const next = [write(device, { content: "e" }), write(device, { content: "broken" })];
       await expect(sync.push(principal, next)).rejects.toThrow("not about the data");

@@ -157,7 +157,13 @@ interface Checked {
   rawId: number | undefined;
   m?: Mutation;
   reject?: { code: string; reason: string };
+  /** A well-formed mutation the database refused: its digest is recorded as refused, so that a
+   * resend is answered `rejected` again instead of being taken for another history. */
+  refusedByDatabase?: Mutation;
 }
+
+/** Digest prefix of a mutation the database refused (see `Checked.refusedByDatabase`). */
+const REFUSED = "refused:";
 
 /**
  * Validates one raw mutation: the protocol shape, then what its memory may hold (content, tags,
@@ -200,8 +206,8 @@ export function isDataError(err: unknown): boolean {
 /**
  * Applies a validated batch with `apply` (one transaction). When the database refuses it for the
  * data of some write, the batch is bisected, in order, until the refused mutations stand alone:
- * each is then rejected for good (`retryable: false`, with the database's reason) and recorded as
- * the device's last mutation, and every other mutation applies. Results keep the request's indices;
+ * each is then rejected for good (`retryable: false`, with the database's reason) and its digest
+ * recorded as refused (a resend is answered `rejected` again), and every other mutation applies. Results keep the request's indices;
  * a part that stopped early (clock skew) ends the batch there, as a single transaction would.
  */
 export async function applyIsolatingDataErrors(
@@ -248,6 +254,7 @@ function refused(c: Checked, err: unknown): Checked {
   const e = err as { code?: string; message?: string };
   return {
     rawId: c.rawId ?? c.m?.mutation_id,
+    ...(c.m ? { refusedByDatabase: c.m } : {}),
     reject: {
       code: "invalid_input",
       reason: `the database cannot store this write (SQLSTATE ${e.code}): ${e.message ?? String(err)}`,
@@ -342,8 +349,9 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         for (let index = 0; index < checked.length; index++) {
           const { rawId, m, reject } = checked[index]!;
           if (!m) {
-            // Refused for good, and not recorded: a malformed write must not move the device's
-            // last mutation (a huge made-up number would turn every later write into a "duplicate").
+            // Refused for good. A malformed write must not move the device's last mutation (a huge
+            // made-up number would turn every later write into a "duplicate"); one the database
+            // refused is remembered as refused, so a resend gets the same answer.
             results.push({
               index,
               mutation_id: rawId ?? null,
@@ -351,12 +359,26 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
               ...reject!,
               retryable: false,
             });
+            const refused = checked[index]!.refusedByDatabase;
+            if (refused)
+              recorded.push({ mutation_id: refused.mutation_id, digest: REFUSED + mutationDigest(refused) });
             continue;
           }
           const digest = mutationDigest(m);
           if (m.mutation_id <= last) {
             if (seen.get(m.mutation_id) === digest) {
               results.push({ index, mutation_id: m.mutation_id, status: "duplicate" });
+              continue;
+            }
+            if (seen.get(m.mutation_id) === REFUSED + digest) {
+              results.push({
+                index,
+                mutation_id: m.mutation_id,
+                status: "rejected",
+                code: "invalid_input",
+                reason: "the database refused this write when it was first sent",
+                retryable: false,
+              });
               continue;
             }
             results.push({
