@@ -18,6 +18,7 @@ import {
   localMemories,
   withDeviceDb,
 } from "../helpers/cluster.ts";
+import { startCutProxy } from "../helpers/cut-proxy.ts";
 import { eventually, runCli } from "../helpers/harness.ts";
 
 setDefaultTimeout(120_000);
@@ -94,7 +95,6 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
   let cluster: Cluster;
   let a: EdgeDevice;
   let b: EdgeDevice;
-  let aId: string;
   let rateLimited: Promise<RateLimitOutcome>;
 
   beforeAll(async () => {
@@ -104,7 +104,6 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     });
     a = await cluster.device("laptop");
     b = await cluster.device("phone");
-    aId = await deviceId(a);
   });
   afterAll(async () => {
     await cluster?.close();
@@ -166,6 +165,11 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
 
   test("the daemon SIGKILLed in the middle of pushing a 3,000-write backlog: no loss, no duplicate", async () => {
     const N = 3000;
+    // This device talks to the VPS through a proxy that can hold a push's answer back: the VPS
+    // commits the batch, the device never hears of it, and is killed while it waits.
+    const proxy = await startCutProxy(Number(new URL(cluster.vpsUrl).port));
+    const a = await cluster.device("killed-mid-push", {}, { vpsUrl: proxy.url });
+    const aId = await deviceId(a);
     const observe = async () => {
       const [row] = await cluster.sql<{ last_mutation_id: string; seq: string; user_id: string }>(
         `SELECT d.last_mutation_id, u.seq, u.id AS user_id
@@ -186,9 +190,9 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     expect((await status(a)).queue.queued).toBe(N);
     await cluster.startVps();
 
-    // Push now. Once part of the backlog is on the VPS, freeze the daemon (SIGSTOP) while a batch
-    // is in flight, let the VPS commit that batch, then SIGKILL the daemon: the VPS has applied
-    // writes whose answer the device never recorded.
+    // Push now. Once part of the backlog is on the VPS, hold the answer of the next push: the VPS
+    // commits that batch while the device waits with it `syncing`; then SIGKILL the daemon. The
+    // VPS has applied writes whose answer the device never recorded.
     void a.api("POST", "/v1/sync/run").catch(() => undefined);
     await eventually(
       async () => {
@@ -198,6 +202,7 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
       60_000,
       "part of the backlog committed on the VPS",
     );
+    proxy.cutNext({ route: "push", phase: "hold" });
     const inFlight = () =>
       withDeviceDb(a, (db) => {
         const q = db.query(
@@ -205,30 +210,19 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
         );
         return q.get() as { n: number; hi: number | null };
       });
-    let lost: { n: number; hi: number } | undefined;
-    for (let attempt = 0; !lost; attempt++) {
-      if (attempt >= 5) throw new Error("could not catch a push in flight");
-      withDeviceDb(a, (db) => {
-        const q = db.query("SELECT 1 FROM sync_queue WHERE status = 'syncing' LIMIT 1");
-        const deadline = Date.now() + 30_000;
-        while (q.get() === null && Date.now() < deadline) Bun.sleepSync(1);
-      });
-      process.kill(a.pid()!, "SIGSTOP");
-      const frozen = inFlight();
-      if (frozen.n === 0) {
-        process.kill(a.pid()!, "SIGCONT");
-        continue;
-      }
-      const committed = await eventually(
-        async () => ((await observe()).last >= frozen.hi! ? true : undefined),
-        5_000,
-        "the VPS to commit the frozen daemon's batch",
-      ).catch(() => false);
-      if (committed) lost = { n: frozen.n, hi: frozen.hi! };
-      else process.kill(a.pid()!, "SIGCONT"); // the batch had not left yet: try the next one
-    }
+    await eventually(() => (proxy.cuts() > 0 ? true : undefined), 60_000, "a push to be held");
+    const held = await eventually(
+      async () => {
+        const f = inFlight();
+        return f.n > 0 && f.hi !== null && (await observe()).last >= f.hi ? f : undefined;
+      },
+      30_000,
+      "the VPS to commit the held batch",
+    );
+    const lost = { n: held.n, hi: held.hi! };
     await a.stop("SIGKILL");
     expect(inFlight().n).toBe(lost.n);
+    expect(lost.hi - before.last).toBeLessThan(N);
     // Restarted: the rows left `syncing` go back to the queue and are sent again; the VPS answers
     // those it had committed as duplicates.
     await a.start();
@@ -279,6 +273,8 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
       60_000,
       "the backlog on B",
     );
+    await a.stop();
+    await proxy.close();
   });
 
   test("the VPS SIGKILLed in the middle of a new device's first pull: the device ends with exactly the VPS's set", async () => {

@@ -53,7 +53,7 @@ export interface Cluster {
   device(
     name: string,
     env?: Record<string, string>,
-    opts?: { login?: boolean; seed?: (dataDir: string) => void },
+    opts?: { login?: boolean; seed?: (dataDir: string) => void; vpsUrl?: string },
   ): Promise<EdgeDevice>;
   /** Runs SQL on the VPS's PostgreSQL database (to observe what the VPS stored). */
   sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
@@ -140,7 +140,15 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
             ...(input === undefined ? {} : { input }),
           }),
         async login() {
-          const r = await dev.cli(["login", vpsUrl, "--api-key", key, "--name", name, "--json"]);
+          const r = await dev.cli([
+            "login",
+            deviceOpts.vpsUrl ?? vpsUrl,
+            "--api-key",
+            key,
+            "--name",
+            name,
+            "--json",
+          ]);
           if (r.code !== 0) throw new Error(`login of ${name} failed: ${r.stderr}`);
         },
         wipe() {

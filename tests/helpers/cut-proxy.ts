@@ -8,8 +8,10 @@ import net from "node:net";
 export interface CutRule {
   route: "push" | "pull";
   /** `request`: the VPS gets half the request, then the connection drops (nothing applied).
-   * `response`: the VPS gets the request and answers; the answer is lost on the way back. */
-  phase: "request" | "response";
+   * `response`: the VPS gets the request and answers; the answer is lost on the way back.
+   * `hold`: the VPS gets the request and answers; the answer is held back (never delivered), so
+   * the device waits with the request in flight for as long as the test likes. */
+  phase: "request" | "response" | "hold";
 }
 
 export interface CutProxy {
@@ -40,6 +42,7 @@ export async function startCutProxy(upstreamPort: number, upstreamHost = "127.0.
     sockets.add(client);
     sockets.add(upstream);
     let dropAnswer = false;
+    let holdAnswer = false;
     const drop = () => {
       client.destroy();
       upstream.destroy();
@@ -56,11 +59,13 @@ export async function startCutProxy(upstreamPort: number, upstreamHost = "127.0.
           upstream.write(chunk.subarray(0, chunk.length >> 1), () => drop());
           return;
         }
-        dropAnswer = true;
+        if (rule.phase === "hold") holdAnswer = true;
+        else dropAnswer = true;
       }
       upstream.write(chunk);
     });
     upstream.on("data", (chunk: Buffer) => {
+      if (holdAnswer) return;
       if (dropAnswer) return drop();
       client.write(chunk);
     });

@@ -41,7 +41,7 @@ type Op =
   | { kind: "update"; dev: number; pick: number; text: string; tags: string[] }
   | { kind: "delete"; dev: number; pick: number }
   | { kind: "sync"; dev: number }
-  | { kind: "cut"; dev: number; rule: CutRule }
+  | { kind: "cut"; dev: number; rule: CutRule & { phase: "request" | "response" } }
   | { kind: "offline"; dev: number }
   | { kind: "online"; dev: number };
 
