@@ -80,19 +80,23 @@ describe(title, () => {
         });
 
       fill(0);
-      const full = await push();
-      expect(full.status).toBe(503);
-      expect(full.headers.get("content-type")).toContain("application/problem+json");
-      const problem = (await full.json()) as { code: string; detail: string };
-      expect(problem.code).toBe("unavailable");
-      expect(problem.detail).toContain(`the disk holding ${dir} is full`);
-      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+      try {
+        const full = await push();
+        expect(full.status).toBe(503);
+        expect(full.headers.get("content-type")).toContain("application/problem+json");
+        const problem = (await full.json()) as { code: string; detail: string };
+        expect(problem.code).toBe("unavailable");
+        expect(problem.detail).toContain(`the disk holding ${dir} is full`);
+        expect((await fetch(`${server.url}/health`)).status).toBe(200);
 
-      rmSync(filler);
-      const healed = await push();
-      expect(healed.status).toBe(200);
-      await server.stop();
-      server = undefined;
+        rmSync(filler, { force: true });
+        const healed = await push();
+        expect(healed.status).toBe(200);
+      } finally {
+        rmSync(filler, { force: true });
+        await server.stop();
+        server = undefined;
+      }
     },
     120_000,
   );
@@ -102,10 +106,10 @@ describe(title, () => {
     async () => {
       fill(1024 * 1024);
       const r = await runCli(serveArgs, { timeoutMs: 30_000 });
+      rmSync(filler);
       expect(r.code).toBe(5);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
       expect(r.stderr).toContain(`dionysus: the disk holding ${dir} is full (`);
-      rmSync(filler);
     },
     60_000,
   );
