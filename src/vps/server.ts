@@ -48,7 +48,8 @@ export interface RunningVps {
    * e.g. the disk filled up): requests get 503 from then on, and the process should stop.
    */
   readonly fatal: Promise<DionysusError>;
-  stop(): Promise<void>;
+  /** Stops; `graceful` lets requests in flight get their answers (event streams are closed). */
+  stop(options?: { graceful?: boolean }): Promise<void>;
 }
 
 export interface StartVpsOptions {
@@ -130,11 +131,11 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     url: `http://${loopback.includes(":") ? `[${loopback}]` : loopback}:${port}`,
     port,
     fatal,
-    async stop() {
+    async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
       services.hub.closeAll();
-      await server.stop(true);
+      await server.stop(!stopOptions.graceful);
       await services.stop();
       await database.close();
       const current = readServerFile(config.data_dir);

@@ -5,10 +5,12 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statfsSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statfsSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sql } from "kysely";
 import { API_KEY_GRANT } from "../../src/core/protocol/auth.ts";
+import { createVpsDatabase } from "../../src/vps/db/database.ts";
 import { repoRoot, runCli, startVpsProcess, type VpsProcess } from "../helpers/harness.ts";
 import { TestDevice } from "../helpers/memories.ts";
 
@@ -39,6 +41,32 @@ function fill(leave: number): void {
 
 const serveArgs = ["vps", "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dir];
 
+/** Adds `user` with an API key through the running server; returns a push of one `size`-byte memory. */
+async function signIn(vps: VpsProcess, user: string, size: number): Promise<() => Promise<Response>> {
+  expect(
+    (await runCli(["vps", "user", "add", user, "--data-dir", dir, "--password", `${user}-password`])).code,
+  ).toBe(0);
+  const key = await runCli(["vps", "key", "create", user, "--data-dir", dir]);
+  expect(key.code).toBe(0);
+  const tok = await fetch(`${vps.url}/v1/auth/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ grant_type: API_KEY_GRANT, api_key: key.stdout.trim(), device_id: `${user}-1` }),
+  });
+  expect(tok.status).toBe(200);
+  const { access_token } = (await tok.json()) as { access_token: string };
+  const device = new TestDevice(`${user}-1`);
+  // Incompressible content (base64 of random bytes), so that it needs new pages on disk.
+  const bulky = () => Buffer.from(crypto.getRandomValues(new Uint8Array((size * 3) / 4))).toString("base64");
+  return () =>
+    fetch(`${vps.url}/v1/sync/push`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
+      body: JSON.stringify({ mutations: [device.create(bulky())] }),
+      signal: AbortSignal.timeout(30_000),
+    });
+}
+
 const title = mounted
   ? "PGlite VPS on a full disk (100 MiB tmpfs)"
   : "PGlite VPS on a full disk: SKIPPED, cannot mount a tmpfs here (needs root on Linux)";
@@ -49,36 +77,7 @@ describe(title, () => {
     async () => {
       expect((await runCli(["vps", "migrate", "--data-dir", dir])).code).toBe(0);
       server = await startVpsProcess(["--data-dir", dir]);
-      const add = await runCli([
-        "vps",
-        "user",
-        "add",
-        "dora",
-        "--data-dir",
-        dir,
-        "--password",
-        "dora-password",
-      ]);
-      expect(add.code).toBe(0);
-      const key = await runCli(["vps", "key", "create", "dora", "--data-dir", dir]);
-      expect(key.code).toBe(0);
-      const tok = await fetch(`${server.url}/v1/auth/token`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ grant_type: API_KEY_GRANT, api_key: key.stdout.trim(), device_id: "d1" }),
-      });
-      expect(tok.status).toBe(200);
-      const { access_token } = (await tok.json()) as { access_token: string };
-      const device = new TestDevice("d1");
-      // Incompressible content, so that it needs new pages on disk.
-      const bulky = () => Buffer.from(crypto.getRandomValues(new Uint8Array(300_000))).toString("base64");
-      const push = () =>
-        fetch(`${server!.url}/v1/sync/push`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
-          body: JSON.stringify({ mutations: [device.create(bulky())] }),
-        });
-
+      const push = await signIn(server, "dora", 300_000);
       fill(0);
       try {
         const full = await push();
@@ -99,6 +98,54 @@ describe(title, () => {
       }
     },
     120_000,
+  );
+
+  test.skipIf(!mounted)(
+    "when the WAL cannot grow (PANIC), the write answers 503 and vps serve exits 5 with one line instead of spinning",
+    async () => {
+      // Put the write-ahead log where a new segment file is needed after about `headroom` bytes:
+      // drop the segments recycled ahead of the current one.
+      const db = await createVpsDatabase({ data_dir: dir });
+      const at = await sql<{ file_name: string; file_offset: number }>`
+        select * from pg_walfile_name_offset(pg_current_wal_insert_lsn())`.execute(db.db);
+      await db.close();
+      const current = at.rows[0]!.file_name;
+      const walDir = join(dir, "pgdata", "pg_wal");
+      for (const f of readdirSync(walDir))
+        if (/^[0-9A-F]{24}$/.test(f) && f > current) rmSync(join(walDir, f));
+      const headroom = 16 * 1024 * 1024 - Number(at.rows[0]!.file_offset);
+
+      server = await startVpsProcess(["--data-dir", dir]);
+      const vps = server;
+      const stderr = new Response(vps.proc.stderr as ReadableStream<Uint8Array>).text();
+      const push = await signIn(vps, "emil", 900_000);
+      // Room for the data the WAL can take, but not for another 16 MiB segment after it.
+      fill(headroom + 6 * 1024 * 1024);
+      try {
+        // Pushes go in until one fails: with a 503, or (when the server's background worker hit
+        // the PANIC first) because the server has stopped.
+        let last: Response | undefined;
+        for (let i = 0; i < 100; i++) {
+          last = await push().catch(() => undefined);
+          if (last?.status !== 200) break;
+        }
+        expect(last?.status).not.toBe(200);
+        if (last) {
+          expect(last.status).toBe(503);
+          const problem = (await last.json()) as { code: string; detail: string };
+          expect(problem.code).toBe("unavailable");
+          expect(problem.detail).toContain(`the disk holding ${dir} is full`);
+        }
+        expect(await vps.proc.exited).toBe(5);
+        const lines = (await stderr).trim().split("\n");
+        expect(lines.at(-1)).toStartWith(`dionysus: the disk holding ${dir} is full`);
+      } finally {
+        rmSync(filler, { force: true });
+        await vps.stop();
+        server = undefined;
+      }
+    },
+    180_000,
   );
 
   test.skipIf(!mounted)(

@@ -231,8 +231,9 @@ export function registerVps(program: Command): void {
         running.fatal.then(resolve);
       });
       if (!fatal) return running.stop();
-      // The database died under the server (a full disk): stop, and say why with a non-zero exit.
-      await Promise.race([running.stop().catch(() => {}), Bun.sleep(5_000)]);
+      // The database died under the server (a full disk): the requests in flight get their 503,
+      // then the process says why and exits non-zero.
+      await Promise.race([running.stop({ graceful: true }).catch(() => {}), Bun.sleep(5_000)]);
       exitWith(fatal);
     }),
   );
