@@ -8,12 +8,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join } from "node:path";
 import type { VpsConfig } from "../core/config.ts";
 import { DionysusError } from "../core/errors.ts";
+import { pidAlive } from "../platform/file-lock.ts";
 import { randomSecret } from "./auth/secrets.ts";
 import { createVpsDatabase } from "./db/database.ts";
-import { pidAlive, tryLockPglite } from "./db/pglite-lock.ts";
+import { describeHolder, tryLockPglite } from "./db/pglite-lock.ts";
 import { createVpsApp } from "./http/app.ts";
 import { listeningUrl } from "./http/listen-url.ts";
-import type { Logger } from "./http/logger.ts";
+import { jsonLogger, type Logger } from "./http/logger.ts";
 import { createVpsServices } from "./services.ts";
 
 /** What `vps serve` writes to `<data_dir>/vps.json` (mode 0600). */
@@ -43,7 +44,13 @@ export function readServerFile(dataDir: string): ServerFile | undefined {
 export interface RunningVps {
   url: string;
   port: number;
-  stop(): Promise<void>;
+  /**
+   * Settles with the error if the database dies under the server (embedded PGlite after a PANIC,
+   * e.g. the disk filled up): requests get 503 from then on, and the process should stop.
+   */
+  readonly fatal: Promise<DionysusError>;
+  /** Stops; `graceful` lets requests in flight get their answers (event streams are closed). */
+  stop(options?: { graceful?: boolean }): Promise<void>;
 }
 
 export interface StartVpsOptions {
@@ -52,10 +59,13 @@ export interface StartVpsOptions {
   now?: () => number;
   /** Where start-up warnings go (one plain line each); stderr by default. */
   warn?: (line: string) => void;
+  /** Least free disk space for the embedded database to start (see createVpsDatabase). */
+  minFreeBytes?: number;
 }
 
 export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
-  mkdirSync(config.data_dir, { recursive: true });
+  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+  const log = options.log ?? jsonLogger();
   const kind = config.database_url ? "postgres" : "pglite";
   let releaseLock = () => {};
   if (kind === "pglite") {
@@ -70,21 +80,25 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
       if (readServerFile(config.data_dir) || Date.now() > deadline)
         throw new DionysusError(
           "busy",
-          `another dionysus process (pid ${lock.holder}) has ${config.data_dir} open; its embedded database can have one process only`,
+          `${describeHolder(lock.holder)} has ${config.data_dir} open; its embedded database can have one process only`,
         );
       await Bun.sleep(200);
     }
   }
   let database: Awaited<ReturnType<typeof createVpsDatabase>>;
   try {
-    database = await createVpsDatabase(config);
+    database = await createVpsDatabase(config, {
+      log,
+      ...(options.minFreeBytes === undefined ? {} : { minFreeBytes: options.minFreeBytes }),
+    });
   } catch (err) {
     releaseLock();
     throw err;
   }
+  const fatal = new Promise<DionysusError>((resolve) => database.onFatal(resolve));
   const services = await createVpsServices(config, database, {
     worker: true,
-    ...(options.log ? { log: options.log } : {}),
+    log,
     ...(options.now ? { now: options.now } : {}),
   });
   const adminToken = randomSecret("dnx");
@@ -131,11 +145,12 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
   return {
     url: `http://${loopback.includes(":") ? `[${loopback}]` : loopback}:${port}`,
     port,
-    async stop() {
+    fatal,
+    async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
       services.hub.closeAll();
-      await server.stop(true);
+      await server.stop(!stopOptions.graceful);
       await services.stop();
       await database.close();
       const current = readServerFile(config.data_dir);

@@ -12,7 +12,7 @@ import type { AdminOps } from "../../vps/admin/admin.ts";
 import type { ApiKeyInfo } from "../../vps/auth/service.ts";
 import type { ServerFile } from "../../vps/server.ts";
 import { loadVpsConfig } from "../env.ts";
-import { action, printJson } from "../output.ts";
+import { action, printJson, reportError } from "../output.ts";
 
 interface DbFlags {
   dataDir?: string;
@@ -89,8 +89,14 @@ async function vpsModules() {
  */
 async function withAdmin<T>(flags: DbFlags, fn: (ops: AdminOps) => Promise<T>): Promise<T> {
   const config = configFrom(flags);
-  const { readServerFile, tryLockPglite, createVpsDatabase, createAuthService, createAdminOps } =
-    await vpsModules();
+  const {
+    readServerFile,
+    tryLockPglite,
+    describeHolder,
+    createVpsDatabase,
+    createAuthService,
+    createAdminOps,
+  } = await vpsModules();
   let release = () => {};
   if (!config.database_url) {
     mkdirSync(config.data_dir, { recursive: true });
@@ -105,10 +111,7 @@ async function withAdmin<T>(flags: DbFlags, fn: (ops: AdminOps) => Promise<T>): 
       }
       // A server may be starting (its vps.json comes once it listens): wait for it.
       if (Date.now() > deadline)
-        throw new DionysusError(
-          "busy",
-          `another dionysus process (pid ${lock.holder}) has ${config.data_dir} open`,
-        );
+        throw new DionysusError("busy", `${describeHolder(lock.holder)} has ${config.data_dir} open`);
       await Bun.sleep(200);
     }
   }
@@ -130,6 +133,20 @@ async function withAdmin<T>(flags: DbFlags, fn: (ops: AdminOps) => Promise<T>): 
     await database.close();
     release();
   }
+}
+
+/** Prints `err` as one line and exits now, whatever else (a half-open PGlite) is still running. */
+function exitWith(err: unknown): never {
+  process.exit(reportError(err));
+}
+
+/**
+ * Testing knob: DIONYSUS_DEBUG_VPS_MIN_FREE_BYTES replaces the free-space floor below which the
+ * embedded database refuses to start, to reach what happens past it on a nearly full disk.
+ */
+function startOptions(): { minFreeBytes?: number } {
+  const v = process.env.DIONYSUS_DEBUG_VPS_MIN_FREE_BYTES;
+  return v !== undefined && v !== "" && Number.isFinite(Number(v)) ? { minFreeBytes: Number(v) } : {};
 }
 
 /** Reads a password: from the terminal without echo, or the first line of piped stdin. */
@@ -205,17 +222,24 @@ export function registerVps(program: Command): void {
     action(async (flags: DbFlags & { port?: string; host?: string }) => {
       const config = configFrom(flags);
       const { startVpsServer } = await vpsModules();
-      const running = await startVpsServer(config);
+      // A failed start exits at once: a PGlite that failed to open may keep the process alive.
+      const running = await startVpsServer(config, startOptions()).catch(exitWith);
       process.stderr.write(`dionysus vps listening on ${running.url} (pid ${process.pid})\n`);
-      await new Promise<void>((resolve) => {
+      const fatal = await new Promise<DionysusError | undefined>((resolve) => {
         const stop = () => {
           process.off("SIGINT", stop);
           process.off("SIGTERM", stop);
-          running.stop().finally(resolve);
+          resolve(undefined);
         };
         process.on("SIGINT", stop);
         process.on("SIGTERM", stop);
+        running.fatal.then(resolve);
       });
+      if (!fatal) return running.stop();
+      // The database died under the server (a full disk): the requests in flight get their 503,
+      // then the process says why and exits non-zero.
+      await Promise.race([running.stop({ graceful: true }).catch(() => {}), Bun.sleep(5_000)]);
+      exitWith(fatal);
     }),
   );
 
@@ -224,13 +248,25 @@ export function registerVps(program: Command): void {
     .action(
       action(async (flags: DbFlags) => {
         const config = configFrom(flags);
-        const { readServerFile, createVpsDatabase, migrateToLatest } = await vpsModules();
-        if (!config.database_url && readServerFile(config.data_dir))
-          throw new DionysusError(
-            "busy",
-            "a vps serve is running on this data dir; it applied the migrations when it started",
-          );
-        const database = await createVpsDatabase(config, { migrate: false, poolSize: 1 });
+        const { readServerFile, tryLockPglite, describeHolder, createVpsDatabase, migrateToLatest } =
+          await vpsModules();
+        let release = () => {};
+        if (!config.database_url) {
+          if (readServerFile(config.data_dir))
+            throw new DionysusError(
+              "busy",
+              "a vps serve is running on this data dir; it applied the migrations when it started",
+            );
+          mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+          const lock = tryLockPglite(config.data_dir);
+          if (!("release" in lock))
+            throw new DionysusError("busy", `${describeHolder(lock.holder)} has ${config.data_dir} open`);
+          release = lock.release;
+        }
+        const database = await createVpsDatabase(config, { migrate: false, poolSize: 1 }).catch((err) => {
+          release();
+          return exitWith(err);
+        });
         try {
           const applied = await migrateToLatest(database.db);
           if (flags.json) printJson({ applied });
@@ -238,6 +274,7 @@ export function registerVps(program: Command): void {
             process.stdout.write(applied.length ? `applied ${applied.join(", ")}\n` : "already up to date\n");
         } finally {
           await database.close();
+          release();
         }
       }),
     );

@@ -3,7 +3,7 @@
  * PGlite in `<data_dir>/pgdata`. Both get the same migrations and the same kysely schema, and both
  * can LISTEN/NOTIFY (PGlite within its one process).
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
@@ -13,8 +13,17 @@ import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import type { VpsConfig } from "../../core/config.ts";
 import { DionysusError } from "../../core/errors.ts";
+import {
+  checkFreeSpace,
+  diskFullError,
+  holdPrivateUmask,
+  isDiskFull,
+  MIN_FREE_EXISTING,
+  MIN_FREE_NEW,
+  makeOwnerOnly,
+} from "./data-dir.ts";
 import { migrateToLatest } from "./migrations.ts";
-import { PgliteDialect } from "./pglite-dialect.ts";
+import { PgliteDialect, PgliteGuard } from "./pglite-dialect.ts";
 import type { VpsTables } from "./schema.ts";
 
 /** The opened database, its kind and its notification channel. */
@@ -25,6 +34,11 @@ export interface VpsDatabase {
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   /** True when a trivial query succeeds. */
   ping(): Promise<boolean>;
+  /**
+   * Told once if the database dies under the process (PGlite after a PANIC, e.g. a WAL write on a
+   * full disk): it cannot be used again and the process should stop. Never on PostgreSQL.
+   */
+  onFatal(listener: (err: DionysusError) => void): void;
   close(): Promise<void>;
 }
 
@@ -33,6 +47,13 @@ export interface CreateVpsDatabaseOptions {
   migrate?: boolean;
   /** Pool size for PostgreSQL (default 10). */
   poolSize?: number;
+  /** Told about what opening did to an embedded data dir (file modes it fixed). */
+  log?: (entry: Record<string, unknown>) => void;
+  /**
+   * Least free space (bytes) on the embedded database's disk for it to be opened; defaults to
+   * 64 MiB for a new database, 32 MiB for an existing one.
+   */
+  minFreeBytes?: number;
 }
 
 const INT8_OID = 20;
@@ -50,7 +71,7 @@ export async function createVpsDatabase(
 ): Promise<VpsDatabase> {
   const vdb = config.database_url
     ? await openPostgres(config.database_url, options.poolSize ?? 10)
-    : await openPglite(join(config.data_dir, "pgdata"));
+    : await openPglite(config.data_dir, options);
   if (options.migrate ?? true) {
     try {
       await migrateToLatest(vdb.db);
@@ -91,6 +112,7 @@ async function openPostgres(url: string, poolSize: number): Promise<VpsDatabase>
       };
     },
     ping: () => ping(db),
+    onFatal() {},
     async close() {
       await Promise.all([...listeners].map((l) => l.stop()));
       await db.destroy();
@@ -199,37 +221,85 @@ function loadWasm() {
   return wasmModules;
 }
 
-async function openPglite(dir: string): Promise<VpsDatabase> {
-  mkdirSync(dir, { recursive: true });
-  const wasm = await loadWasm();
+/**
+ * Opens the embedded database in `<dataDir>/pgdata`, owner-only (see data-dir.ts) and only with
+ * room on its disk. A failure to open is one `unavailable` error; on a full disk it says so.
+ */
+async function openPglite(dataDir: string, options: CreateVpsDatabaseOptions): Promise<VpsDatabase> {
+  const dir = join(dataDir, "pgdata");
+  const releaseUmask = holdPrivateUmask();
   let pgl: PGlite;
+  const guard = new PgliteGuard(dataDir);
   try {
-    pgl = await PGlite.create(dir, {
-      pgliteWasmModule: wasm.pglite,
-      initdbWasmModule: wasm.initdb,
-      fsBundle: Bun.file(pgliteDataPath),
-    });
-  } catch (cause) {
-    throw new DionysusError("unavailable", `cannot open the embedded database in ${dir}: ${String(cause)}`, {
-      cause,
-    });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const fixed = makeOwnerOnly(dataDir);
+    if (fixed > 0)
+      options.log?.({
+        level: "warn",
+        msg: "made the data dir owner-only",
+        dir: dataDir,
+        modes_fixed: fixed,
+      });
+    const existing = existsSync(join(dir, "PG_VERSION"));
+    checkFreeSpace(dataDir, options.minFreeBytes ?? (existing ? MIN_FREE_EXISTING : MIN_FREE_NEW));
+    const wasm = await loadWasm();
+    try {
+      pgl = await PGlite.create(dir, {
+        pgliteWasmModule: wasm.pglite,
+        initdbWasmModule: wasm.initdb,
+        fsBundle: Bun.file(pgliteDataPath),
+      });
+      // PGlite chmods every file it creates to 0666 itself (the umask keeps only its dirs private).
+      makeOwnerOnly(dir);
+    } catch (cause) {
+      if (isDiskFull(dataDir, cause)) throw diskFullError(dataDir, cause);
+      throw new DionysusError(
+        "unavailable",
+        `cannot open the embedded database in ${dir}: ${describeCause(cause)}`,
+        { cause },
+      );
+    }
+  } catch (err) {
+    releaseUmask();
+    throw (err as { code?: unknown }).code === "ENOSPC" ? diskFullError(dataDir, err) : err;
   }
-  const db = new Kysely<VpsTables>({ dialect: new PgliteDialect(pgl) });
+  const db = new Kysely<VpsTables>({ dialect: new PgliteDialect(pgl, guard) });
   return {
     db,
     kind: "pglite",
     async listen(channel, onPayload) {
-      const unsubscribe = await pgl.listen(channel, onPayload);
+      guard.check();
+      let unsubscribe: () => Promise<void>;
+      try {
+        unsubscribe = await pgl.listen(channel, onPayload);
+      } catch (err) {
+        throw guard.map(err);
+      }
       return async () => {
-        if (!pgl.closed) await unsubscribe();
+        if (!pgl.closed && !guard.fatal) await unsubscribe();
       };
     },
     ping: () => ping(db),
+    onFatal: (listener) => guard.onFatal(listener),
     async close() {
-      await db.destroy();
-      if (!pgl.closed) await pgl.close();
+      try {
+        await db.destroy();
+        // A dead instance is left alone: calling into it spins forever.
+        if (!pgl.closed && !guard.fatal) await pgl.close();
+        makeOwnerOnly(dir);
+      } finally {
+        releaseUmask();
+      }
     },
   };
+}
+
+/** PGlite throws objects that are not Errors (emscripten's ErrnoError): name them usefully. */
+function describeCause(cause: unknown): string {
+  if (cause instanceof Error) return cause.message;
+  const errno = (cause as { errno?: unknown } | null)?.errno;
+  if (errno !== undefined) return `file system error (errno ${String(errno)})`;
+  return String(cause);
 }
 
 async function ping(db: Kysely<VpsTables>): Promise<boolean> {

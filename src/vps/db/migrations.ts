@@ -4,7 +4,7 @@
  * Never edit a released migration: add the next one.
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
-import { DionysusError } from "../../core/errors.ts";
+import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import { graphMigration } from "../graph/postgres/schema.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists.
@@ -313,23 +313,51 @@ class InCodeProvider implements MigrationProvider {
   }
 }
 
+const MIGRATION_TABLE = "dionysus_migrations";
+
+/**
+ * Migrations recorded in the database that this binary does not have: the database was migrated
+ * by a newer dionysus. Empty on a new database.
+ */
+export async function unknownMigrations(db: AnyDb, migrations = vpsMigrations): Promise<string[]> {
+  const exists = await sql<{ t: string | null }>`select to_regclass(${MIGRATION_TABLE}) as t`.execute(db);
+  if (!exists.rows[0]?.t) return [];
+  const rows = await sql<{
+    name: string;
+  }>`select name from ${sql.table(MIGRATION_TABLE)} order by name`.execute(db);
+  return rows.rows.map((r) => r.name).filter((name) => !(name in migrations));
+}
+
 /**
  * Applies every pending migration (under kysely's migration lock, so several VPS instances may
- * start at once). Returns the names applied now.
+ * start at once). Returns the names applied now. A database a newer dionysus has migrated is
+ * refused (`db_too_new`) and left untouched.
  */
 export async function migrateToLatest(db: AnyDb, migrations = vpsMigrations): Promise<string[]> {
+  const newer = await unknownMigrations(db, migrations);
+  if (newer.length > 0)
+    throw new DionysusError(
+      "db_too_new",
+      `the database is from a newer version of dionysus (migration ${newer.join(", ")}); upgrade dionysus`,
+      { details: { unknown_migrations: newer } },
+    );
   const migrator = new Migrator({
     db,
     provider: new InCodeProvider(migrations),
-    migrationTableName: "dionysus_migrations",
+    migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: "dionysus_migrations_lock",
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
-    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
-    throw new DionysusError("unavailable", `database migration ${failed} failed: ${String(error)}`, {
-      cause: error,
-    });
+    if (isDionysusError(error)) throw error;
+    const failed = results?.find((r) => r.status === "Error")?.migrationName;
+    throw new DionysusError(
+      "unavailable",
+      failed
+        ? `database migration ${failed} failed: ${String(error)}`
+        : `database migration failed: ${String(error)}`,
+      { cause: error },
+    );
   }
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
 }

@@ -2,6 +2,11 @@
  * A kysely dialect for embedded PGlite. PGlite is one connection, so the driver hands it out to
  * one user at a time (a FIFO mutex): a transaction holds it from BEGIN to COMMIT, and every other
  * query waits its turn. The SQL is PostgreSQL, so kysely's Postgres adapter and compiler apply.
+ *
+ * Failures go through a {@link PgliteGuard}: a full disk becomes the `unavailable` "the disk
+ * holding ... is full" error, and after a PANIC (a WAL write failed, for one) the instance is dead:
+ * calling into it again would spin its WebAssembly at 100% CPU and block the event loop for good,
+ * so every later query fails at once with the error that killed it.
  */
 import type { PGlite } from "@electric-sql/pglite";
 import {
@@ -16,12 +21,81 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from "kysely";
+import { DionysusError } from "../../core/errors.ts";
+import { diskFullError, isDiskFull, saysDiskFull } from "./data-dir.ts";
+
+/**
+ * Watches one PGlite instance's failures: maps disk-full errors, and remembers the fatal one after
+ * which the instance must not be called again.
+ */
+export class PgliteGuard {
+  /** Set once the instance is dead; every later use throws it. */
+  fatal: DionysusError | undefined;
+  private readonly listeners = new Set<(err: DionysusError) => void>();
+
+  constructor(
+    /** The data dir named in messages (its disk is the one that fills up). */
+    readonly dir: string,
+  ) {}
+
+  /** Throws the fatal error if the instance is dead. */
+  check(): void {
+    if (this.fatal) throw this.fatal;
+  }
+
+  /** Called once, when the instance dies (at once if it is dead already). */
+  onFatal(listener: (err: DionysusError) => void): void {
+    if (this.fatal) listener(this.fatal);
+    else this.listeners.add(listener);
+  }
+
+  /** The error to throw for `err` thrown by PGlite; records it when the instance died of it. */
+  map(err: unknown): unknown {
+    const severity = (err as { severity?: unknown } | null)?.severity;
+    // PANIC/FATAL from Postgres; an ErrnoError or a WebAssembly trap from the runtime underneath.
+    const fatal =
+      severity === "PANIC" ||
+      severity === "FATAL" ||
+      (err as { name?: unknown } | null)?.name === "ErrnoError" ||
+      err instanceof WebAssembly.RuntimeError;
+    if (!fatal) return saysDiskFull(err) ? diskFullError(this.dir, err) : err;
+    const mapped = isDiskFull(this.dir, err)
+      ? diskFullError(this.dir, err)
+      : new DionysusError(
+          "unavailable",
+          `the embedded database in ${this.dir} stopped after a fatal error (${describe(err)}); restart the vps`,
+          { cause: err },
+        );
+    if (!this.fatal) {
+      this.fatal = mapped;
+      for (const l of this.listeners) l(mapped);
+      this.listeners.clear();
+    }
+    return mapped;
+  }
+}
+
+const describe = (err: unknown) =>
+  err instanceof Error
+    ? err.message
+    : (err as { errno?: unknown })?.errno !== undefined
+      ? `errno ${(err as { errno: unknown }).errno}`
+      : String(err);
 
 class PgliteConnection implements DatabaseConnection {
-  constructor(private readonly pg: PGlite) {}
+  constructor(
+    private readonly pg: PGlite,
+    private readonly guard: PgliteGuard,
+  ) {}
 
   async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
-    const r = await this.pg.query<R>(q.sql, q.parameters as unknown[]);
+    this.guard.check();
+    let r: Awaited<ReturnType<PGlite["query"]>> & { rows: R[] };
+    try {
+      r = await this.pg.query<R>(q.sql, q.parameters as unknown[]);
+    } catch (err) {
+      throw this.guard.map(err);
+    }
     const affected = r.affectedRows;
     return affected !== undefined && r.fields.length === 0
       ? { rows: r.rows, numAffectedRows: BigInt(affected) }
@@ -39,8 +113,11 @@ class PgliteDriver implements Driver {
   private tail: Promise<void> = Promise.resolve();
   private release: (() => void) | undefined;
 
-  constructor(private readonly pg: PGlite) {
-    this.conn = new PgliteConnection(pg);
+  constructor(
+    private readonly pg: PGlite,
+    guard: PgliteGuard,
+  ) {
+    this.conn = new PgliteConnection(pg, guard);
   }
 
   async init(): Promise<void> {
@@ -84,12 +161,15 @@ class PgliteDriver implements Driver {
 
 /** kysely dialect over one PGlite instance (owned by the caller). */
 export class PgliteDialect implements Dialect {
-  constructor(private readonly pg: PGlite) {}
+  constructor(
+    private readonly pg: PGlite,
+    readonly guard: PgliteGuard,
+  ) {}
   createAdapter() {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PgliteDriver(this.pg);
+    return new PgliteDriver(this.pg, this.guard);
   }
   createQueryCompiler() {
     return new PostgresQueryCompiler();

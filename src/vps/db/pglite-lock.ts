@@ -1,44 +1,48 @@
 /**
- * One process at a time may open an embedded (PGlite) data dir: two would corrupt it. The lock is
- * a file created exclusively with the holder's pid; a lock whose process is gone is stale and taken.
+ * One process at a time may open an embedded (PGlite) data dir: two would corrupt it. The guard is
+ * an OS lock (`flock`) on `<data_dir>/pglite.lock`, which the kernel drops when the holder exits,
+ * however it exits: a leftover file, or a pid in it that now belongs to another process, never
+ * blocks a start. The holder writes its pid into the file, only to name it in the refusal.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pidAlive, tryLockFile } from "../../platform/file-lock.ts";
 
 export const pgliteLockPath = (dataDir: string) => join(dataDir, "pglite.lock");
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+/**
+ * Takes the lock; returns the release function, or, when another process has it, that process's
+ * pid if the lock file names a live one.
+ */
+export function tryLockPglite(dataDir: string): { release: () => void } | { holder: number | undefined } {
+  const path = pgliteLockPath(dataDir);
+  const lock = tryLockFile(path);
+  if (!lock) {
+    let holder: number | undefined;
+    try {
+      const pid = Number(readFileSync(path, "utf8").trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) holder = pid;
+    } catch {}
+    return { holder };
   }
+  try {
+    writeFileSync(path, `${process.pid}\n`, { mode: 0o600 });
+  } catch {
+    // informational only (a full disk must not keep us from reporting the real problem)
+  }
+  let held = true;
+  return {
+    release: () => {
+      if (!held) return;
+      held = false;
+      try {
+        writeFileSync(path, "");
+      } catch {}
+      lock.release();
+    },
+  };
 }
 
-/** Takes the lock; returns the release function, or the holder's pid when another process has it. */
-export function tryLockPglite(dataDir: string): { release: () => void } | { holder: number } {
-  const path = pgliteLockPath(dataDir);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      writeFileSync(path, String(process.pid), { flag: "wx", mode: 0o600 });
-      return {
-        release: () => {
-          try {
-            if (readFileSync(path, "utf8").trim() === String(process.pid)) rmSync(path, { force: true });
-          } catch {}
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      let holder = Number.NaN;
-      try {
-        holder = Number(readFileSync(path, "utf8").trim());
-      } catch {}
-      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder) && holder !== process.pid)
-        return { holder };
-      rmSync(path, { force: true });
-    }
-  }
-  return { holder: -1 };
-}
+/** "another dionysus process (pid N)" or, when the holder is unknown, "another dionysus process". */
+export const describeHolder = (holder: number | undefined) =>
+  holder === undefined ? "another dionysus process" : `another dionysus process (pid ${holder})`;
