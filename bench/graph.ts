@@ -1,5 +1,5 @@
 /**
- * Benchmark of the heavy-query building blocks (issue 5): graph query latency on real PostgreSQL
+ * Benchmark of the heavy-query building blocks (docs/heavy.md): graph query latency on real PostgreSQL
  * (10,000 entities for one user, depth 1/2/3), the built-in embedder's throughput and the local
  * entity extractor's cost per KB. Appends a dated section to bench/RESULTS.md.
  *
@@ -266,7 +266,7 @@ if (process.env.BENCH_NO_RESULTS) process.exit(0);
 const cpus = os.cpus();
 const header = `### ${started.toISOString().slice(0, 16).replace("T", " ")} UTC — Dionysus ${VERSION}, Bun ${Bun.version}, ${os.platform()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average ${loadAtStart.toFixed(1)} at start and ${os.loadavg()[0]!.toFixed(1)} at the end`;
 const file = new URL("./RESULTS.md", import.meta.url).pathname;
-const section = "## Graph and embeddings (issue 5, building blocks)";
+const section = "## Graph and embeddings (building blocks)";
 if (!existsSync(file)) writeFileSync(file, "# Benchmark results\n");
 const existing = await Bun.file(file).text();
 const goals =

@@ -1,11 +1,11 @@
 #!/usr/bin/env bun
 /**
- * Edge recall benchmark (issue 2). Loads N memories of realistic text into a data dir (direct
+ * Edge recall benchmark. Loads N memories of realistic text into a data dir (direct
  * store path: `createSqliteStore().create()`, one transaction per memory, exactly what the daemon
  * does per request), then measures a real `dionysus serve` process over localhost HTTP:
  * recall p50/p95/p99, single ingest latency, concurrent ingest rate, serve → healthy time, peak
  * RSS, database and WAL sizes, and the compiled binary's size. Prints a Markdown table and
- * writes it into bench/RESULTS.md under "Edge recall (issue 2)".
+ * writes it into bench/RESULTS.md under "Edge recall".
  *
  *   bun run bench:recall                      # 100,000 memories
  *   bun run bench:recall -- --n 10000         # a quick run
@@ -327,7 +327,7 @@ const rows: [string, string, string][] = [
   [
     "recall p50 / p95 / p99 (HTTP, client side)",
     `${ms(pct(recallClient, 50))} / ${ms(pct(recallClient, 95))} / ${ms(pct(recallClient, 99))}`,
-    `p95 ≤ 10 ms: ${goal(pct(recallClient, 95) <= 10)} (spec: 100 ms: ${goal(pct(recallClient, 95) <= 100)})`,
+    `p95 ≤ 10 ms: ${goal(pct(recallClient, 95) <= 10)} (required: 100 ms: ${goal(pct(recallClient, 95) <= 100)})`,
   ],
   [
     "recall p50 / p95 / p99 (server took_ms)",
@@ -372,7 +372,7 @@ const rows: [string, string, string][] = [
   [
     "compiled binary (dist/dionysus)",
     binarySize ? `${mb(binarySize)}${binaryGzip ? ` (gzip ${mb(binaryGzip)})` : ""}` : "not built",
-    `spec: 50 MB installed: ${goal(binarySize > 0 && binarySize <= 50 * 1024 * 1024)}`,
+    `required: 50 MB installed: ${goal(binarySize > 0 && binarySize <= 50 * 1024 * 1024)}`,
   ],
 ];
 const table = [
@@ -395,17 +395,17 @@ const notes = [
   "  survives a power loss); its tail moves with the disk load of whatever else runs on the machine.",
   "- Serve → healthy is the time until `/health` answers. Writes wait for the background `PRAGMA quick_check`,",
   "  which reads the whole file (its time grows with the database size); reads are served meanwhile.",
-  "- The binary is Bun's runtime (about 100 MB on its own) plus the app; the spec's 50 MB is not reachable",
+  "- The binary is Bun's runtime (about 100 MB on its own) plus the app; the 50 MB target is not reachable",
   "  with `bun build --compile`. Compressed for download it is about half.",
   "- This machine is shared with other jobs: runs vary by tens of percent; the load average is given above.",
 ].join("\n");
-const section = `## Edge recall (issue 2)\n\n${context}\n\n${table}\n\n${notes}\n`;
+const section = `## Edge recall\n\n${context}\n\n${table}\n\n${notes}\n`;
 process.stdout.write(`${section}\n`);
 
 if (!args["no-write"]) {
   const file = join(ROOT, "bench/RESULTS.md");
   let text = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmark results\n\n";
-  const start = text.indexOf("## Edge recall (issue 2)");
+  const start = text.indexOf("## Edge recall");
   if (start === -1) text = `${text.trimEnd()}\n\n${section}`;
   else {
     const rest = text.slice(start + 3);

@@ -1,5 +1,5 @@
 /**
- * VPS sync benchmark (issue 3), against a real `vps serve` process on a real PostgreSQL (a fresh
+ * VPS sync benchmark, against a real `vps serve` process on a real PostgreSQL (a fresh
  * database made from TEST_DATABASE_URL or scripts/ensure-postgres.sh, dropped afterwards):
  * - push throughput: a 10,000-mutation backlog pushed in batches of 500 by one device;
  * - pull throughput: a new device bootstraps those 10,000 changes (pages of 1,000);
@@ -322,7 +322,7 @@ async function main() {
     const table = ["| measure | result |", "| --- | --- |", ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join(
       "\n",
     );
-    const out = `\n## VPS sync (issue 3)\n\n${new Date().toISOString().slice(0, 10)} — ${machine}. Client, server and PostgreSQL on the same machine (loopback), load average ${loadAtStart} at the start; goal p95 < 50 ms for a one-mutation push (the spec allows 500 ms).\n\n${table}\n`;
+    const out = `\n## VPS sync\n\n${new Date().toISOString().slice(0, 10)} — ${machine}. Client, server and PostgreSQL on the same machine (loopback), load average ${loadAtStart} at the start; goal p95 < 50 ms for a one-mutation push (the requirement allows 500 ms).\n\n${table}\n`;
     process.stdout.write(`${out}\n`);
     const results = join(ROOT, "bench", "RESULTS.md");
     appendFileSync(results, out);

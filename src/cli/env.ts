@@ -1,6 +1,6 @@
 /**
- * The one place that reads the environment (STYLE.md). Resolution: flags > DIONYSUS_* env >
- * config file (`<data dir>/config.json`) > schema defaults.
+ * The one place that reads the environment: nothing in src/core, src/edge or src/vps does.
+ * Resolution: flags > DIONYSUS_* env > config file (`<data dir>/config.json`) > schema defaults.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";

@@ -1,8 +1,8 @@
 #!/usr/bin/env bun
 /** Entry point of the `dionysus` binary. */
 import { CommanderError } from "commander";
-import { reportError } from "./output.ts";
-import { buildProgram } from "./program.ts";
+import { printJson, reportError } from "./output.ts";
+import { asksVersionJson, buildProgram, versionInfo } from "./program.ts";
 
 // Testing knob: DIONYSUS_DEBUG_CLOCK_SKEW_MS makes this process's clock (Date.now) run that many
 // ms ahead (or behind, if negative) of the real one, to simulate a device with a wrong clock.
@@ -13,7 +13,8 @@ if (Number.isFinite(skew) && skew !== 0) {
 }
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  if (asksVersionJson(process.argv.slice(2))) printJson(versionInfo());
+  else await buildProgram().parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
     // Commander has printed its message already; help and --version end with exit code 0.

@@ -1,5 +1,6 @@
 /** The commander program: every command registers itself from `commands/<name>.ts`. */
 import { Command } from "commander";
+import { PROTOCOL_VERSION } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
 import { registerAsk } from "./commands/ask.ts";
 import { registerConflicts } from "./commands/conflicts.ts";
@@ -16,10 +17,26 @@ import { registerStatus } from "./commands/status.ts";
 import { registerSync } from "./commands/sync.ts";
 import { registerVps } from "./commands/vps.ts";
 
+/** What `dionysus --version --json` prints: the version of this binary and of the sync protocol it
+ * speaks (the VPS reports its own in `GET /health`). */
+export function versionInfo(): { version: string; protocol_version: number } {
+  return { version: VERSION, protocol_version: PROTOCOL_VERSION };
+}
+
+/** Whether the arguments (after the binary's name) ask for {@link versionInfo}: `--version` (or
+ * `-V`) with `--json`, and nothing else. Commander's own `--version` prints the plain version. */
+export function asksVersionJson(args: readonly string[]): boolean {
+  return (
+    args.includes("--json") &&
+    (args.includes("--version") || args.includes("-V")) &&
+    args.every((a) => a === "--json" || a === "--version" || a === "-V")
+  );
+}
+
 export function buildProgram(): Command {
   const program = new Command("dionysus")
     .description("Local-first memory for personal AI assistants")
-    .version(VERSION, "-V, --version", "print the version")
+    .version(VERSION, "-V, --version", "print the version (with --json: {version, protocol_version})")
     .option("--data-dir <dir>", "where the database lives (else DIONYSUS_HOME, else the platform's data dir)")
     // Usage errors are one plain line and exit code 2, like every other bad input.
     .exitOverride()

@@ -1,5 +1,5 @@
 /**
- * Retry schedule of the sync engine (FR-009): 10 s, 60 s, 300 s, then 300 s for ever, each with
+ * Retry schedule of the sync engine (docs/sync.md "When the engine tries"): 10 s, 60 s, 300 s, then 300 s for ever, each with
  * ±20 % jitter so that many devices coming back at once do not retry in lockstep. A server's
  * Retry-After (429, 503) wins over the schedule.
  */

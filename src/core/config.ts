@@ -38,7 +38,7 @@ export const EdgeConfig = z.object({
   max_content_bytes: z.coerce.number().int().positive().default(DEFAULT_MAX_CONTENT_BYTES),
   /** Browser origins allowed to call the local API (CORS); none by default. */
   allowed_origins: z.array(z.string()).default([]),
-  /** Seconds between background sync cycles (FR-008). */
+  /** Seconds between background sync cycles. */
   sync_interval_s: z.coerce.number().positive().default(30),
   /** Local database size limit before LRU eviction of cached VPS memories. */
   storage_limit_bytes: z.coerce
@@ -46,7 +46,7 @@ export const EdgeConfig = z.object({
     .int()
     .positive()
     .default(1024 * 1024 * 1024),
-  /** How long VPS query results are cached locally (FR-016). */
+  /** How long VPS query results are cached locally. */
   cache_ttl_s: z.coerce.number().nonnegative().default(300),
 });
 export type EdgeConfig = z.infer<typeof EdgeConfig>;
@@ -57,7 +57,7 @@ export const VpsConfig = z.object({
   port: Port.default(8000),
   /** PostgreSQL URL; without one the VPS runs on embedded PGlite in `data_dir`. */
   database_url: z.string().optional(),
-  /** Requests per device per minute (FR-020). */
+  /** Requests per device per minute (per client address on the auth endpoints). */
   rate_limit_per_min: z.coerce.number().int().positive().default(100),
   /** Requests per user per minute, all the user's devices together. */
   user_rate_limit_per_min: z.coerce.number().int().positive().default(500),

@@ -1,5 +1,5 @@
 /**
- * Query routing (DESIGN.md "Routing", FR-013..016): pure decisions about where a request runs.
+ * Query routing (docs/architecture.md "Routing", docs/heavy.md "Routing"): pure decisions about where a request runs.
  * By-id, recent and keyword queries run on local SQLite; semantic and hybrid search, graph
  * traversal, consolidation and LLM questions run on the VPS. The edge asks {@link planRecall}
  * before a recall, {@link fallbackRecall} when the VPS call then fails, and

@@ -3,7 +3,6 @@
  * (then everything goes through its HTTP API, so its sync engine sees every write) or not (then
  * the database is opened directly; SQLite WAL makes the two safe together).
  */
-import { statSync } from "node:fs";
 import ky, { type KyInstance } from "ky";
 import type { EdgeConfig } from "../core/config.ts";
 import { DionysusError, type ErrorCode, ErrorCodes } from "../core/errors.ts";
@@ -12,6 +11,7 @@ import { EdgeHealth, type RecallMode, RecallResponse, type RecallRoute } from ".
 import { AskEvent, type AskRequest, ConsolidateResponse, Job } from "../core/protocol/heavy.ts";
 import type { ConflictEntry, QueueCounts } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
+import { sqliteFileBytes } from "../platform/file-size.ts";
 import { readApiToken } from "./api-token.ts";
 import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
 import { routeRecall, withoutVector } from "./heavy/recall.ts";
@@ -76,18 +76,6 @@ export interface RecallOptions {
 export interface ConnectOptions {
   /** How long to wait for a daemon's answers (ms). */
   timeoutMs?: number;
-}
-
-function fileBytes(path: string): number {
-  let total = 0;
-  for (const p of [path, `${path}-wal`]) {
-    try {
-      total += statSync(p).size;
-    } catch {
-      // missing
-    }
-  }
-  return total;
 }
 
 /** Connects to the running daemon of `config.data_dir` (with the API token kept in that data
@@ -201,7 +189,7 @@ class DirectClient implements EdgeClient {
       mode: "direct",
       daemon: null,
       data_dir: this.config.data_dir,
-      database: { path, bytes: fileBytes(path) },
+      database: { path, bytes: sqliteFileBytes(path) },
       memories: this.store.countMemories(),
       queue: this.store.queueCounts(),
       online: false,
@@ -361,7 +349,7 @@ class DaemonClient implements EdgeClient {
       mode: "daemon",
       daemon: { url: this.url, pid: this.info.pid, started_at: this.info.started_at },
       data_dir: this.config.data_dir,
-      database: { path, bytes: fileBytes(path) },
+      database: { path, bytes: sqliteFileBytes(path) },
       memories,
       queue: health.queue,
       online: health.online,

@@ -1,5 +1,5 @@
 /**
- * Issue 4, multi-device sync through real processes: a VPS on real PostgreSQL and edge daemons
+ * Multi-device sync through real processes: a VPS on real PostgreSQL and edge daemons
  * on their own data dirs and ports, talking over real sockets.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";

@@ -1,5 +1,5 @@
 /**
- * Issue 4, faults: the sync engine under a VPS that goes away, a daemon killed mid-push, a VPS
+ * Sync faults (docs/sync.md): the sync engine under a VPS that goes away, a daemon killed mid-push, a VPS
  * killed mid-pull, rate limiting, permanent rejections and refused tokens. Real processes only:
  * the VPS on a fresh PostgreSQL database, edge daemons on their own data dirs and ports.
  *

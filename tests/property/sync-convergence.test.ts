@@ -1,10 +1,10 @@
 /**
- * Issue 4, convergence: a randomized property test (fast-check). Three devices (real bun:sqlite
- * stores and sync engines, in this process) sync with one real VPS (in this process, on a fresh
- * PostgreSQL database) over real sockets, each device through a TCP proxy the test can cut. Random
- * creates, updates, deletes and syncs on random devices, with devices going offline and pushes or
- * pulls broken mid-way (before the VPS has the request, or after it answered). Then the network
- * heals and every device syncs until quiet, twice round. Then:
+ * Sync convergence (docs/sync.md "Guarantees"): a randomized property test (fast-check). Three
+ * devices (real bun:sqlite stores and sync engines, in this process) sync with one real VPS (in
+ * this process, on a fresh PostgreSQL database) over real sockets, each device through a TCP proxy
+ * the test can cut. Random creates, updates, deletes and syncs on random devices, with devices
+ * going offline and pushes or pulls broken mid-way (before the VPS has the request, or after it
+ * answered). Then the network heals and every device syncs until quiet, twice round. Then:
  * - all devices and the VPS hold the same memories (id → content, tags, deleted, hlc);
  * - each memory is, everywhere, the version with the highest HLC of all versions written of it:
  *   no write is lost, whatever broke on the way;

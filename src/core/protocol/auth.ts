@@ -33,7 +33,7 @@ const Label = (max: number) =>
     .max(max)
     .refine((s) => ![...s].some((ch) => ch < " " || ch === "\u007f"), "must not contain control characters");
 
-/** What a device says about itself when it authenticates; registered on first sight (FR-019). */
+/** What a device says about itself when it authenticates; registered on first sight. */
 export const DeviceInfo = z.object({
   device_id: DeviceId,
   device_name: Label(120).optional(),

@@ -1,5 +1,5 @@
 /**
- * Wire schemas of the heavy endpoints on the VPS (issue 5): search, graph query, consolidation
+ * Wire schemas of the heavy endpoints on the VPS (docs/heavy.md): search, graph query, consolidation
  * jobs and ask. The VPS validates requests with them and the edge parses answers with them.
  */
 import { z } from "zod";

@@ -1,10 +1,17 @@
 /**
- * Sync protocol v1 (DESIGN.md "Sync protocol"). The VPS validates requests with these schemas and
- * the edge parses responses with them, so the two sides cannot drift apart.
+ * The sync protocol (push, pull, identity; docs/architecture.md "The sync protocol", docs/vps.md
+ * "Sync API"). The VPS validates requests with these schemas and the edge parses responses with
+ * them, so the two sides cannot drift apart.
  */
 import { z } from "zod";
 import { HlcStamp, Memory, MemoryKind, Metadata, Tags, Timestamp } from "../memory.ts";
 
+/**
+ * The version of the sync protocol these schemas define. The VPS reports it in `GET /health`
+ * (`protocol_version`) and `dionysus --version --json` prints the binary's. Raise it when a
+ * change to these schemas would break the other side (an older edge or VPS); additions that an
+ * older side ignores keep it.
+ */
 export const PROTOCOL_VERSION = 1;
 
 /** The full state of a memory written by a create or update. Whole-record last-write-wins. */

@@ -22,10 +22,6 @@ export function hostName(header: string): string {
   return colon === -1 ? h : h.slice(0, colon);
 }
 
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK_NAMES.has(hostName(host));
-}
-
 /**
  * Refuses requests whose Host is not a loopback name. When the daemon is configured to listen
  * on another address, that address is accepted too; on a wildcard address (0.0.0.0) the user

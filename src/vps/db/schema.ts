@@ -3,7 +3,7 @@
  * exist before a user is known) is keyed by `user_id` first, so the schema can be distributed by
  * user. `int8` columns come back as JS numbers (see createVpsDatabase).
  */
-import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
+import type { ColumnType, Generated, Selectable } from "kysely";
 import type { GraphTables } from "../graph/postgres/schema.ts";
 
 type Timestamptz = ColumnType<Date, Date | string, Date | string>;
@@ -203,5 +203,4 @@ export interface VpsTables extends GraphTables {
 }
 
 export type MemoryRow = Selectable<MemoriesTable>;
-export type NewMemoryRow = Insertable<MemoriesTable>;
 export type DeviceRow = Selectable<DevicesTable>;

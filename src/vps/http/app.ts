@@ -23,7 +23,7 @@ import {
   WebhookRequest,
 } from "../../core/protocol/auth.ts";
 import { AskRequest, GraphQueryRequest, SearchRequest } from "../../core/protocol/heavy.ts";
-import { ConflictsQuery, PullQuery, PushRequest } from "../../core/protocol/sync.ts";
+import { ConflictsQuery, PROTOCOL_VERSION, PullQuery, PushRequest } from "../../core/protocol/sync.ts";
 import { isUuid } from "../../core/uuid.ts";
 import { VERSION } from "../../core/version.ts";
 import { OAuthFailure } from "../auth/errors.ts";
@@ -383,7 +383,12 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   app.get("/health", async (c) => {
     const ok = await s.database.ping();
     return c.json(
-      { status: ok ? "ok" : "unavailable", version: VERSION, database: ok ? "ok" : "unreachable" },
+      {
+        status: ok ? "ok" : "unavailable",
+        version: VERSION,
+        protocol_version: PROTOCOL_VERSION,
+        database: ok ? "ok" : "unreachable",
+      },
       ok ? 200 : 503,
     );
   });

@@ -1,0 +1,16 @@
+/** How much disk a SQLite database takes. */
+import { statSync } from "node:fs";
+
+/** Bytes of the database file at `path` plus its write-ahead log (`<path>-wal`); a file that is
+ * missing (no WAL right now, no database yet) counts 0. */
+export function sqliteFileBytes(path: string): number {
+  let total = 0;
+  for (const p of [path, `${path}-wal`]) {
+    try {
+      total += statSync(p).size;
+    } catch {
+      // missing
+    }
+  }
+  return total;
+}
