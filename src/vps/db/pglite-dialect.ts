@@ -22,7 +22,7 @@ import {
   type TransactionSettings,
 } from "kysely";
 import { DionysusError } from "../../core/errors.ts";
-import { diskFullError, isDiskFull, saysDiskFull } from "./data-dir.ts";
+import { diskFullError, freeBytes, isDiskFull, saysDiskFull } from "./data-dir.ts";
 
 /**
  * Watches one PGlite instance's failures: maps disk-full errors, and remembers the fatal one after
@@ -38,9 +38,17 @@ export class PgliteGuard {
     readonly dir: string,
   ) {}
 
-  /** Throws the fatal error if the instance is dead. */
-  check(): void {
+  /**
+   * Throws the fatal error if the instance is dead, and refuses a statement that may write while
+   * the disk has less than {@link WRITE_RESERVE} free: a write that needs a new WAL segment file
+   * there would PANIC, and a PGlite that PANICs inside a write can spin at 100% CPU for good
+   * instead of returning. Reads and transaction control still go through.
+   */
+  check(sqlText?: string): void {
     if (this.fatal) throw this.fatal;
+    if (sqlText === undefined || READ_ONLY.test(sqlText)) return;
+    const free = freeBytes(this.dir);
+    if (free !== undefined && free < WRITE_RESERVE) throw diskFullError(this.dir);
   }
 
   /** Called once, when the instance dies (at once if it is dead already). */
@@ -75,6 +83,12 @@ export class PgliteGuard {
   }
 }
 
+/** Free space below which writes are refused: a WAL segment (16 MiB) plus the largest push twice. */
+export const WRITE_RESERVE = 32 * 1024 * 1024;
+/** Statements that write no table data and at most a commit record. */
+const READ_ONLY =
+  /^\s*(select|show|begin|start|commit|end|rollback|savepoint|release|set|reset|listen|unlisten)\b/i;
+
 const describe = (err: unknown) =>
   err instanceof Error
     ? err.message
@@ -89,7 +103,7 @@ class PgliteConnection implements DatabaseConnection {
   ) {}
 
   async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
-    this.guard.check();
+    this.guard.check(q.sql);
     let r: Awaited<ReturnType<PGlite["query"]>> & { rows: R[] };
     try {
       r = await this.pg.query<R>(q.sql, q.parameters as unknown[]);
