@@ -4,6 +4,7 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import { statSync } from "node:fs";
+import { resolve } from "../../../core/conflict.ts";
 import { DionysusError, describeIssues, isDionysusError } from "../../../core/errors.ts";
 import { compareHlc, HlcClock, isHlc, parseHlc } from "../../../core/hlc.ts";
 import {
@@ -723,10 +724,11 @@ class SqliteEdgeStore implements EdgeStore {
   }
 
   /**
-   * Inside a write transaction: last-write-wins between a remote version and the local row.
-   * A loser goes to the conflict log only when the two writes were concurrent: the winner's
-   * writer had not seen the loser (its `base_hlc` is not the loser's stamp). Without a
-   * `base_hlc` (older peers), any overwritten local write counts as a conflict.
+   * Inside a write transaction: last-write-wins between a remote version and the local row, by
+   * the shared rule in core/conflict.ts. A loser goes to the conflict log only when the two writes
+   * were concurrent: the winner's writer had not seen the loser (its `base_hlc` is not the loser's
+   * stamp). Only local writes are contested; without a `base_hlc` (older peers), any overwritten
+   * local write counts as a conflict.
    */
   private applyRemote(
     change: Memory & { base_hlc?: string | null },
@@ -745,8 +747,16 @@ class SqliteEdgeStore implements EdgeStore {
       result.applied++;
       return;
     }
-    const order = compareHlc(remote.hlc, row.hlc);
-    if (order === 0) {
+    const local = toMemory(row);
+    const lww = resolve(local, remote, {
+      incomingBase: base_hlc,
+      contestable: row.source === "local",
+      withoutBase: "conflict",
+      currentBase: row.base_hlc,
+      ownNode: this.currentDeviceId,
+      sameState,
+    });
+    if (lww.winner === "same") {
       // The same version: our own write echoed back, or a page seen before, or the VPS adding
       // the vector of this version (stored, never treated as a content change).
       if (row.synced_at === null) this.q("UPDATE memories SET synced_at = ? WHERE rid = ?").run(at, row.rid);
@@ -755,22 +765,13 @@ class SqliteEdgeStore implements EdgeStore {
         this.q("UPDATE memories SET embedding = ? WHERE rid = ?").run(vector, row.rid);
       return;
     }
-    const local = toMemory(row);
-    const localWrite = row.source === "local";
-    if (order < 0) {
+    if (lww.winner === "current") {
       // The local version is newer. An older version of our own is history, not a conflict.
-      if (
-        localWrite &&
-        row.base_hlc !== remote.hlc &&
-        parseHlc(remote.hlc)?.node !== this.currentDeviceId &&
-        !sameState(local, remote)
-      )
-        this.logConflict(remote.id, row.hlc, remote);
+      if (lww.conflict) this.logConflict(remote.id, row.hlc, remote);
       result.skipped++;
       return;
     }
-    const concurrent = base_hlc === undefined ? localWrite : localWrite && base !== row.hlc;
-    if (concurrent && !sameState(local, remote)) {
+    if (lww.conflict) {
       this.logConflict(remote.id, remote.hlc, local);
       result.conflicts++;
     }
