@@ -7,14 +7,26 @@ import type { ApplyChangesResult, FeedSink } from "../types.ts";
 import { iso, META, type SqliteContext } from "./context.ts";
 import { sameState, toMemory } from "./rows.ts";
 
-/** Inside a write transaction: logs `loser`, which lost to the version stamped `winnerHlc`. */
-function logConflict(ctx: SqliteContext, memoryId: string, winnerHlc: string, loser: Memory): void {
+/** Inside a write transaction: adds an entry to the conflict log (once: an entry already there
+ * is left alone). */
+function recordConflict(ctx: SqliteContext, c: ConflictEntry): void {
   ctx
     .q(
       `INSERT OR IGNORE INTO conflicts (memory_id, winner_hlc, loser_hlc, loser, resolved_at)
-     VALUES (?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?)`,
     )
-    .run(memoryId, winnerHlc, loser.hlc, JSON.stringify(loser), iso(ctx.now()));
+    .run(c.memory_id, c.winner_hlc, c.loser_hlc, c.loser ? JSON.stringify(c.loser) : null, c.resolved_at);
+}
+
+/** Inside a write transaction: logs `loser`, which lost to the version stamped `winnerHlc`. */
+function logConflict(ctx: SqliteContext, memoryId: string, winnerHlc: string, loser: Memory): void {
+  recordConflict(ctx, {
+    memory_id: memoryId,
+    winner_hlc: winnerHlc,
+    loser_hlc: loser.hlc,
+    loser,
+    resolved_at: iso(ctx.now()),
+  });
 }
 
 /**
@@ -120,18 +132,7 @@ export function sqliteFeed(ctx: SqliteContext): FeedSink {
         const result: ApplyChangesResult = { applied: 0, skipped: 0, conflicts: 0 };
         const at = iso(ctx.now());
         for (const { seq: _seq, ...change } of changes) applyRemote(ctx, change, at, result);
-        const record = q(
-          `INSERT OR IGNORE INTO conflicts (memory_id, winner_hlc, loser_hlc, loser, resolved_at)
-           VALUES (?, ?, ?, ?, ?)`,
-        );
-        for (const c of conflicts)
-          record.run(
-            c.memory_id,
-            c.winner_hlc,
-            c.loser_hlc,
-            c.loser ? JSON.stringify(c.loser) : null,
-            c.resolved_at,
-          );
+        for (const c of conflicts) recordConflict(ctx, c);
         ctx.putMeta(META.cursor, cursor);
         ctx.putMeta(META.hlc, ctx.clock.current());
         return result;
