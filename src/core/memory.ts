@@ -3,7 +3,7 @@
  * and the TypeScript type (`Memory` the value, `Memory` the type).
  */
 import { z } from "zod";
-import { compareHlc, isHlc } from "./hlc.ts";
+import { isHlc } from "./hlc.ts";
 
 /** `episodic` is the default; `identity` memories form the identity baseline a new device pulls
  * first; `summary` memories are written by consolidation. */
@@ -66,7 +66,3 @@ export const MemoryPatch = z
 export type MemoryPatch = z.infer<typeof MemoryPatch>;
 
 export { DEFAULT_MAX_CONTENT_BYTES, validateContent, validateMemoryFields } from "./validate.ts";
-
-/** Last-write-wins: does a write stamped `incoming` replace the version stamped `current`? */
-export const lwwWins = (incoming: string, current: string | undefined): boolean =>
-  current === undefined || compareHlc(incoming, current) > 0;

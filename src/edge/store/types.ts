@@ -1,11 +1,13 @@
 /**
  * The edge store port: everything the edge agent (HTTP API, CLI, sync engine) asks of local
- * storage. The one adapter is `store/sqlite/` on bun:sqlite; the contract suite in
- * `tests/contract/edge-store.contract.ts` runs against it.
+ * storage, composed of smaller parts (`MemoryStore`, `SyncQueue`, `FeedSink`, `DeviceClock`,
+ * `Settings`, `Eviction`) that a caller needing only one may type against. The one adapter is
+ * `store/sqlite/` on bun:sqlite; the contract suite in `tests/contract/edge-store.contract.ts`
+ * runs against it.
  *
  * Invariants:
  * - Every local write (create, update, delete) changes the memory and appends to the sync queue in
- *   one transaction, with the next gapless `mutation_id` of this device (FR-005).
+ *   one transaction, with the next gapless `mutation_id` of this device.
  * - A queued item is never dropped; `failed` items stay visible with their reason.
  * - A page of remote changes and its cursor are stored in one transaction.
  */
@@ -36,7 +38,8 @@ export interface ApplyChangesResult {
   conflicts: number;
 }
 
-export interface EdgeStore {
+/** This device's identity and its hybrid logical clock. */
+export interface DeviceClock {
   /** This device's id (UUIDv7 made on first open, kept in the database). */
   readonly deviceId: string;
   /** Gives this device a new id (`newId`, or a fresh UUIDv7): after the VPS revoked the old one,
@@ -48,7 +51,14 @@ export interface EdgeStore {
    * restored, or the VPS holds a different history for it), or undefined. */
   splitPending(): string | undefined;
   markSplitPending(reason: string): void;
+  /** Merges a remote HLC into the local clock (after every push and pull). */
+  observeHlc(stamp: string): void;
+  /** Sets the estimated offset of this device's clock from the VPS's (ms, added to Date.now()). */
+  setClockOffset(ms: number): void;
+}
 
+/** The user's memories: local reads and writes (each write also queues it for the VPS). */
+export interface MemoryStore {
   create(input: NewMemory): LocalMemory;
   /** Reads a live memory and records the access (for LRU eviction). Tombstones read as not found. */
   get(id: string): LocalMemory | undefined;
@@ -62,7 +72,10 @@ export interface EdgeStore {
   recall(query: string, limit: number): RecallHit[];
   /** Counts of live memories. */
   countMemories(): number;
+}
 
+/** The push side: local writes waiting for the VPS, claimed in batches and settled by its answers. */
+export interface SyncQueue {
   queueCounts(): QueueCounts;
   /** Items by status, oldest first. */
   queueItems(status: QueueStatus, limit: number): QueueItem[];
@@ -77,8 +90,9 @@ export interface EdgeStore {
   claimBatch(limit: number, now?: number): Mutation[];
   /**
    * Records the VPS's per-mutation answers: applied/stale/duplicate → `synced` (and the memory's
-   * `synced_at`; a `stale` answer's `current`, the version that won, is applied like a pulled one); rejected and not retryable → `failed` with the reason; rejected and retryable →
-   * `queued` again. Items of the batch without an answer go back to `queued`.
+   * `synced_at`; a `stale` answer's `current`, the version that won, is applied like a pulled one);
+   * rejected and not retryable → `failed` with the reason; rejected and retryable → `queued` again.
+   * Items of the batch without an answer go back to `queued`.
    */
   settle(results: PushResult[]): void;
   /** A transient failure (network, 5xx, 429): the claimed items go back to `queued`, retry_count+1,
@@ -89,7 +103,10 @@ export interface EdgeStore {
    * the store's own clock unless `stamp` is given; that clock has seen every stamp this device
    * wrote or received, so a write is never stamped below the version it replaced. */
   restamp(mutationIds: number[], stamp?: () => string): void;
+}
 
+/** The pull side: remote versions from the VPS's change feed, and the conflict log. */
+export interface FeedSink {
   /** The stored pull cursor, or undefined before the first pull. */
   cursor(): string | undefined;
   /**
@@ -106,21 +123,23 @@ export interface EdgeStore {
   resetCache(): void;
   /** The local conflict log, newest first. */
   conflicts(limit: number): ConflictEntry[];
+}
 
-  /** Merges a remote HLC into the local clock (after every push and pull). */
-  observeHlc(stamp: string): void;
-  /** Sets the estimated offset of this device's clock from the VPS's (ms, added to Date.now()). */
-  setClockOffset(ms: number): void;
-
-  /** Small key/value settings kept in the database (sync state, last success, ...). */
+/** Small key/value settings kept in the database (sync state, last success, ...). */
+export interface Settings {
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;
+}
 
+/** The database's size on disk and the eviction of cached VPS memories. */
+export interface Eviction {
   /** Size of the database file in bytes (main file plus WAL). */
   sizeBytes(): number;
   /** Evicts least-recently-used cached VPS memories until the database is under `limitBytes`;
    * never evicts memories with unsynced local writes. Returns how many were evicted. */
   evict(limitBytes: number): number;
+}
 
+export interface EdgeStore extends DeviceClock, MemoryStore, SyncQueue, FeedSink, Settings, Eviction {
   close(): void;
 }

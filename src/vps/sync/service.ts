@@ -14,6 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import { type Kysely, sql, type Transaction } from "kysely";
+import { resolve } from "../../core/conflict.ts";
 import { DionysusError, describeIssues, isDionysusError } from "../../core/errors.ts";
 import { hlcMs, parseHlc } from "../../core/hlc.ts";
 import { type Memory, validateMemoryFields } from "../../core/memory.ts";
@@ -433,15 +434,14 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
                   origin_device: p.device_id,
                 }
               : { id: m.id, ...m.data, hlc: m.hlc, deleted: false, origin_device: p.device_id };
-          if (cur && !(m.hlc > cur.hlc)) {
-            if (m.hlc !== cur.hlc)
+          const lww = resolve(cur, incoming, { incomingBase: m.base_hlc, withoutBase: "other-device" });
+          if (cur && lww.winner !== "incoming") {
+            if (lww.conflict)
               conflicts.push({ memory_id: m.id, winner_hlc: cur.hlc, loser_hlc: m.hlc, loser: incoming });
             results.push({ index, mutation_id: m.mutation_id, status: "stale", current: cur });
             continue;
           }
-          const concurrent =
-            m.base_hlc === undefined ? cur?.origin_device !== p.device_id : m.base_hlc !== cur?.hlc;
-          if (cur && concurrent && !(cur.deleted && incoming.deleted))
+          if (cur && lww.conflict)
             conflicts.push({ memory_id: m.id, winner_hlc: m.hlc, loser_hlc: cur.hlc, loser: cur });
           state.set(m.id, incoming);
           // Re-inserting keeps the map in order of each memory's last write: its place in the feed.
