@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import ky, { type KyInstance } from "ky";
 import type { EdgeConfig } from "../core/config.ts";
-import { DionysusError, type ErrorCode, ErrorCodes } from "../core/errors.ts";
+import { DionysusError, fromProblem } from "../core/errors.ts";
 import { LocalMemory, type NewMemory } from "../core/memory.ts";
 import { EdgeHealth, type RecallMode, RecallResponse, type RecallRoute } from "../core/protocol/edge-api.ts";
 import { AskEvent, type AskRequest, ConsolidateResponse, Job } from "../core/protocol/heavy.ts";
@@ -19,6 +19,7 @@ import { createHeavyService, GraphAnswer, type GraphAsk, type HeavyService } fro
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 import { SyncEngine, type SyncProgress, type SyncReport, type SyncStatus } from "./sync/engine.ts";
+import { readNdjsonLines } from "./vps-http.ts";
 
 export interface EdgeStatus {
   version: string;
@@ -251,11 +252,7 @@ class DaemonClient implements EdgeClient {
     }
     if (res.status === 204) return undefined;
     const body: unknown = await res.json().catch(() => undefined);
-    if (!res.ok) {
-      const p = (body ?? {}) as { code?: string; detail?: string };
-      const code = p.code && p.code in ErrorCodes ? (p.code as ErrorCode) : "internal";
-      throw new DionysusError(code, p.detail ?? `the daemon answered ${res.status}`, { status: res.status });
-    }
+    if (!res.ok) throw fromProblem(res.status, body, `the daemon answered ${res.status}`);
     return body;
   }
 
@@ -322,24 +319,12 @@ class DaemonClient implements EdgeClient {
       );
     }
     if (!res.ok || !res.body) {
-      const p = ((await res.json().catch(() => undefined)) ?? {}) as { code?: string; detail?: string };
-      const code = p.code && p.code in ErrorCodes ? (p.code as ErrorCode) : "internal";
-      throw new DionysusError(code, p.detail ?? `the daemon answered ${res.status}`, { status: res.status });
+      const body: unknown = await res.json().catch(() => undefined);
+      throw fromProblem(res.status, body, `the daemon answered ${res.status}`);
     }
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let nl = buffer.indexOf("\n");
-      while (nl >= 0) {
-        const line = buffer.slice(0, nl).trim();
-        buffer = buffer.slice(nl + 1);
-        nl = buffer.indexOf("\n");
-        const parsed = line ? AskEvent.safeParse(JSON.parse(line)) : undefined;
-        if (parsed?.success) onEvent(parsed.data);
-      }
+    for await (const line of readNdjsonLines(res.body)) {
+      const parsed = AskEvent.safeParse(JSON.parse(line));
+      if (parsed.success) onEvent(parsed.data);
     }
   }
   async status(): Promise<EdgeStatus> {

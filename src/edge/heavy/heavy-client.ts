@@ -1,5 +1,5 @@
 /**
- * HTTP client of the VPS's heavy endpoints (issue 5): `POST /v1/search`, `POST /v1/graph/query`,
+ * HTTP client of the VPS query endpoints ("heavy" queries: see docs/architecture.md): `POST /v1/search`, `POST /v1/graph/query`,
  * `POST /v1/consolidate`, `GET /v1/jobs/:id`, `POST /v1/ask` (NDJSON stream) and the `job`
  * events of `GET /v1/events`. Answers are parsed with the core schemas. Failures become
  * DionysusErrors: `unavailable` for a network error, a timeout or a 5xx (the message says which),
@@ -8,7 +8,7 @@
  */
 import type { KyInstance } from "ky";
 import { z } from "zod";
-import { DionysusError } from "../../core/errors.ts";
+import type { DionysusError } from "../../core/errors.ts";
 import {
   AskEvent,
   type AskRequest,
@@ -19,17 +19,20 @@ import {
   type SearchRequest,
   SearchResponse,
 } from "../../core/protocol/heavy.ts";
-import type { TokenSource } from "../sync/vps-client.ts";
 import {
   createVpsHttp,
   type FailureStyle,
   parseAnswer,
+  readNdjsonLines,
   readSse,
+  safeJson,
+  sendAuthed,
   sendOrUnavailable,
+  type TokenSource,
   vpsFailure,
 } from "../vps-http.ts";
 
-const STYLE: FailureStyle = { prefix: "the VPS answered", codeFrom: "body", plainTimeout: true };
+const STYLE: FailureStyle = { prefix: "the VPS answered", plainTimeout: true };
 
 export interface HeavyClientOptions {
   baseUrl: string;
@@ -95,7 +98,7 @@ export class HeavyClient {
       }),
     );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
-    return readNdjson(res.body, this.opts.baseUrl);
+    return readAskEvents(res.body, this.opts.baseUrl);
   }
 
   /** The `job` events of the user's event stream (`GET /v1/events`), until `signal` aborts. */
@@ -114,19 +117,8 @@ export class HeavyClient {
 
   // ---- plumbing ----
 
-  private async authed(call: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
-    const attempt = async () => call({ authorization: `Bearer ${await this.opts.tokens.accessToken()}` });
-    let res = await this.send(attempt);
-    if (res.status === 401) {
-      await res.body?.cancel().catch(() => {});
-      if (!(await this.opts.tokens.refresh()))
-        throw new DionysusError(
-          "unauthorized",
-          "the VPS refused this device's credentials: run dionysus login",
-        );
-      res = await this.send(attempt);
-    }
-    return res;
+  private authed(call: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
+    return sendAuthed(this.opts.tokens, call, (c) => this.send(c));
   }
 
   private send(call: () => Promise<Response>): Promise<Response> {
@@ -142,53 +134,28 @@ export class HeavyClient {
   }
 }
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Reads an NDJSON stream of ask events; a broken stream ends with an `error` event. */
-async function* readNdjson(body: ReadableStream, where: string): AsyncGenerator<AskEvent> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
+/** The ask events of an NDJSON answer; a stream that breaks off or ends early ends with an `error` event. */
+async function* readAskEvents(body: ReadableStream, where: string): AsyncGenerator<AskEvent> {
   let ended = false;
   try {
-    for (;;) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        chunk = await reader.read();
-      } catch (err) {
-        yield {
-          type: "error",
-          code: "unavailable",
-          message: `the answer from the VPS at ${where} broke off: ${err instanceof Error ? err.message : String(err)}`,
-        };
-        return;
-      }
-      if (chunk.done) break;
-      buffer += chunk.value;
-      let nl = buffer.indexOf("\n");
-      while (nl >= 0) {
-        const line = buffer.slice(0, nl).trim();
-        buffer = buffer.slice(nl + 1);
-        nl = buffer.indexOf("\n");
-        if (!line) continue;
-        const parsed = AskEvent.safeParse(safeJson(line));
-        if (!parsed.success) continue;
-        yield parsed.data;
-        if (parsed.data.type === "done" || parsed.data.type === "error") ended = true;
-      }
+    for await (const line of readNdjsonLines(body)) {
+      const parsed = AskEvent.safeParse(safeJson(line));
+      if (!parsed.success) continue;
+      yield parsed.data;
+      if (parsed.data.type === "done" || parsed.data.type === "error") ended = true;
     }
-    if (!ended)
-      yield {
-        type: "error",
-        code: "unavailable",
-        message: `the answer from the VPS at ${where} ended early`,
-      };
-  } finally {
-    await reader.cancel().catch(() => {});
+  } catch (err) {
+    yield {
+      type: "error",
+      code: "unavailable",
+      message: `the answer from the VPS at ${where} broke off: ${err instanceof Error ? err.message : String(err)}`,
+    };
+    return;
   }
+  if (!ended)
+    yield {
+      type: "error",
+      code: "unavailable",
+      message: `the answer from the VPS at ${where} ended early`,
+    };
 }

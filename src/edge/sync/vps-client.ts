@@ -9,7 +9,7 @@
  */
 import type { KyInstance } from "ky";
 import type { z } from "zod";
-import { DionysusError } from "../../core/errors.ts";
+import type { DionysusError } from "../../core/errors.ts";
 import {
   API_KEY_GRANT,
   DEVICE_CODE_GRANT,
@@ -26,18 +26,15 @@ import {
   type FailureStyle,
   parseAnswer,
   readSse,
+  sendAuthed,
   sendOrUnavailable,
+  type TokenSource,
   vpsFailure,
 } from "../vps-http.ts";
 
-const STYLE: FailureStyle = { prefix: "VPS answered", codeFrom: "status" };
+export type { TokenSource } from "../vps-http.ts";
 
-export interface TokenSource {
-  /** The current access token, refreshed first when it is about to expire. */
-  accessToken(): Promise<string>;
-  /** Forces a refresh after a 401; returns false when the refresh itself was refused. */
-  refresh(): Promise<boolean>;
-}
+const STYLE: FailureStyle = { prefix: "VPS answered" };
 
 /** What the engine learns from each answer besides its body: the clock offset estimate. */
 export interface Timed<T> {
@@ -140,16 +137,13 @@ export class VpsClient {
     signal: AbortSignal,
     onOpen?: () => void,
   ): AsyncGenerator<ChangesEvent> {
-    const open = async () => {
-      const headers: Record<string, string> = {
-        authorization: `Bearer ${await tokens.accessToken()}`,
-        accept: "text/event-stream",
-      };
-      if (lastEventId) headers["last-event-id"] = lastEventId;
-      return this.send(() => this.http.get("v1/events", { headers, signal, timeout: false }));
-    };
-    let res = await open();
-    if (res.status === 401 && (await tokens.refresh())) res = await open();
+    const headers: Record<string, string> = { accept: "text/event-stream" };
+    if (lastEventId) headers["last-event-id"] = lastEventId;
+    const res = await sendAuthed(
+      tokens,
+      (h) => this.http.get("v1/events", { headers: { ...headers, ...h }, signal, timeout: false }),
+      (call) => this.send(call),
+    );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
     onOpen?.();
     for await (const { event, data } of readSse(res.body, { cancel: false })) {
@@ -166,22 +160,16 @@ export class VpsClient {
     call: (headers: Record<string, string>) => Promise<Response>,
     schema: S,
   ): Promise<Timed<z.infer<S>>> {
-    const attempt = async () => {
-      const headers = { authorization: `Bearer ${await tokens.accessToken()}` };
-      const now = this.opts.now ?? Date.now;
+    const now = this.opts.now ?? Date.now;
+    // The midpoint of the request that was answered (the retry's, after a refresh).
+    let mid = 0;
+    const timed = async (headers: Record<string, string>) => {
       const t0 = now();
-      const res = await this.send(() => call(headers));
-      return { res, mid: (t0 + now()) / 2 };
+      const res = await call(headers);
+      mid = (t0 + now()) / 2;
+      return res;
     };
-    let { res, mid } = await attempt();
-    if (res.status === 401) {
-      if (!(await tokens.refresh()))
-        throw new DionysusError(
-          "unauthorized",
-          "the VPS refused this device's credentials: re-authentication needed, run dionysus login",
-        );
-      ({ res, mid } = await attempt());
-    }
+    const res = await sendAuthed(tokens, timed, (c) => this.send(c));
     const body = await this.parse(res, schema);
     const serverTime = (body as { server_time?: unknown }).server_time;
     return { body, offsetMs: typeof serverTime === "number" ? Math.round(serverTime - mid) : undefined };
