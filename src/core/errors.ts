@@ -61,6 +61,17 @@ export class DionysusError extends Error {
 
 export const isDionysusError = (e: unknown): e is DionysusError => e instanceof DionysusError;
 
+/** The message of anything thrown. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The wait a server asked for (`details.retry_after_ms`, from the Retry-After of a 429 or 503), in ms. */
+export function retryAfterOf(err: unknown): number | undefined {
+  const ms = isDionysusError(err) ? err.details?.retry_after_ms : undefined;
+  return typeof ms === "number" ? ms : undefined;
+}
+
 /** RFC 9457 problem details, as every HTTP error is rendered. */
 export interface Problem {
   type: string;

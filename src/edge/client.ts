@@ -8,14 +8,20 @@ import ky, { type KyInstance } from "ky";
 import type { EdgeConfig } from "../core/config.ts";
 import { DionysusError, fromProblem } from "../core/errors.ts";
 import { LocalMemory, type NewMemory } from "../core/memory.ts";
-import { EdgeHealth, type RecallMode, RecallResponse, type RecallRoute } from "../core/protocol/edge-api.ts";
+import {
+  type AuthState,
+  EdgeHealth,
+  type RecallMode,
+  RecallResponse,
+  type RecallRoute,
+} from "../core/protocol/edge-api.ts";
 import { AskEvent, type AskRequest, ConsolidateResponse, Job } from "../core/protocol/heavy.ts";
 import type { ConflictEntry, QueueCounts } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
 import { readApiToken } from "./api-token.ts";
 import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
 import { routeRecall, withoutVector } from "./heavy/recall.ts";
-import { createHeavyService, GraphAnswer, type GraphAsk, type HeavyService } from "./heavy/service.ts";
+import { createVpsQueryClient, GraphAnswer, type GraphAsk, type VpsQueryClient } from "./heavy/service.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 import { SyncEngine, type SyncProgress, type SyncReport, type SyncStatus } from "./sync/engine.ts";
@@ -32,7 +38,7 @@ export interface EdgeStatus {
   memories: number;
   queue: QueueCounts;
   online: boolean;
-  auth: "none" | "ok" | "reauth_required";
+  auth: AuthState;
 }
 
 /** `GET /v1/sync/status`: queue counts and the engine's state. */
@@ -133,14 +139,14 @@ class DirectClient implements EdgeClient {
     });
   }
 
-  private heavyService: HeavyService | undefined;
+  private heavyService: VpsQueryClient | undefined;
 
-  private heavy(): HeavyService {
+  private heavy(): VpsQueryClient {
     // No daemon, so no view of the link: the VPS is tried, and a failure answered as such.
-    this.heavyService ??= createHeavyService({
+    this.heavyService ??= createVpsQueryClient({
       dataDir: this.config.data_dir,
       cacheTtlS: this.config.cache_ttl_s,
-      tokens: () => this.engine(),
+      tokens: () => this.engine().session,
     });
     return this.heavyService;
   }
