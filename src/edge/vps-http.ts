@@ -123,11 +123,77 @@ export async function parseAnswer<S extends z.ZodType>(
   return r.data;
 }
 
+/**
+ * What both VPS clients build on: the ky instance on the VPS's base URL, and `send`, `authed`,
+ * `parse`, `failure` worded with the client's {@link FailureStyle}.
+ */
+export abstract class VpsTransport {
+  protected readonly http: KyInstance;
+
+  protected constructor(
+    private readonly where: VpsHttpOptions,
+    private readonly style: FailureStyle,
+  ) {
+    this.http = createVpsHttp(where);
+  }
+
+  get baseUrl(): string {
+    return this.where.baseUrl;
+  }
+
+  /** Runs a request; network failures and timeouts become `unavailable`. */
+  protected send(call: () => Promise<Response>): Promise<Response> {
+    return sendOrUnavailable(call, this.where.baseUrl, this.style);
+  }
+
+  /** Runs a request with `tokens`' bearer token (see {@link sendAuthed}). */
+  protected authed(
+    tokens: TokenSource,
+    call: (headers: Record<string, string>) => Promise<Response>,
+  ): Promise<Response> {
+    return sendAuthed(tokens, call, (c) => this.send(c));
+  }
+
+  protected parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
+    return parseAnswer(res, schema, this.style);
+  }
+
+  protected failure(res: Response, json: unknown): DionysusError {
+    return vpsFailure(res, json, this.style);
+  }
+}
+
 /** One Server-Sent Event; `id` is the event's own `id:` line, if it had one. */
 export interface SseEvent {
   event: string;
   data: string;
   id: string | undefined;
+}
+
+/**
+ * Yields the lines of a text body (without their `\n`) until it ends; a failed read throws. On
+ * exit the reader is cancelled (closing the connection when the caller stops early), or with
+ * `cancel: false` only released.
+ */
+async function* readLines(body: ReadableStream, opts: { cancel?: boolean } = {}): AsyncGenerator<string> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let nl = buffer.indexOf("\n");
+      while (nl >= 0) {
+        yield buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        nl = buffer.indexOf("\n");
+      }
+    }
+  } finally {
+    if (opts.cancel === false) reader.releaseLock();
+    else await reader.cancel().catch(() => {});
+  }
 }
 
 /**
@@ -139,34 +205,19 @@ export async function* readSse(
   body: ReadableStream,
   opts: { cancel?: boolean } = {},
 ): AsyncGenerator<SseEvent> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
   let event = "message";
   let data = "";
   let id: string | undefined;
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += value;
-      let nl = buffer.indexOf("\n");
-      while (nl >= 0) {
-        const line = buffer.slice(0, nl).replace(/\r$/, "");
-        buffer = buffer.slice(nl + 1);
-        nl = buffer.indexOf("\n");
-        if (line === "") {
-          if (data) yield { event, data, id } satisfies SseEvent;
-          event = "message";
-          data = "";
-          id = undefined;
-        } else if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) data += (data ? "\n" : "") + line.slice(5).trimStart();
-        else if (line.startsWith("id:")) id = line.slice(3).trim();
-      }
-    }
-  } finally {
-    if (opts.cancel === false) reader.releaseLock();
-    else await reader.cancel().catch(() => {});
+  for await (const raw of readLines(body, opts)) {
+    const line = raw.replace(/\r$/, "");
+    if (line === "") {
+      if (data) yield { event, data, id } satisfies SseEvent;
+      event = "message";
+      data = "";
+      id = undefined;
+    } else if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data += (data ? "\n" : "") + line.slice(5).trimStart();
+    else if (line.startsWith("id:")) id = line.slice(3).trim();
   }
 }
 
@@ -175,23 +226,9 @@ export async function* readSse(
  * On exit the reader is cancelled (closing the connection when the caller stops early).
  */
 export async function* readNdjsonLines(body: ReadableStream): AsyncGenerator<string> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += value;
-      let nl = buffer.indexOf("\n");
-      while (nl >= 0) {
-        const line = buffer.slice(0, nl).trim();
-        buffer = buffer.slice(nl + 1);
-        nl = buffer.indexOf("\n");
-        if (line) yield line;
-      }
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
+  for await (const raw of readLines(body)) {
+    const line = raw.trim();
+    if (line) yield line;
   }
 }
 

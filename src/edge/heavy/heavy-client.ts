@@ -6,9 +6,7 @@
  * `unauthorized` when the VPS refuses the credentials even after a token refresh, and the VPS's
  * own code otherwise (`invalid_input`, `not_found`, `rate_limited`, ...).
  */
-import type { KyInstance } from "ky";
 import { z } from "zod";
-import type { DionysusError } from "../../core/errors.ts";
 import {
   AskEvent,
   type AskRequest,
@@ -20,16 +18,12 @@ import {
   SearchResponse,
 } from "../../core/protocol/heavy.ts";
 import {
-  createVpsHttp,
   type FailureStyle,
-  parseAnswer,
   readNdjsonLines,
   readSse,
   safeJson,
-  sendAuthed,
-  sendOrUnavailable,
   type TokenSource,
-  vpsFailure,
+  VpsTransport,
 } from "../vps-http.ts";
 
 const STYLE: FailureStyle = { prefix: "the VPS answered", plainTimeout: true };
@@ -48,47 +42,43 @@ const ASK_START_TIMEOUT_MS = 120_000;
 /** `GET /v1/jobs/:id` answers `{ job }`. */
 const JobEnvelope = z.object({ job: Job });
 
-export class HeavyClient {
-  private readonly http: KyInstance;
-
+export class HeavyClient extends VpsTransport {
   constructor(private readonly opts: HeavyClientOptions) {
-    this.http = createVpsHttp(opts);
-  }
-
-  get baseUrl(): string {
-    return this.opts.baseUrl;
+    super(opts, STYLE);
   }
 
   async search(req: SearchRequest): Promise<SearchResponse> {
     return this.parse(
-      await this.authed((h) => this.http.post("v1/search", { headers: h, json: req })),
+      await this.withToken((h) => this.http.post("v1/search", { headers: h, json: req })),
       SearchResponse,
     );
   }
 
   async graph(req: GraphQueryRequest): Promise<GraphQueryResponse> {
     return this.parse(
-      await this.authed((h) => this.http.post("v1/graph/query", { headers: h, json: req })),
+      await this.withToken((h) => this.http.post("v1/graph/query", { headers: h, json: req })),
       GraphQueryResponse,
     );
   }
 
   async consolidate(): Promise<ConsolidateResponse> {
     return this.parse(
-      await this.authed((h) => this.http.post("v1/consolidate", { headers: h, json: {} })),
+      await this.withToken((h) => this.http.post("v1/consolidate", { headers: h, json: {} })),
       ConsolidateResponse,
     );
   }
 
   async job(id: string): Promise<Job> {
-    const res = await this.authed((h) => this.http.get(`v1/jobs/${encodeURIComponent(id)}`, { headers: h }));
+    const res = await this.withToken((h) =>
+      this.http.get(`v1/jobs/${encodeURIComponent(id)}`, { headers: h }),
+    );
     const body = await this.parse(res, JobEnvelope);
     return body.job;
   }
 
   /** Opens the answer stream of `POST /v1/ask`; errors before it starts (no LLM: 503) throw. */
   async ask(req: AskRequest, signal?: AbortSignal): Promise<AsyncGenerator<AskEvent>> {
-    const res = await this.authed((h) =>
+    const res = await this.withToken((h) =>
       // Retrieval on the VPS embeds the question first, which may wait on a model.
       this.http.post("v1/ask", {
         headers: h,
@@ -103,7 +93,7 @@ export class HeavyClient {
 
   /** The `job` events of the user's event stream (`GET /v1/events`), until `signal` aborts. */
   async *jobEvents(signal: AbortSignal): AsyncGenerator<Job> {
-    const res = await this.authed((h) =>
+    const res = await this.withToken((h) =>
       this.http.get("v1/events", { headers: { ...h, accept: "text/event-stream" }, signal, timeout: false }),
     );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
@@ -115,22 +105,8 @@ export class HeavyClient {
     }
   }
 
-  // ---- plumbing ----
-
-  private authed(call: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
-    return sendAuthed(this.opts.tokens, call, (c) => this.send(c));
-  }
-
-  private send(call: () => Promise<Response>): Promise<Response> {
-    return sendOrUnavailable(call, this.opts.baseUrl, STYLE);
-  }
-
-  private parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
-    return parseAnswer(res, schema, STYLE);
-  }
-
-  private failure(res: Response, json: unknown): DionysusError {
-    return vpsFailure(res, json, STYLE);
+  private withToken(call: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
+    return this.authed(this.opts.tokens, call);
   }
 }
 

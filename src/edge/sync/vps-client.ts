@@ -7,9 +7,7 @@
  * - `unauthorized`: 401 that a token refresh did not cure — re-authentication needed;
  * - `invalid_input` / others: the VPS refused the request itself.
  */
-import type { KyInstance } from "ky";
 import type { z } from "zod";
-import type { DionysusError } from "../../core/errors.ts";
 import {
   API_KEY_GRANT,
   DEVICE_CODE_GRANT,
@@ -21,16 +19,7 @@ import {
   TokenResponse,
 } from "../../core/protocol/auth.ts";
 import { ChangesEvent, type Mutation, PullResponse, PushResponse } from "../../core/protocol/sync.ts";
-import {
-  createVpsHttp,
-  type FailureStyle,
-  parseAnswer,
-  readSse,
-  sendAuthed,
-  sendOrUnavailable,
-  type TokenSource,
-  vpsFailure,
-} from "../vps-http.ts";
+import { type FailureStyle, readSse, type TokenSource, VpsTransport } from "../vps-http.ts";
 
 export type { TokenSource } from "../vps-http.ts";
 
@@ -53,15 +42,9 @@ export interface VpsClientOptions {
 
 export type OAuthTokenResult = { ok: true; token: TokenResponse } | { ok: false; error: OAuthError };
 
-export class VpsClient {
-  private readonly http: KyInstance;
-
+export class VpsClient extends VpsTransport {
   constructor(private readonly opts: VpsClientOptions) {
-    this.http = createVpsHttp(opts);
-  }
-
-  get baseUrl(): string {
-    return this.opts.baseUrl;
+    super(opts, STYLE);
   }
 
   // ---- auth (no bearer token) ----
@@ -106,11 +89,11 @@ export class VpsClient {
   // ---- authenticated ----
 
   async identity(tokens: TokenSource): Promise<Timed<IdentityResponse>> {
-    return this.authed(tokens, (h) => this.http.get("v1/identity", { headers: h }), IdentityResponse);
+    return this.timed(tokens, (h) => this.http.get("v1/identity", { headers: h }), IdentityResponse);
   }
 
   async push(tokens: TokenSource, mutations: Mutation[]): Promise<Timed<PushResponse>> {
-    return this.authed(
+    return this.timed(
       tokens,
       (h) => this.http.post("v1/sync/push", { headers: h, json: { mutations } }),
       PushResponse,
@@ -120,7 +103,7 @@ export class VpsClient {
   async pull(tokens: TokenSource, since: string | undefined, limit: number): Promise<Timed<PullResponse>> {
     const searchParams: Record<string, string> = { limit: String(limit) };
     if (since) searchParams.since = since;
-    return this.authed(
+    return this.timed(
       tokens,
       (h) => this.http.get("v1/sync/pull", { headers: h, searchParams }),
       PullResponse,
@@ -139,10 +122,8 @@ export class VpsClient {
   ): AsyncGenerator<ChangesEvent> {
     const headers: Record<string, string> = { accept: "text/event-stream" };
     if (lastEventId) headers["last-event-id"] = lastEventId;
-    const res = await sendAuthed(
-      tokens,
-      (h) => this.http.get("v1/events", { headers: { ...headers, ...h }, signal, timeout: false }),
-      (call) => this.send(call),
+    const res = await this.authed(tokens, (h) =>
+      this.http.get("v1/events", { headers: { ...headers, ...h }, signal, timeout: false }),
     );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
     onOpen?.();
@@ -155,7 +136,8 @@ export class VpsClient {
 
   // ---- plumbing ----
 
-  private async authed<S extends z.ZodType>(
+  /** An authenticated JSON request, with the clock offset measured on the answer. */
+  private async timed<S extends z.ZodType>(
     tokens: TokenSource,
     call: (headers: Record<string, string>) => Promise<Response>,
     schema: S,
@@ -169,22 +151,9 @@ export class VpsClient {
       mid = (t0 + now()) / 2;
       return res;
     };
-    const res = await sendAuthed(tokens, timed, (c) => this.send(c));
+    const res = await this.authed(tokens, timed);
     const body = await this.parse(res, schema);
     const serverTime = (body as { server_time?: unknown }).server_time;
     return { body, offsetMs: typeof serverTime === "number" ? Math.round(serverTime - mid) : undefined };
-  }
-
-  /** Runs a request; network failures and timeouts become `unavailable`. */
-  private send(call: () => Promise<Response>): Promise<Response> {
-    return sendOrUnavailable(call, this.opts.baseUrl);
-  }
-
-  private parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
-    return parseAnswer(res, schema, STYLE);
-  }
-
-  private failure(res: Response, json: unknown): DionysusError {
-    return vpsFailure(res, json, STYLE);
   }
 }
