@@ -1,6 +1,6 @@
 /**
- * The sync engine (the sync protocol is described in docs/architecture.md). It runs inside `dionysus serve`
- * (and once, in the foreground, for `dionysus sync` when no daemon runs):
+ * The sync engine (the protocol: docs/architecture.md "The sync protocol"). It runs inside
+ * `dionysus serve` (and once, in the foreground, for `dionysus sync` when no daemon runs):
  *
  * - a cycle pulls, pushes, then pulls again if it pushed anything;
  * - push: due queue items in mutation order, in batches; per-item answers settle the queue;
