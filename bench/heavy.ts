@@ -23,7 +23,7 @@ import { RecallResponse } from "../src/core/protocol/edge-api.ts";
 import { SearchResponse } from "../src/core/protocol/heavy.ts";
 import { uuidv7 } from "../src/core/uuid.ts";
 import { VERSION } from "../src/core/version.ts";
-import { createHeavyService } from "../src/edge/heavy/service.ts";
+import { createVpsQueryClient } from "../src/edge/heavy/service.ts";
 import { createEdgeApp } from "../src/edge/http/app.ts";
 import { createSqliteStore } from "../src/edge/store/sqlite/index.ts";
 import { writeCredentials } from "../src/edge/sync/credentials.ts";
@@ -270,7 +270,7 @@ async function benchSearch(): Promise<void> {
       reauth_required: false,
     });
     const store = createSqliteStore({ path: join(edgeDir, "edge.db") });
-    const heavy = createHeavyService({
+    const heavy = createVpsQueryClient({
       dataDir: edgeDir,
       cacheTtlS: 300,
       tokens: () => ({ accessToken: async () => tokens.access_token, refresh: async () => false }),

@@ -61,6 +61,17 @@ export class DionysusError extends Error {
 
 export const isDionysusError = (e: unknown): e is DionysusError => e instanceof DionysusError;
 
+/** The message of anything thrown. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The wait a server asked for (`details.retry_after_ms`, from the Retry-After of a 429 or 503), in ms. */
+export function retryAfterOf(err: unknown): number | undefined {
+  const ms = isDionysusError(err) ? err.details?.retry_after_ms : undefined;
+  return typeof ms === "number" ? ms : undefined;
+}
+
 /** RFC 9457 problem details, as every HTTP error is rendered. */
 export interface Problem {
   type: string;
@@ -94,6 +105,82 @@ export function toProblem(err: DionysusError, instance?: string): Problem {
     ...(instance ? { instance } : {}),
     ...(err.details ?? {}),
   };
+}
+
+/** The media type of every HTTP error body. */
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
+/**
+ * The body of an HTTP error answer, as both servers send it: {@link toProblem} as JSON. Each
+ * server names the occurrence in `instance` its own way (the edge: the request path; the VPS:
+ * the request id, also sent as `x-request-id`).
+ */
+export function problemBody(err: DionysusError, instance?: string): string {
+  return JSON.stringify(toProblem(err, instance));
+}
+
+/** Whether `code` is one of {@link ErrorCodes}. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && Object.hasOwn(ErrorCodes, code);
+}
+
+/**
+ * The code an HTTP status stands for when an answer names no known code: the status's own code
+ * (400 `invalid_input`, 401 `unauthorized`, 403 `forbidden`, 404 `not_found`, 409 `conflict`,
+ * 413 `payload_too_large`, 415 `unsupported_media_type`, 429 `rate_limited`, 502/503/504
+ * `unavailable`), any other 4xx `invalid_input`, anything else `internal`.
+ */
+export function codeForStatus(status: number): ErrorCode {
+  switch (status) {
+    case 400:
+      return "invalid_input";
+    case 401:
+      return "unauthorized";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 409:
+      return "conflict";
+    case 413:
+      return "payload_too_large";
+    case 415:
+      return "unsupported_media_type";
+    case 429:
+      return "rate_limited";
+    case 502:
+    case 503:
+    case 504:
+      return "unavailable";
+  }
+  return status >= 400 && status < 500 ? "invalid_input" : "internal";
+}
+
+/**
+ * Turns an HTTP error answer back into the DionysusError it was rendered from (the inverse of
+ * {@link toProblem}). `body` is the parsed JSON body, if any: its `code` is kept when it is a
+ * known one, otherwise the code comes from the status ({@link codeForStatus}); the message is its
+ * `detail` (or an OAuth `error_description`), else `fallbackDetail`. The status is kept.
+ */
+export function fromProblem(
+  status: number,
+  body: unknown,
+  fallbackDetail: string,
+  details?: Record<string, unknown>,
+): DionysusError {
+  const p = (body !== null && typeof body === "object" ? body : {}) as {
+    code?: unknown;
+    detail?: unknown;
+    error_description?: unknown;
+  };
+  const code = isErrorCode(p.code) ? p.code : codeForStatus(status);
+  const detail =
+    typeof p.detail === "string"
+      ? p.detail
+      : typeof p.error_description === "string"
+        ? p.error_description
+        : fallbackDetail;
+  return new DionysusError(code, detail, { status, ...(details ? { details } : {}) });
 }
 
 /** Process exit codes of the CLI. 0 ok, 1 generic failure, 2 usage/input, 3 not found,

@@ -5,9 +5,15 @@
  */
 import ky, { type KyInstance } from "ky";
 import type { EdgeConfig } from "../core/config.ts";
-import { DionysusError, type ErrorCode, ErrorCodes } from "../core/errors.ts";
+import { DionysusError, fromProblem } from "../core/errors.ts";
 import { LocalMemory, type NewMemory } from "../core/memory.ts";
-import { EdgeHealth, type RecallMode, RecallResponse, type RecallRoute } from "../core/protocol/edge-api.ts";
+import {
+  type AuthState,
+  EdgeHealth,
+  type RecallMode,
+  RecallResponse,
+  type RecallRoute,
+} from "../core/protocol/edge-api.ts";
 import { AskEvent, type AskRequest, ConsolidateResponse, Job } from "../core/protocol/heavy.ts";
 import type { ConflictEntry, QueueCounts } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
@@ -15,10 +21,11 @@ import { sqliteFileBytes } from "../platform/file-size.ts";
 import { readApiToken } from "./api-token.ts";
 import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
 import { routeRecall, withoutVector } from "./heavy/recall.ts";
-import { createHeavyService, GraphAnswer, type GraphAsk, type HeavyService } from "./heavy/service.ts";
+import { createVpsQueryClient, GraphAnswer, type GraphAsk, type VpsQueryClient } from "./heavy/service.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 import { SyncEngine, type SyncProgress, type SyncReport, type SyncStatus } from "./sync/engine.ts";
+import { readNdjsonLines } from "./vps-http.ts";
 
 export interface EdgeStatus {
   version: string;
@@ -31,7 +38,7 @@ export interface EdgeStatus {
   memories: number;
   queue: QueueCounts;
   online: boolean;
-  auth: "none" | "ok" | "reauth_required";
+  auth: AuthState;
 }
 
 /** `GET /v1/sync/status`: queue counts and the engine's state. */
@@ -120,14 +127,14 @@ class DirectClient implements EdgeClient {
     });
   }
 
-  private heavyService: HeavyService | undefined;
+  private heavyService: VpsQueryClient | undefined;
 
-  private heavy(): HeavyService {
+  private heavy(): VpsQueryClient {
     // No daemon, so no view of the link: the VPS is tried, and a failure answered as such.
-    this.heavyService ??= createHeavyService({
+    this.heavyService ??= createVpsQueryClient({
       dataDir: this.config.data_dir,
       cacheTtlS: this.config.cache_ttl_s,
-      tokens: () => this.engine(),
+      tokens: () => this.engine().session,
     });
     return this.heavyService;
   }
@@ -239,11 +246,7 @@ class DaemonClient implements EdgeClient {
     }
     if (res.status === 204) return undefined;
     const body: unknown = await res.json().catch(() => undefined);
-    if (!res.ok) {
-      const p = (body ?? {}) as { code?: string; detail?: string };
-      const code = p.code && p.code in ErrorCodes ? (p.code as ErrorCode) : "internal";
-      throw new DionysusError(code, p.detail ?? `the daemon answered ${res.status}`, { status: res.status });
-    }
+    if (!res.ok) throw fromProblem(res.status, body, `the daemon answered ${res.status}`);
     return body;
   }
 
@@ -310,24 +313,12 @@ class DaemonClient implements EdgeClient {
       );
     }
     if (!res.ok || !res.body) {
-      const p = ((await res.json().catch(() => undefined)) ?? {}) as { code?: string; detail?: string };
-      const code = p.code && p.code in ErrorCodes ? (p.code as ErrorCode) : "internal";
-      throw new DionysusError(code, p.detail ?? `the daemon answered ${res.status}`, { status: res.status });
+      const body: unknown = await res.json().catch(() => undefined);
+      throw fromProblem(res.status, body, `the daemon answered ${res.status}`);
     }
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let nl = buffer.indexOf("\n");
-      while (nl >= 0) {
-        const line = buffer.slice(0, nl).trim();
-        buffer = buffer.slice(nl + 1);
-        nl = buffer.indexOf("\n");
-        const parsed = line ? AskEvent.safeParse(JSON.parse(line)) : undefined;
-        if (parsed?.success) onEvent(parsed.data);
-      }
+    for await (const line of readNdjsonLines(res.body)) {
+      const parsed = AskEvent.safeParse(JSON.parse(line));
+      if (parsed.success) onEvent(parsed.data);
     }
   }
   async status(): Promise<EdgeStatus> {

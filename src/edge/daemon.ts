@@ -32,8 +32,8 @@ import { isLoopbackName } from "./http/guard.ts";
 import { checkIntegrityInBackground, createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 
-/** What the sync engine (and later the router) plug into the daemon. */
-export interface EdgeServices extends Omit<EdgeAppDeps, "store" | "config" | "ready" | "apiToken"> {
+/** What plugs into the daemon: the sync engine (see sync/hooks.ts) and the VPS query client. */
+export interface DaemonHooks extends Omit<EdgeAppDeps, "store" | "config" | "ready" | "apiToken"> {
   /** Called once the daemon listens and its database passed the integrity check (start
    * background work here); `startEdgeDaemon` resolves after it. */
   onStart?: (daemon: EdgeDaemon) => void | Promise<void>;
@@ -45,7 +45,7 @@ export interface StartEdgeDaemonOptions {
   config: EdgeConfig;
   /** A store to serve; by default `<data_dir>/edge.db` is opened (and closed on stop). */
   store?: EdgeStore;
-  services?: EdgeServices;
+  hooks?: DaemonHooks;
   /** Stop cleanly on SIGINT/SIGTERM and exit (the `serve` command); default false. */
   handleSignals?: boolean;
   /**
@@ -149,7 +149,7 @@ async function claimDataDir(dataDir: string, info: DaemonInfo): Promise<void> {
 }
 
 export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<EdgeDaemon> {
-  const { config, services = {} } = opts;
+  const { config, hooks = {} } = opts;
   if (!opts.allowRemote && !isLoopbackName(config.host))
     throw new DionysusError(
       "invalid_input",
@@ -193,7 +193,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
       integrity.catch(() => {}); // observed below; writes see the rejection themselves
     }
     const app = createEdgeApp({
-      ...services,
+      ...hooks,
       store,
       config,
       apiToken,
@@ -252,7 +252,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
         }
         await liveServer.stop(true);
         try {
-          await services.onStop?.();
+          await hooks.onStop?.();
         } finally {
           if (ownStore) liveStore.close();
           removeDaemonInfo(dataDir, process.pid);
@@ -269,7 +269,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
   try {
     await integrity;
     liveStore.requeueSyncing();
-    await services.onStart?.(daemon);
+    await hooks.onStart?.(daemon);
   } catch (err) {
     await daemon.stop();
     throw err;

@@ -6,7 +6,7 @@ import type { Hono } from "hono";
 import { LocalMemory } from "../../src/core/memory.ts";
 import { EdgeHealth, RecallResponse } from "../../src/core/protocol/edge-api.ts";
 import { VERSION } from "../../src/core/version.ts";
-import { createEdgeApp, type EdgeAppDeps } from "../../src/edge/http/app.ts";
+import { createEdgeApp, type EdgeAppDeps, type SyncControl } from "../../src/edge/http/app.ts";
 import { createSqliteStore } from "../../src/edge/store/sqlite/index.ts";
 import type { EdgeStore } from "../../src/edge/store/types.ts";
 
@@ -14,6 +14,18 @@ let dir: string;
 let store: EdgeStore;
 let app: Hono;
 let writes: number;
+
+/** A sync engine stand-in: offline, not logged in, adding nothing to the status. */
+function stubSync(over: Partial<SyncControl>): SyncControl {
+  return {
+    onLocalWrite: () => {},
+    status: () => ({}),
+    online: () => false,
+    auth: () => "none",
+    syncNow: async () => ({}),
+    ...over,
+  };
+}
 
 function make(over: Partial<EdgeAppDeps> = {}, maxContentBytes = 1000) {
   store = createSqliteStore({ path: join(dir, "edge.db"), maxContentBytes });
@@ -26,9 +38,11 @@ function make(over: Partial<EdgeAppDeps> = {}, maxContentBytes = 1000) {
       max_content_bytes: maxContentBytes,
       allowed_origins: ["http://localhost:5173"],
     },
-    onLocalWrite: () => {
-      writes++;
-    },
+    sync: stubSync({
+      onLocalWrite: () => {
+        writes++;
+      },
+    }),
     log: () => {},
     ...over,
   });
@@ -86,7 +100,7 @@ describe("GET /health", () => {
 
   test("takes online and auth from the sync engine's hooks", async () => {
     store.close();
-    make({ online: () => true, auth: () => "reauth_required" });
+    make({ sync: stubSync({ online: () => true, auth: () => "reauth_required" }) });
     const h = EdgeHealth.parse(await (await app.request("/health")).json());
     expect(h.online).toBe(true);
     expect(h.auth).toBe("reauth_required");
@@ -315,7 +329,7 @@ describe("GET /v1/sync/status", () => {
       queue: { queued: 1, syncing: 0, synced: 0, failed: 0 },
     });
     store.close();
-    make({ syncStatus: () => ({ last_success: null, vps_url: "https://vps.example" }) });
+    make({ sync: stubSync({ status: () => ({ last_success: null, vps_url: "https://vps.example" }) }) });
     expect(await (await app.request("/v1/sync/status")).json()).toMatchObject({
       queue: { queued: 1 },
       vps_url: "https://vps.example",

@@ -110,19 +110,22 @@ describe("startEdgeDaemon", () => {
     const cfg = config();
     const calls: string[] = [];
     const d = await start(cfg, {
-      services: {
+      hooks: {
         onStart: () => {
           calls.push("start");
         },
         onStop: () => {
           calls.push("stop");
         },
-        onLocalWrite: () => {
-          calls.push("write");
+        sync: {
+          onLocalWrite: () => {
+            calls.push("write");
+          },
+          online: () => true,
+          auth: () => "ok",
+          status: () => ({ last_success: "never" }),
+          syncNow: async () => ({}),
         },
-        online: () => true,
-        auth: () => "ok",
-        syncStatus: () => ({ last_success: "never" }),
       },
     });
     const res = await fetch(`${d.url}/v1/memories`, {

@@ -14,7 +14,7 @@ import type { Hono } from "hono";
 import { RecallResponse } from "../../src/core/protocol/edge-api.ts";
 import { AskEvent, ConsolidateResponse, Job } from "../../src/core/protocol/heavy.ts";
 import { PullResponse } from "../../src/core/protocol/sync.ts";
-import { createHeavyService, GraphAnswer, type HeavyService } from "../../src/edge/heavy/service.ts";
+import { createVpsQueryClient, GraphAnswer, type VpsQueryClient } from "../../src/edge/heavy/service.ts";
 import { createEdgeApp } from "../../src/edge/http/app.ts";
 import { createSqliteStore } from "../../src/edge/store/sqlite/index.ts";
 import type { EdgeStore } from "../../src/edge/store/types.ts";
@@ -42,7 +42,7 @@ const tokens: TokenSource = {
 interface Edge {
   app: Hono;
   store: EdgeStore;
-  heavy: HeavyService;
+  heavy: VpsQueryClient;
   state: { online: boolean; clock: number };
 }
 
@@ -62,7 +62,7 @@ function makeEdge(opts: { login?: boolean; url?: string; ttlS?: number } = {}): 
     });
   const store = createSqliteStore({ path: join(dataDir, "edge.db") });
   const state = { online: true, clock: Date.now() };
-  const heavy = createHeavyService({
+  const heavy = createVpsQueryClient({
     dataDir,
     cacheTtlS: opts.ttlS ?? 300,
     tokens: () => tokens,

@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { VERSION } from "../../core/version.ts";
 import { apiTokenPath } from "../../edge/api-token.ts";
 import { startEdgeDaemon } from "../../edge/daemon.ts";
-import { createHeavyService } from "../../edge/heavy/service.ts";
-import { createSyncServices } from "../../edge/sync/services.ts";
+import { createVpsQueryClient } from "../../edge/heavy/service.ts";
+import { createSyncHooks } from "../../edge/sync/hooks.ts";
 import { edgeConfig } from "../edge-command.ts";
 import { action } from "../output.ts";
 
@@ -25,23 +25,23 @@ export function registerServe(program: Command): void {
           cmd: Command,
         ) => {
           const config = edgeConfig(cmd, { host: opts.host, port: opts.port });
-          const services = createSyncServices(config, {
+          const sync = createSyncHooks(config, {
             log: (event) =>
               process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
           });
-          const heavy = createHeavyService({
+          const heavy = createVpsQueryClient({
             dataDir: config.data_dir,
             cacheTtlS: config.cache_ttl_s,
-            tokens: () => services.engine(),
-            online: () => services.engine()?.isOnline() ?? false,
+            tokens: () => sync.engine()?.session,
+            online: () => sync.engine()?.isOnline() ?? false,
           });
           const daemon = await startEdgeDaemon({
             config,
-            services: {
-              ...services,
+            hooks: {
+              ...sync,
               heavy,
               onStop: async () => {
-                await services.onStop?.();
+                await sync.onStop?.();
                 heavy.close();
               },
             },
@@ -53,7 +53,7 @@ export function registerServe(program: Command): void {
             process.stderr.write(
               `dionysus: warning: the local API listens on ${listen}, reachable from other machines (--allow-remote); every request but /health needs the API token\n`,
             );
-          const auth = services.auth?.() ?? "none";
+          const auth = sync.sync.auth();
           const info = {
             url: daemon.url,
             host: daemon.host,
@@ -62,7 +62,7 @@ export function registerServe(program: Command): void {
             version: VERSION,
             data_dir: config.data_dir,
             device_id: daemon.store.deviceId,
-            vps: services.engine()?.status().vps_url ?? null,
+            vps: sync.engine()?.status().vps_url ?? null,
             auth,
             remote: daemon.remote,
             api_token_file: apiTokenPath(config.data_dir),

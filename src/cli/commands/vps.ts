@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from "node:fs";
 import type { Command } from "commander";
-import { DionysusError, type ErrorCode, ErrorCodes } from "../../core/errors.ts";
+import { DionysusError, fromProblem } from "../../core/errors.ts";
 import type { Device } from "../../core/protocol/auth.ts";
 import type { AdminOps } from "../../vps/admin/admin.ts";
 import type { ApiKeyInfo } from "../../vps/auth/service.ts";
@@ -48,11 +48,8 @@ function httpAdminOps(server: ServerFile): AdminOps {
         },
       );
     }
-    const data = (await res.json().catch(() => ({}))) as { code?: string; detail?: string };
-    if (!res.ok) {
-      const code = (data.code && data.code in ErrorCodes ? data.code : "internal") as ErrorCode;
-      throw new DionysusError(code, data.detail ?? `admin API answered ${res.status}`);
-    }
+    const data: unknown = await res.json().catch(() => ({}));
+    if (!res.ok) throw fromProblem(res.status, data, `admin API answered ${res.status}`);
     return data as T;
   }
   return {

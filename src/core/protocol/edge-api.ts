@@ -34,6 +34,10 @@ export const RecallResponse = z.object({
 });
 export type RecallResponse = z.infer<typeof RecallResponse>;
 
+/** The edge's sign-in to its VPS: none, usable, or refused (run `dionysus login` again). */
+export const AuthState = z.enum(["none", "ok", "reauth_required"]);
+export type AuthState = z.infer<typeof AuthState>;
+
 /** `GET /health` on the edge. */
 export const EdgeHealth = z.object({
   status: z.literal("ok"),
@@ -41,6 +45,6 @@ export const EdgeHealth = z.object({
   device_id: z.string(),
   online: z.boolean(),
   queue: QueueCounts,
-  auth: z.enum(["none", "ok", "reauth_required"]).optional(),
+  auth: AuthState.optional(),
 });
 export type EdgeHealth = z.infer<typeof EdgeHealth>;

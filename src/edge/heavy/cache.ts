@@ -1,5 +1,5 @@
 /**
- * The edge's cache of VPS answers (FR-016): `<data_dir>/vps-cache.db`, a small SQLite file of its
+ * The edge's cache of VPS answers: `<data_dir>/vps-cache.db`, a small SQLite file of its
  * own (the daemon and one-shot CLI commands share it; WAL), apart from the memory database so
  * that it never takes part in sync or eviction of memories. Entries expire after `cache_ttl_s`
  * seconds (5 minutes by default; 0 turns the cache off). Keys come from `recallCacheKey` and

@@ -1,14 +1,12 @@
 /**
- * HTTP client of the VPS's heavy endpoints (issue 5): `POST /v1/search`, `POST /v1/graph/query`,
+ * HTTP client of the VPS query endpoints ("heavy" queries: see docs/architecture.md): `POST /v1/search`, `POST /v1/graph/query`,
  * `POST /v1/consolidate`, `GET /v1/jobs/:id`, `POST /v1/ask` (NDJSON stream) and the `job`
  * events of `GET /v1/events`. Answers are parsed with the core schemas. Failures become
  * DionysusErrors: `unavailable` for a network error, a timeout or a 5xx (the message says which),
  * `unauthorized` when the VPS refuses the credentials even after a token refresh, and the VPS's
  * own code otherwise (`invalid_input`, `not_found`, `rate_limited`, ...).
  */
-import type { KyInstance } from "ky";
 import { z } from "zod";
-import { DionysusError } from "../../core/errors.ts";
 import {
   AskEvent,
   type AskRequest,
@@ -19,17 +17,16 @@ import {
   type SearchRequest,
   SearchResponse,
 } from "../../core/protocol/heavy.ts";
-import type { TokenSource } from "../sync/vps-client.ts";
 import {
-  createVpsHttp,
   type FailureStyle,
-  parseAnswer,
+  readNdjsonLines,
   readSse,
-  sendOrUnavailable,
-  vpsFailure,
+  safeJson,
+  type TokenSource,
+  VpsTransport,
 } from "../vps-http.ts";
 
-const STYLE: FailureStyle = { prefix: "the VPS answered", codeFrom: "body", plainTimeout: true };
+const STYLE: FailureStyle = { prefix: "the VPS answered", plainTimeout: true };
 
 export interface HeavyClientOptions {
   baseUrl: string;
@@ -45,47 +42,43 @@ const ASK_START_TIMEOUT_MS = 120_000;
 /** `GET /v1/jobs/:id` answers `{ job }`. */
 const JobEnvelope = z.object({ job: Job });
 
-export class HeavyClient {
-  private readonly http: KyInstance;
-
+export class HeavyClient extends VpsTransport {
   constructor(private readonly opts: HeavyClientOptions) {
-    this.http = createVpsHttp(opts);
-  }
-
-  get baseUrl(): string {
-    return this.opts.baseUrl;
+    super(opts, STYLE);
   }
 
   async search(req: SearchRequest): Promise<SearchResponse> {
     return this.parse(
-      await this.authed((h) => this.http.post("v1/search", { headers: h, json: req })),
+      await this.withToken((h) => this.http.post("v1/search", { headers: h, json: req })),
       SearchResponse,
     );
   }
 
   async graph(req: GraphQueryRequest): Promise<GraphQueryResponse> {
     return this.parse(
-      await this.authed((h) => this.http.post("v1/graph/query", { headers: h, json: req })),
+      await this.withToken((h) => this.http.post("v1/graph/query", { headers: h, json: req })),
       GraphQueryResponse,
     );
   }
 
   async consolidate(): Promise<ConsolidateResponse> {
     return this.parse(
-      await this.authed((h) => this.http.post("v1/consolidate", { headers: h, json: {} })),
+      await this.withToken((h) => this.http.post("v1/consolidate", { headers: h, json: {} })),
       ConsolidateResponse,
     );
   }
 
   async job(id: string): Promise<Job> {
-    const res = await this.authed((h) => this.http.get(`v1/jobs/${encodeURIComponent(id)}`, { headers: h }));
+    const res = await this.withToken((h) =>
+      this.http.get(`v1/jobs/${encodeURIComponent(id)}`, { headers: h }),
+    );
     const body = await this.parse(res, JobEnvelope);
     return body.job;
   }
 
   /** Opens the answer stream of `POST /v1/ask`; errors before it starts (no LLM: 503) throw. */
   async ask(req: AskRequest, signal?: AbortSignal): Promise<AsyncGenerator<AskEvent>> {
-    const res = await this.authed((h) =>
+    const res = await this.withToken((h) =>
       // Retrieval on the VPS embeds the question first, which may wait on a model.
       this.http.post("v1/ask", {
         headers: h,
@@ -95,12 +88,12 @@ export class HeavyClient {
       }),
     );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
-    return readNdjson(res.body, this.opts.baseUrl);
+    return readAskEvents(res.body, this.opts.baseUrl);
   }
 
   /** The `job` events of the user's event stream (`GET /v1/events`), until `signal` aborts. */
   async *jobEvents(signal: AbortSignal): AsyncGenerator<Job> {
-    const res = await this.authed((h) =>
+    const res = await this.withToken((h) =>
       this.http.get("v1/events", { headers: { ...h, accept: "text/event-stream" }, signal, timeout: false }),
     );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
@@ -112,83 +105,33 @@ export class HeavyClient {
     }
   }
 
-  // ---- plumbing ----
-
-  private async authed(call: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
-    const attempt = async () => call({ authorization: `Bearer ${await this.opts.tokens.accessToken()}` });
-    let res = await this.send(attempt);
-    if (res.status === 401) {
-      await res.body?.cancel().catch(() => {});
-      if (!(await this.opts.tokens.refresh()))
-        throw new DionysusError(
-          "unauthorized",
-          "the VPS refused this device's credentials: run dionysus login",
-        );
-      res = await this.send(attempt);
-    }
-    return res;
-  }
-
-  private send(call: () => Promise<Response>): Promise<Response> {
-    return sendOrUnavailable(call, this.opts.baseUrl, STYLE);
-  }
-
-  private parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
-    return parseAnswer(res, schema, STYLE);
-  }
-
-  private failure(res: Response, json: unknown): DionysusError {
-    return vpsFailure(res, json, STYLE);
+  private withToken(call: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
+    return this.authed(this.opts.tokens, call);
   }
 }
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Reads an NDJSON stream of ask events; a broken stream ends with an `error` event. */
-async function* readNdjson(body: ReadableStream, where: string): AsyncGenerator<AskEvent> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
+/** The ask events of an NDJSON answer; a stream that breaks off or ends early ends with an `error` event. */
+async function* readAskEvents(body: ReadableStream, where: string): AsyncGenerator<AskEvent> {
   let ended = false;
   try {
-    for (;;) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        chunk = await reader.read();
-      } catch (err) {
-        yield {
-          type: "error",
-          code: "unavailable",
-          message: `the answer from the VPS at ${where} broke off: ${err instanceof Error ? err.message : String(err)}`,
-        };
-        return;
-      }
-      if (chunk.done) break;
-      buffer += chunk.value;
-      let nl = buffer.indexOf("\n");
-      while (nl >= 0) {
-        const line = buffer.slice(0, nl).trim();
-        buffer = buffer.slice(nl + 1);
-        nl = buffer.indexOf("\n");
-        if (!line) continue;
-        const parsed = AskEvent.safeParse(safeJson(line));
-        if (!parsed.success) continue;
-        yield parsed.data;
-        if (parsed.data.type === "done" || parsed.data.type === "error") ended = true;
-      }
+    for await (const line of readNdjsonLines(body)) {
+      const parsed = AskEvent.safeParse(safeJson(line));
+      if (!parsed.success) continue;
+      yield parsed.data;
+      if (parsed.data.type === "done" || parsed.data.type === "error") ended = true;
     }
-    if (!ended)
-      yield {
-        type: "error",
-        code: "unavailable",
-        message: `the answer from the VPS at ${where} ended early`,
-      };
-  } finally {
-    await reader.cancel().catch(() => {});
+  } catch (err) {
+    yield {
+      type: "error",
+      code: "unavailable",
+      message: `the answer from the VPS at ${where} broke off: ${err instanceof Error ? err.message : String(err)}`,
+    };
+    return;
   }
+  if (!ended)
+    yield {
+      type: "error",
+      code: "unavailable",
+      message: `the answer from the VPS at ${where} ended early`,
+    };
 }

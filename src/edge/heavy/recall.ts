@@ -1,5 +1,5 @@
 /**
- * `POST /v1/recall` on the edge (FR-013, FR-014, FR-016): where a recall runs is decided by
+ * `POST /v1/recall` on the edge: where a recall runs is decided by
  * `planRecall` (src/core/router.ts): keyword queries on local SQLite; semantic and hybrid ones on
  * the VPS, answered from the local cache while fresh; offline, logged out or with the VPS failing,
  * semantic and hybrid fall back to local keyword search and say so (`degraded: true`, `reason`),
@@ -8,7 +8,7 @@
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import type { RecallHit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
 import { fallbackRecall, planRecall, type RecallPlan } from "../../core/router.ts";
-import type { HeavyService } from "./service.ts";
+import type { VpsQueryClient } from "./service.ts";
 
 /** Without a VPS link: not logged in. */
 const NO_VPS = { online: false, authenticated: false };
@@ -27,7 +27,7 @@ function bare(hits: RecallHit[]): RecallHit[] {
 export async function routeRecall(
   req: RecallRequest,
   local: (query: string, limit: number) => RecallHit[],
-  heavy: HeavyService | undefined,
+  heavy: VpsQueryClient | undefined,
 ): Promise<RecallResponse> {
   const started = performance.now();
   const took = () => Math.round((performance.now() - started) * 100) / 100;

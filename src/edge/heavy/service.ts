@@ -1,5 +1,5 @@
 /**
- * The edge's side of heavy queries (DESIGN.md "Routing"; FR-013..016): everything that runs on
+ * The edge's side of VPS queries ("heavy", see docs/architecture.md "Routing"): everything that runs on
  * the VPS, reached with this device's credentials, and the local cache of VPS answers.
  *
  * Whether the VPS can be used comes from the credentials file (logged in, not `reauth_required`)
@@ -45,7 +45,7 @@ export interface GraphAsk {
   limit: number;
 }
 
-export interface HeavyServiceOptions {
+export interface VpsQueryClientOptions {
   dataDir: string;
   /** `cache_ttl_s`: how long VPS answers are reused (0: never). */
   cacheTtlS: number;
@@ -59,7 +59,7 @@ export interface HeavyServiceOptions {
   log?: (message: string, err?: unknown) => void;
 }
 
-export interface HeavyService {
+export interface VpsQueryClient {
   /** Can the VPS be used now? (For `planRecall` and `classifyOperation`.) */
   state(): EdgeState;
   /** `POST /v1/search`, from the cache when a fresh answer is there. */
@@ -92,7 +92,7 @@ const JOB_POLL_MS = 5000;
 
 const finished = (j: Job) => j.status === "done" || j.status === "failed";
 
-export function createHeavyService(opts: HeavyServiceOptions): HeavyService {
+export function createVpsQueryClient(opts: VpsQueryClientOptions): VpsQueryClient {
   const now = opts.now ?? Date.now;
   const cache = new HeavyCache({
     path: join(opts.dataDir, "vps-cache.db"),

@@ -12,15 +12,21 @@ import { stream } from "hono/streaming";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import type { EdgeConfig } from "../../core/config.ts";
-import { DionysusError, describeIssues, isDionysusError, toProblem } from "../../core/errors.ts";
+import {
+  DionysusError,
+  describeIssues,
+  isDionysusError,
+  PROBLEM_CONTENT_TYPE,
+  problemBody,
+} from "../../core/errors.ts";
 import { DEFAULT_MAX_CONTENT_BYTES, MemoryPatch, NewMemory } from "../../core/memory.ts";
-import { type EdgeHealth, Limit, RecallRequest } from "../../core/protocol/edge-api.ts";
+import { type AuthState, type EdgeHealth, Limit, RecallRequest } from "../../core/protocol/edge-api.ts";
 import { AskRequest, GraphQueryRequest } from "../../core/protocol/heavy.ts";
 import { classifyOperation, type Operation } from "../../core/router.ts";
 import { CONTENT_JSON_FACTOR, MAX_METADATA_BYTES } from "../../core/validate.ts";
 import { VERSION } from "../../core/version.ts";
 import { routeRecall, withoutVector } from "../heavy/recall.ts";
-import type { HeavyService } from "../heavy/service.ts";
+import type { VpsQueryClient } from "../heavy/service.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, isLoopbackAddress, originGuard, sessionCookie, tokenGuard } from "./guard.ts";
 
@@ -33,22 +39,29 @@ export interface EdgeAppDeps {
    */
   apiToken: string | null;
   config?: Partial<Pick<EdgeConfig, "host" | "max_content_bytes" | "allowed_origins">>;
-  /** Called after each successful local write (the sync engine pushes soon after). */
-  onLocalWrite?: () => void;
-  /** Extra fields merged into `GET /v1/sync/status`. */
-  syncStatus?: () => object;
-  /** Whether the VPS is reachable, for `/health` (false when no VPS is configured). */
-  online?: () => boolean;
-  /** Login state, for `/health`. */
-  auth?: () => "none" | "ok" | "reauth_required";
-  /** Runs one sync cycle now, for `POST /v1/sync/run` (`dionysus sync` while a daemon runs). */
-  syncNow?: () => Promise<object>;
+  /** The sync engine; absent: an agent without sync (offline, `POST /v1/sync/run` is a 503). */
+  sync?: SyncControl;
   /** Writes wait for this (the daemon's background integrity check); a rejection refuses them. */
   ready?: Promise<void>;
-  /** Heavy queries on the VPS and the cache of their answers; absent: local-only (not logged in). */
-  heavy?: HeavyService;
+  /** Queries the VPS answers ("heavy", see docs/architecture.md) and the cache of their answers;
+   * absent: local-only (not logged in). */
+  heavy?: VpsQueryClient;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string, err?: unknown) => void;
+}
+
+/** What the local API asks of the sync engine. */
+export interface SyncControl {
+  /** Called after each successful local write (the engine pushes soon after). */
+  onLocalWrite(): void;
+  /** Extra fields merged into `GET /v1/sync/status`. */
+  status(): object;
+  /** Whether the VPS is reachable, for `/health`. */
+  online(): boolean;
+  /** Login state, for `/health`. */
+  auth(): AuthState;
+  /** Runs one sync cycle now, for `POST /v1/sync/run` (`dionysus sync` while a daemon runs). */
+  syncNow(): Promise<object>;
 }
 
 /** `GET /v1/memories?recent=N`: newest first; 20 unless said otherwise. */
@@ -65,11 +78,10 @@ interface ServerLike {
   requestIP?(req: Request): { address: string } | null;
 }
 
-const PROBLEM_TYPE = "application/problem+json";
-
+/** The problem+json answer for `err`; its `instance` is the request path. */
 function problem(c: Context, err: DionysusError): Response {
-  return c.body(JSON.stringify(toProblem(err, c.req.path)), err.status as ContentfulStatusCode, {
-    "Content-Type": PROBLEM_TYPE,
+  return c.body(problemBody(err, c.req.path), err.status as ContentfulStatusCode, {
+    "Content-Type": PROBLEM_CONTENT_TYPE,
   });
 }
 
@@ -107,7 +119,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   const log = deps.log ?? ((message, err) => console.error(`dionysus: ${message}`, err ?? ""));
   const wrote = () => {
     try {
-      deps.onLocalWrite?.();
+      deps.sync?.onLocalWrite();
     } catch (err) {
       log("onLocalWrite hook failed", err);
     }
@@ -168,9 +180,9 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
       status: "ok",
       version: VERSION,
       device_id: store.deviceId,
-      online: deps.online?.() ?? false,
+      online: deps.sync?.online() ?? false,
       queue: store.queueCounts(),
-      auth: deps.auth?.() ?? "none",
+      auth: deps.sync?.auth() ?? "none",
     };
     return c.json(body);
   });
@@ -227,8 +239,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     return c.json(await routeRecall(req, (q, n) => store.recall(q, n), deps.heavy));
   });
 
-  // ---- heavy queries: always on the VPS (503 when it cannot be used) ----
-  const heavy = (op: Operation): HeavyService => {
+  // ---- VPS queries ("heavy", see docs/architecture.md): always on the VPS (503 when it cannot be used) ----
+  const heavy = (op: Operation): VpsQueryClient => {
     if (deps.heavy) return deps.heavy;
     const plan = classifyOperation(op, { online: false, authenticated: false });
     throw new DionysusError("unavailable", plan.where === "unavailable" ? plan.message : "no VPS");
@@ -266,15 +278,16 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     });
   });
 
-  app.get("/v1/sync/status", (c) => c.json({ queue: store.queueCounts(), ...(deps.syncStatus?.() ?? {}) }));
+  app.get("/v1/sync/status", (c) => c.json({ queue: store.queueCounts(), ...(deps.sync?.status() ?? {}) }));
 
   app.post("/v1/sync/run", async (c) => {
-    if (!deps.syncNow) throw new DionysusError("unavailable", "sync is not available in this agent");
+    const sync = deps.sync;
+    if (!sync) throw new DionysusError("unavailable", "sync is not available in this agent");
     // A cycle can outlast Bun.serve's idle timeout (10 s: a large backlog or first pull), which
     // would reset the connection while the answer is still coming.
     (c.env as { timeout?(req: Request, seconds: number): void } | undefined)?.timeout?.(c.req.raw, 0);
-    const report = await deps.syncNow();
-    return c.json({ report, queue: store.queueCounts(), ...(deps.syncStatus?.() ?? {}) });
+    const report = await sync.syncNow();
+    return c.json({ report, queue: store.queueCounts(), ...sync.status() });
   });
 
   app.get("/v1/conflicts", zValidator("query", z.object({ limit: Limit.default(20) }), onInvalid), (c) => {

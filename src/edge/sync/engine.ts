@@ -1,6 +1,6 @@
 /**
- * The sync engine (DESIGN.md "Sync protocol"; FR-008..012). It runs inside `dionysus serve`
- * (and once, in the foreground, for `dionysus sync` when no daemon runs):
+ * The sync engine (the protocol: docs/architecture.md "The sync protocol"). It runs inside
+ * `dionysus serve` (and once, in the foreground, for `dionysus sync` when no daemon runs):
  *
  * - a cycle pulls, pushes, then pulls again if it pushed anything;
  * - push: due queue items in mutation order, in batches; per-item answers settle the queue;
@@ -9,21 +9,23 @@
  *   timer after failures (10 s, 60 s, 300 s with jitter; Retry-After wins), and realtime pokes
  *   from `GET /v1/events`, reconnected with jitter. The periodic pull is the fallback.
  *
- * Only one engine may push for a database at a time: mutation numbers must reach the VPS in
- * order. A lease in the store's meta table (renewed every cycle) makes a second engine (for
- * example `dionysus sync` while a daemon runs) wait instead of racing.
+ * Beside it: ./session.ts (credentials and tokens), ./lease.ts (one pushing engine per
+ * database), ./realtime.ts (the event stream) and ./identity.ts (a copied data dir's own device
+ * id). Its meta keys are ./meta.ts's SYNC_META.
  */
-import { backoffDelay, reconnectDelay } from "../../core/backoff.ts";
-import { DionysusError, isDionysusError } from "../../core/errors.ts";
+import { backoffDelay } from "../../core/backoff.ts";
+import { DionysusError, isDionysusError, messageOf, retryAfterOf } from "../../core/errors.ts";
 import { MAX_PUSH_MUTATIONS, type Mutation } from "../../core/protocol/sync.ts";
-import { uuidv7 } from "../../core/uuid.ts";
 import { jsonBytes } from "../../core/validate.ts";
-import { pidAlive } from "../daemon-file.ts";
 import type { EdgeStore, QueueItem } from "../store/types.ts";
-import { type Credentials, credentialsMtime, readCredentials, writeCredentials } from "./credentials.ts";
-import { type TokenSource, VpsClient } from "./vps-client.ts";
+import { ensureIdentity } from "./identity.ts";
+import { SyncLease } from "./lease.ts";
+import { SYNC_META } from "./meta.ts";
+import { RealtimeLink } from "./realtime.ts";
+import { type AuthState, SyncSession } from "./session.ts";
+import type { VpsClient } from "./vps-client.ts";
 
-export type AuthState = "none" | "ok" | "reauth_required";
+export type { AuthState } from "./session.ts";
 
 export interface SyncProgress {
   phase: "push" | "pull";
@@ -64,7 +66,7 @@ const FAILED_ITEMS_SHOWN = 20;
 export interface SyncEngineOptions {
   store: EdgeStore;
   dataDir: string;
-  /** Background cycle interval (FR-008, default 30 s). */
+  /** Background cycle interval (default 30 s). */
   intervalMs?: number;
   /** Delay between a local write and its push. */
   pushDebounceMs?: number;
@@ -85,33 +87,25 @@ export interface SyncEngineOptions {
 const PUSH_CLAIM = 500;
 const PUSH_MAX_BYTES = 4 * 1024 * 1024;
 const PULL_LIMIT = 500;
-const LEASE_MS = 120_000;
-const REFRESH_MARGIN_MS = 120_000;
-/** Meta key: the device id a split in progress is taking (see `ensureIdentity`). */
-const SPLIT_TARGET_KEY = "identity_split_target";
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
-export class SyncEngine implements TokenSource {
+export class SyncEngine {
+  /** This device's credentials and tokens; the VPS query client borrows them as its TokenSource. */
+  readonly session: SyncSession;
   private readonly store: EdgeStore;
   private readonly opts: Required<Omit<SyncEngineOptions, "log" | "storageLimitBytes" | "now">> &
     Pick<SyncEngineOptions, "log" | "storageLimitBytes" | "now">;
-  private creds: Credentials | undefined;
-  private credsMtime = -1;
-  private client: VpsClient | undefined;
-  private refreshing: Promise<boolean> | undefined;
+  private readonly lease: SyncLease;
+  private readonly realtime: RealtimeLink;
   private cycle: Promise<SyncReport> | undefined;
   private again = false;
-  private timers = new Set<ReturnType<typeof setTimeout>>();
   private intervalTimer: ReturnType<typeof setInterval> | undefined;
   private pushTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private events: AbortController | undefined;
   private running = false;
-  private readonly leaseOwner = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
 
   private online = false;
-  private realtimeUp = false;
   private failures = 0;
   /** The current backoff is a server's Retry-After (429/503), not a guess. */
   private honouringRetryAfter = false;
@@ -131,8 +125,36 @@ export class SyncEngine implements TokenSource {
       random: Math.random,
       ...options,
     };
-    const offset = Number(this.store.getMeta("clock_offset_ms") ?? 0);
+    const offset = Number(this.store.getMeta(SYNC_META.clockOffset) ?? 0);
     this.clockOffset = Number.isFinite(offset) ? offset : 0;
+    const log = (event: Record<string, unknown>) => this.log(event);
+    this.session = new SyncSession({
+      dataDir: this.opts.dataDir,
+      ...(this.opts.now ? { now: this.opts.now } : {}),
+      // A fresh login: retry at once instead of waiting out an old backoff.
+      onCredentials: () => {
+        this.nextAttemptAt = undefined;
+      },
+      log,
+    });
+    this.lease = new SyncLease(this.store);
+    this.realtime = new RealtimeLink({
+      store: this.store,
+      session: this.session,
+      running: () => this.running,
+      intervalMs: this.opts.intervalMs,
+      random: this.opts.random,
+      onOpen: () => {
+        // Reconnected: the VPS is back. Anything queued meanwhile goes now, not at the next timer.
+        if (!this.online || this.failures > 0 || this.store.queueCounts().queued > 0)
+          void this.trigger("reconnect");
+      },
+      onEvent: () => {
+        this.online = true;
+        void this.trigger("poke");
+      },
+      log,
+    });
   }
 
   // ---- lifecycle ----
@@ -143,17 +165,16 @@ export class SyncEngine implements TokenSource {
     this.running = true;
     this.intervalTimer = setInterval(() => void this.trigger("interval"), this.opts.intervalMs);
     void this.trigger("start");
-    if (this.opts.realtime) void this.realtimeLoop();
+    if (this.opts.realtime) void this.realtime.run();
   }
 
   async stop(): Promise<void> {
     this.running = false;
     if (this.intervalTimer) clearInterval(this.intervalTimer);
-    for (const t of [this.pushTimer, this.retryTimer, ...this.timers]) if (t) clearTimeout(t);
-    this.timers.clear();
-    this.events?.abort();
+    for (const t of [this.pushTimer, this.retryTimer]) if (t) clearTimeout(t);
+    this.realtime.stop();
     await this.cycle?.catch(() => undefined);
-    this.releaseLease();
+    this.lease.release();
   }
 
   /** Called after each local write: pushes soon (debounced). */
@@ -172,9 +193,7 @@ export class SyncEngine implements TokenSource {
   }
 
   authState(): AuthState {
-    this.loadCredentials();
-    if (!this.creds) return "none";
-    return this.creds.reauth_required ? "reauth_required" : "ok";
+    return this.session.authState();
   }
 
   isOnline(): boolean {
@@ -186,55 +205,19 @@ export class SyncEngine implements TokenSource {
     const stored = (k: string) => this.store.getMeta(k) || null;
     return {
       auth,
-      vps_url: this.creds?.vps_url ?? null,
+      vps_url: this.session.vpsUrl(),
       online: this.online,
-      realtime: !this.opts.realtime || !this.running ? "off" : this.realtimeUp ? "connected" : "disconnected",
-      last_success_at: stored("sync_last_success_at"),
-      last_attempt_at: iso(this.lastAttemptAt) ?? stored("sync_last_attempt_at"),
+      realtime:
+        !this.opts.realtime || !this.running ? "off" : this.realtime.up ? "connected" : "disconnected",
+      last_success_at: stored(SYNC_META.lastSuccessAt),
+      last_attempt_at: iso(this.lastAttemptAt) ?? stored(SYNC_META.lastAttemptAt),
       next_attempt_at: iso(this.nextAttemptAt),
       backoff_ms: this.backoffMs,
       consecutive_failures: this.failures,
-      last_error: this.lastError ?? stored("sync_last_error"),
+      last_error: this.lastError ?? stored(SYNC_META.lastError),
       clock_offset_ms: this.clockOffset,
       failed_items: this.store.queueItems("failed", FAILED_ITEMS_SHOWN),
     };
-  }
-
-  // ---- token source ----
-
-  async accessToken(): Promise<string> {
-    const creds = this.requireCreds();
-    if (creds.access_expires_at - Date.now() < REFRESH_MARGIN_MS && !(await this.refresh())) {
-      throw new DionysusError("unauthorized", "re-authentication needed: run dionysus login");
-    }
-    return this.requireCreds().access_token;
-  }
-
-  /** Refreshes the tokens once at a time (refresh tokens rotate: two refreshes at once would
-   * look like token theft to the VPS and revoke the family). */
-  refresh(): Promise<boolean> {
-    this.refreshing ??= this.doRefresh().finally(() => {
-      this.refreshing = undefined;
-    });
-    return this.refreshing;
-  }
-
-  private async doRefresh(): Promise<boolean> {
-    const creds = this.requireCreds();
-    const r = await this.requireClient().refreshToken(creds.refresh_token);
-    if (r.ok) {
-      this.saveCredentials({
-        ...creds,
-        access_token: r.token.access_token,
-        refresh_token: r.token.refresh_token,
-        access_expires_at: Date.now() + r.token.expires_in * 1000,
-        reauth_required: false,
-      });
-      return true;
-    }
-    this.saveCredentials({ ...creds, reauth_required: true });
-    this.log({ event: "auth_refresh_refused", error: r.error.error });
-    return false;
   }
 
   // ---- the cycle ----
@@ -276,11 +259,11 @@ export class SyncEngine implements TokenSource {
     if (auth === "reauth_required") {
       throw new DionysusError("unauthorized", "re-authentication needed: run dionysus login");
     }
-    if (!this.acquireLease()) {
+    if (!this.lease.acquire()) {
       throw new DionysusError("busy", "another dionysus process is syncing this data dir");
     }
     this.lastAttemptAt = Date.now();
-    this.store.setMeta("sync_last_attempt_at", new Date(this.lastAttemptAt).toISOString());
+    this.store.setMeta(SYNC_META.lastAttemptAt, new Date(this.lastAttemptAt).toISOString());
     try {
       // Pull first: a device then sees concurrent remote versions before its own writes
       // overwrite them on the VPS, so both sides log the same conflict. Pull again after a push
@@ -298,7 +281,8 @@ export class SyncEngine implements TokenSource {
       this.failed(err);
       throw err;
     } finally {
-      this.renewLease();
+      if (this.running) this.lease.renew();
+      else this.lease.release();
     }
   }
 
@@ -333,7 +317,7 @@ export class SyncEngine implements TokenSource {
         }
         let answer: Awaited<ReturnType<VpsClient["push"]>>;
         try {
-          answer = await this.requireClient().push(this, chunk);
+          answer = await this.client().push(this.session, chunk);
         } catch (err) {
           if (isDionysusError(err) && err.code === "payload_too_large") {
             // The VPS's limits are lower than ours (or it measures differently). Halve the batch;
@@ -349,7 +333,11 @@ export class SyncEngine implements TokenSource {
             continue;
           }
           // Everything claimed and not yet answered goes back to the queue, with backoff.
-          this.store.release([...pending], describe(err), Date.now() + this.delayFor(err, this.failures + 1));
+          this.store.release(
+            [...pending],
+            messageOf(err),
+            Date.now() + this.delayFor(err, this.failures + 1),
+          );
           throw err;
         }
         this.learnOffset(answer.offsetMs);
@@ -403,49 +391,9 @@ export class SyncEngine implements TokenSource {
     }
   }
 
-  /**
-   * Makes sure this data dir pushes as a device of its own. A copy (noticed by the store when
-   * opened, or by the VPS as `device_diverged`) asks the VPS for a new device id with the split
-   * grant: memories and queued writes stay, the writes go out under the new id. The steps are
-   * ordered so that a crash anywhere leaves a state the next cycle finishes: the target id is
-   * recorded first, then the credentials, then the store.
-   */
-  private async ensureIdentity(): Promise<void> {
-    const creds = this.requireCreds();
-    const target = this.store.getMeta(SPLIT_TARGET_KEY);
-    if (target && creds.device_id === target && this.store.deviceId !== target) {
-      this.store.resetDeviceId(target);
-      this.store.setMeta(SPLIT_TARGET_KEY, "");
-    }
-    const why = this.store.splitPending();
-    if (!why) return;
-    const from = this.store.deviceId;
-    const newId = uuidv7();
-    this.store.setMeta(SPLIT_TARGET_KEY, newId);
-    const r = await this.requireClient().splitDevice(creds.refresh_token, { device_id: newId });
-    if (!r.ok) {
-      // The copy's refresh token was rotated since (by the original, or by the device before a
-      // rollback). Go on locally under the new id; `dionysus login` registers it.
-      this.store.resetDeviceId(newId);
-      this.store.setMeta(SPLIT_TARGET_KEY, "");
-      this.saveCredentials({ ...creds, reauth_required: true });
-      this.log({ event: "device_split", from, to: newId, reason: why, vps: r.error.error });
-      throw new DionysusError(
-        "unauthorized",
-        `this data dir was copied or restored (${why}) and its sign-in is no longer current: run dionysus login (memories and queued writes are kept)`,
-      );
-    }
-    this.saveCredentials({
-      ...creds,
-      device_id: r.token.device_id,
-      access_token: r.token.access_token,
-      refresh_token: r.token.refresh_token,
-      access_expires_at: Date.now() + r.token.expires_in * 1000,
-      reauth_required: false,
-    });
-    this.store.resetDeviceId(r.token.device_id);
-    this.store.setMeta(SPLIT_TARGET_KEY, "");
-    this.log({ event: "device_split", from, to: r.token.device_id, reason: why });
+  /** Makes sure this data dir pushes as a device of its own (see ./identity.ts). */
+  private ensureIdentity(): Promise<void> {
+    return ensureIdentity(this.store, this.session, (event) => this.log(event));
   }
 
   /** Marks a mutation that can never be pushed `failed`, with the reason (`dionysus sync status`). */
@@ -466,7 +414,7 @@ export class SyncEngine implements TokenSource {
   private async pullAll(report: SyncReport, onProgress?: (p: SyncProgress) => void): Promise<void> {
     let cursor = this.store.cursor();
     for (;;) {
-      const answer = await this.requireClient().pull(this, cursor, PULL_LIMIT);
+      const answer = await this.client().pull(this.session, cursor, PULL_LIMIT);
       this.learnOffset(answer.offsetMs);
       const page = answer.body;
       if (page.status === "refetch") {
@@ -494,14 +442,14 @@ export class SyncEngine implements TokenSource {
     this.backoffMs = 0;
     this.nextAttemptAt = undefined;
     this.lastError = undefined;
-    this.store.setMeta("sync_last_success_at", new Date().toISOString());
-    this.store.setMeta("sync_last_error", "");
+    this.store.setMeta(SYNC_META.lastSuccessAt, new Date().toISOString());
+    this.store.setMeta(SYNC_META.lastError, "");
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 
   private failed(err: unknown): void {
-    this.lastError = describe(err);
-    this.store.setMeta("sync_last_error", this.lastError);
+    this.lastError = messageOf(err);
+    this.store.setMeta(SYNC_META.lastError, this.lastError);
     if (isDionysusError(err) && (err.code === "unauthorized" || err.code === "busy")) {
       this.log({ event: "sync_skipped", reason: this.lastError });
       return;
@@ -525,114 +473,13 @@ export class SyncEngine implements TokenSource {
   private learnOffset(offsetMs: number | undefined): void {
     if (offsetMs === undefined || Math.abs(offsetMs - this.clockOffset) < 1_000) return;
     this.clockOffset = offsetMs;
-    // The store persists it (meta `clock_offset_ms`, read back by the constructor).
+    // The store persists it (SYNC_META.clockOffset, read back by the constructor).
     this.store.setClockOffset(offsetMs);
     this.log({ event: "clock_offset", offset_ms: offsetMs });
   }
 
-  // ---- realtime ----
-
-  private async realtimeLoop(): Promise<void> {
-    let attempt = 0;
-    while (this.running) {
-      if (this.authState() !== "ok") {
-        // Waiting for `dionysus login`: checking the credentials file is one stat call.
-        await this.sleep(Math.min(this.opts.intervalMs, 2_000));
-        continue;
-      }
-      this.events = new AbortController();
-      let serverWait = 0;
-      try {
-        const lastSeen = this.store.getMeta("events_last_id");
-        const onOpen = () => {
-          this.realtimeUp = true;
-          // The stream is up: the next loss of it starts the reconnect delays from 1 s again.
-          attempt = 0;
-          // Reconnected: the VPS is back. Anything queued meanwhile goes now, not at the next timer.
-          if (!this.online || this.failures > 0 || this.store.queueCounts().queued > 0)
-            void this.trigger("reconnect");
-        };
-        for await (const ev of this.requireClient().events(this, lastSeen, this.events.signal, onOpen)) {
-          this.realtimeUp = true;
-          this.online = true;
-          attempt = 0;
-          this.store.setMeta("events_last_id", String(ev.seq));
-          void this.trigger("poke");
-        }
-      } catch (err) {
-        if (!this.running) break;
-        serverWait = retryAfterOf(err) ?? 0;
-        this.log({ event: "realtime_disconnected", error: describe(err) });
-      }
-      this.realtimeUp = false;
-      if (!this.running) break;
-      await this.sleep(Math.max(serverWait, reconnectDelay(++attempt, this.opts.random)));
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.timers.delete(t);
-        resolve();
-      }, ms);
-      this.timers.add(t);
-    });
-  }
-
-  // ---- credentials and lease ----
-
-  private loadCredentials(): void {
-    const mtime = credentialsMtime(this.opts.dataDir);
-    if (mtime === this.credsMtime) return;
-    this.credsMtime = mtime;
-    this.creds = mtime === 0 ? undefined : readCredentials(this.opts.dataDir);
-    if (this.creds && this.client?.baseUrl !== this.creds.vps_url)
-      this.client = new VpsClient({
-        baseUrl: this.creds.vps_url,
-        ...(this.opts.now ? { now: this.opts.now } : {}),
-      });
-    if (!this.creds) this.client = undefined;
-    if (this.creds && !this.creds.reauth_required) {
-      // A fresh login: retry at once instead of waiting out an old backoff.
-      this.nextAttemptAt = undefined;
-    }
-  }
-
-  private saveCredentials(creds: Credentials): void {
-    writeCredentials(this.opts.dataDir, creds);
-    this.creds = creds;
-    this.credsMtime = credentialsMtime(this.opts.dataDir);
-  }
-
-  private requireCreds(): Credentials {
-    this.loadCredentials();
-    if (!this.creds) throw new DionysusError("unauthorized", "not logged in: run dionysus login URL");
-    return this.creds;
-  }
-
-  private requireClient(): VpsClient {
-    this.requireCreds();
-    return this.client!;
-  }
-
-  private acquireLease(): boolean {
-    const now = Date.now();
-    const [owner, until] = (this.store.getMeta("sync_lease") ?? "").split("|");
-    if (owner && owner !== this.leaseOwner && Number(until) > now && leaseHolderAlive(owner)) return false;
-    this.store.setMeta("sync_lease", `${this.leaseOwner}|${now + LEASE_MS}`);
-    if (owner !== this.leaseOwner) this.store.requeueSyncing();
-    return true;
-  }
-
-  private renewLease(): void {
-    if (this.running) this.store.setMeta("sync_lease", `${this.leaseOwner}|${Date.now() + LEASE_MS}`);
-    else this.releaseLease();
-  }
-
-  private releaseLease(): void {
-    const [owner] = (this.store.getMeta("sync_lease") ?? "").split("|");
-    if (owner === this.leaseOwner) this.store.setMeta("sync_lease", "");
+  private client(): VpsClient {
+    return this.session.client();
   }
 
   private log(event: Record<string, unknown>): void {
@@ -640,28 +487,8 @@ export class SyncEngine implements TokenSource {
   }
 }
 
-/**
- * Whether the process named in a lease (`<pid>-<random>`) still runs. The data dir is local, so
- * a dead pid means the holder crashed (SIGKILL, power loss) without releasing the lease: its
- * successor must not wait out the rest of it.
- */
-function leaseHolderAlive(owner: string): boolean {
-  const pid = Number(owner.split("-")[0]);
-  return !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid);
-}
-
-/** The wait a server asked for (Retry-After of a 429 or 503), in ms. */
-function retryAfterOf(err: unknown): number | undefined {
-  const ms = isDionysusError(err) ? err.details?.retry_after_ms : undefined;
-  return typeof ms === "number" ? ms : undefined;
-}
-
 function emptyReport(): SyncReport {
   return { pushed: 0, rejected: 0, pulled: 0, conflicts: 0, refetched: false, evicted: 0 };
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Bytes of the push envelope around the mutations, `{"mutations":[` and `]}`, less one comma

@@ -7,9 +7,7 @@
  * - `unauthorized`: 401 that a token refresh did not cure — re-authentication needed;
  * - `invalid_input` / others: the VPS refused the request itself.
  */
-import type { KyInstance } from "ky";
 import type { z } from "zod";
-import { DionysusError } from "../../core/errors.ts";
 import {
   API_KEY_GRANT,
   DEVICE_CODE_GRANT,
@@ -21,23 +19,11 @@ import {
   TokenResponse,
 } from "../../core/protocol/auth.ts";
 import { ChangesEvent, type Mutation, PullResponse, PushResponse } from "../../core/protocol/sync.ts";
-import {
-  createVpsHttp,
-  type FailureStyle,
-  parseAnswer,
-  readSse,
-  sendOrUnavailable,
-  vpsFailure,
-} from "../vps-http.ts";
+import { type FailureStyle, readSse, type TokenSource, VpsTransport } from "../vps-http.ts";
 
-const STYLE: FailureStyle = { prefix: "VPS answered", codeFrom: "status" };
+export type { TokenSource } from "../vps-http.ts";
 
-export interface TokenSource {
-  /** The current access token, refreshed first when it is about to expire. */
-  accessToken(): Promise<string>;
-  /** Forces a refresh after a 401; returns false when the refresh itself was refused. */
-  refresh(): Promise<boolean>;
-}
+const STYLE: FailureStyle = { prefix: "VPS answered" };
 
 /** What the engine learns from each answer besides its body: the clock offset estimate. */
 export interface Timed<T> {
@@ -56,15 +42,9 @@ export interface VpsClientOptions {
 
 export type OAuthTokenResult = { ok: true; token: TokenResponse } | { ok: false; error: OAuthError };
 
-export class VpsClient {
-  private readonly http: KyInstance;
-
+export class VpsClient extends VpsTransport {
   constructor(private readonly opts: VpsClientOptions) {
-    this.http = createVpsHttp(opts);
-  }
-
-  get baseUrl(): string {
-    return this.opts.baseUrl;
+    super(opts, STYLE);
   }
 
   // ---- auth (no bearer token) ----
@@ -109,11 +89,11 @@ export class VpsClient {
   // ---- authenticated ----
 
   async identity(tokens: TokenSource): Promise<Timed<IdentityResponse>> {
-    return this.authed(tokens, (h) => this.http.get("v1/identity", { headers: h }), IdentityResponse);
+    return this.timed(tokens, (h) => this.http.get("v1/identity", { headers: h }), IdentityResponse);
   }
 
   async push(tokens: TokenSource, mutations: Mutation[]): Promise<Timed<PushResponse>> {
-    return this.authed(
+    return this.timed(
       tokens,
       (h) => this.http.post("v1/sync/push", { headers: h, json: { mutations } }),
       PushResponse,
@@ -123,7 +103,7 @@ export class VpsClient {
   async pull(tokens: TokenSource, since: string | undefined, limit: number): Promise<Timed<PullResponse>> {
     const searchParams: Record<string, string> = { limit: String(limit) };
     if (since) searchParams.since = since;
-    return this.authed(
+    return this.timed(
       tokens,
       (h) => this.http.get("v1/sync/pull", { headers: h, searchParams }),
       PullResponse,
@@ -140,16 +120,11 @@ export class VpsClient {
     signal: AbortSignal,
     onOpen?: () => void,
   ): AsyncGenerator<ChangesEvent> {
-    const open = async () => {
-      const headers: Record<string, string> = {
-        authorization: `Bearer ${await tokens.accessToken()}`,
-        accept: "text/event-stream",
-      };
-      if (lastEventId) headers["last-event-id"] = lastEventId;
-      return this.send(() => this.http.get("v1/events", { headers, signal, timeout: false }));
-    };
-    let res = await open();
-    if (res.status === 401 && (await tokens.refresh())) res = await open();
+    const headers: Record<string, string> = { accept: "text/event-stream" };
+    if (lastEventId) headers["last-event-id"] = lastEventId;
+    const res = await this.authed(tokens, (h) =>
+      this.http.get("v1/events", { headers: { ...headers, ...h }, signal, timeout: false }),
+    );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
     onOpen?.();
     for await (const { event, data } of readSse(res.body, { cancel: false })) {
@@ -161,42 +136,24 @@ export class VpsClient {
 
   // ---- plumbing ----
 
-  private async authed<S extends z.ZodType>(
+  /** An authenticated JSON request, with the clock offset measured on the answer. */
+  private async timed<S extends z.ZodType>(
     tokens: TokenSource,
     call: (headers: Record<string, string>) => Promise<Response>,
     schema: S,
   ): Promise<Timed<z.infer<S>>> {
-    const attempt = async () => {
-      const headers = { authorization: `Bearer ${await tokens.accessToken()}` };
-      const now = this.opts.now ?? Date.now;
+    const now = this.opts.now ?? Date.now;
+    // The midpoint of the request that was answered (the retry's, after a refresh).
+    let mid = 0;
+    const timed = async (headers: Record<string, string>) => {
       const t0 = now();
-      const res = await this.send(() => call(headers));
-      return { res, mid: (t0 + now()) / 2 };
+      const res = await call(headers);
+      mid = (t0 + now()) / 2;
+      return res;
     };
-    let { res, mid } = await attempt();
-    if (res.status === 401) {
-      if (!(await tokens.refresh()))
-        throw new DionysusError(
-          "unauthorized",
-          "the VPS refused this device's credentials: re-authentication needed, run dionysus login",
-        );
-      ({ res, mid } = await attempt());
-    }
+    const res = await this.authed(tokens, timed);
     const body = await this.parse(res, schema);
     const serverTime = (body as { server_time?: unknown }).server_time;
     return { body, offsetMs: typeof serverTime === "number" ? Math.round(serverTime - mid) : undefined };
-  }
-
-  /** Runs a request; network failures and timeouts become `unavailable`. */
-  private send(call: () => Promise<Response>): Promise<Response> {
-    return sendOrUnavailable(call, this.opts.baseUrl);
-  }
-
-  private parse<S extends z.ZodType>(res: Response, schema: S): Promise<z.infer<S>> {
-    return parseAnswer(res, schema, STYLE);
-  }
-
-  private failure(res: Response, json: unknown): DionysusError {
-    return vpsFailure(res, json, STYLE);
   }
 }

@@ -1,21 +1,23 @@
 /**
  * Plugs the sync engine into the edge daemon: it starts with the daemon, hears about every
- * local write, and feeds `/health` and `/v1/sync/status`.
+ * local write, and feeds `/health`, `/v1/sync/status` and `POST /v1/sync/run`.
  */
 import type { EdgeConfig } from "../../core/config.ts";
 import { DionysusError } from "../../core/errors.ts";
-import type { EdgeServices } from "../daemon.ts";
+import type { DaemonHooks } from "../daemon.ts";
+import type { SyncControl } from "../http/app.ts";
 import { SyncEngine } from "./engine.ts";
 
-export interface SyncServices extends EdgeServices {
+export interface SyncHooks extends DaemonHooks {
+  sync: SyncControl;
   /** The running engine (after the daemon started). */
   engine(): SyncEngine | undefined;
 }
 
-export function createSyncServices(
+export function createSyncHooks(
   config: EdgeConfig,
   opts: { log?: (event: Record<string, unknown>) => void } = {},
-): SyncServices {
+): SyncHooks {
   let engine: SyncEngine | undefined;
   return {
     engine: () => engine,
@@ -32,13 +34,15 @@ export function createSyncServices(
     onStop: async () => {
       await engine?.stop();
     },
-    onLocalWrite: () => engine?.notifyLocalWrite(),
-    syncStatus: () => engine?.status() ?? {},
-    online: () => engine?.isOnline() ?? false,
-    auth: () => engine?.authState() ?? "none",
-    syncNow: () => {
-      if (!engine) throw new DionysusError("unavailable", "the sync engine is not running");
-      return engine.syncNow();
+    sync: {
+      onLocalWrite: () => engine?.notifyLocalWrite(),
+      status: () => engine?.status() ?? {},
+      online: () => engine?.isOnline() ?? false,
+      auth: () => engine?.authState() ?? "none",
+      syncNow: () => {
+        if (!engine) throw new DionysusError("unavailable", "the sync engine is not running");
+        return engine.syncNow();
+      },
     },
   };
 }
