@@ -13,8 +13,8 @@ import { createVpsDatabase } from "./db/database.ts";
 import { pidAlive, tryLockPglite } from "./db/pglite-lock.ts";
 import { createVpsApp } from "./http/app.ts";
 import { listeningUrl } from "./http/listen-url.ts";
-import type { Logger } from "./http/logger.ts";
-import { createVpsServices } from "./services.ts";
+import { createVpsInstance } from "./instance.ts";
+import type { Logger } from "./log.ts";
 
 /** What `vps serve` writes to `<data_dir>/vps.json` (mode 0600). */
 export interface ServerFile {
@@ -82,14 +82,14 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     releaseLock();
     throw err;
   }
-  const services = await createVpsServices(config, database, {
+  const services = await createVpsInstance(config, database, {
     worker: true,
     ...(options.log ? { log: options.log } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
   const adminToken = randomSecret("dnx");
   let listenUrl: string | undefined;
-  const app = createVpsApp({ services, adminToken, listenUrl: () => listenUrl });
+  const app = createVpsApp({ vps: services, adminToken, listenUrl: () => listenUrl });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({

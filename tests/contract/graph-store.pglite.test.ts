@@ -1,8 +1,8 @@
 /** The GraphStore contract against PGlite (embedded Postgres), through a minimal kysely pool. */
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PostgresDialect } from "kysely";
+import { type GraphTables, graphMigration } from "../../src/vps/db/graph-schema.ts";
 import { createPostgresGraphStore } from "../../src/vps/graph/postgres/postgres-graph-store.ts";
-import { type GraphTables, graphMigration } from "../../src/vps/graph/postgres/schema.ts";
 import { graphStoreContract } from "./graph-store.contract.ts";
 
 let pglite: PGlite | undefined;

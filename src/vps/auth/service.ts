@@ -14,8 +14,8 @@ import type {
   TokenResponse,
 } from "../../core/protocol/auth.ts";
 import { uuidv7 } from "../../core/uuid.ts";
+import { notifyChannel } from "../db/channel.ts";
 import type { DeviceRow, VpsTables } from "../db/schema.ts";
-import { notifyChannel } from "../push/channel.ts";
 import { OAuthFailure } from "./errors.ts";
 import { normaliseUserCode, randomSecret, randomUserCode, SECRET_PREFIX, sha256Hex } from "./secrets.ts";
 

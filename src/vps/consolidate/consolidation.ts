@@ -21,11 +21,11 @@ import type { ChatModel } from "../../core/ports/chat-model.ts";
 import type { EntityExtractor } from "../../core/ports/entity-extractor.ts";
 import type { ConsolidationResult } from "../../core/protocol/heavy.ts";
 import { uuidv7 } from "../../core/uuid.ts";
+import { MEMORY_COLUMNS, rowToMemory } from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
 import { type GraphIn, refreshMemoryGraph } from "../jobs/extract-jobs.ts";
 import { buildSummaryMessages } from "../search/prompts.ts";
 import { type ServerVersion, VPS_DEVICE, writeServerVersions } from "../sync/server-write.ts";
-import { MEMORY_COLUMNS, rowToMemory } from "../sync/service.ts";
 import { findDuplicateGroups } from "./near-duplicates.ts";
 import { extractiveSummary } from "./summary.ts";
 

@@ -5,7 +5,7 @@
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
 import { DionysusError } from "../../core/errors.ts";
-import { graphMigration } from "../graph/postgres/schema.ts";
+import { graphMigration } from "./graph-schema.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists.
 type AnyDb = Kysely<any>;

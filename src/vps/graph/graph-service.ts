@@ -6,8 +6,8 @@
 import { type Kysely, sql } from "kysely";
 import type { GraphStore } from "../../core/ports/graph-store.ts";
 import type { GraphQueryRequest, GraphQueryResponse } from "../../core/protocol/heavy.ts";
+import { MEMORY_COLUMNS, rowToMemory } from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
-import { MEMORY_COLUMNS, rowToMemory } from "../sync/service.ts";
 
 export type GraphService = ReturnType<typeof createGraphService>;
 

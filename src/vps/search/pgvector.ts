@@ -12,10 +12,11 @@ import { createHash } from "node:crypto";
 import { type Kysely, sql } from "kysely";
 import type { Embedder } from "../../core/ports/embedder.ts";
 import type { VpsTables } from "../db/schema.ts";
-import type { Logger } from "../http/logger.ts";
+import { bytesToVector } from "../db/vector-bytes.ts";
 import type { VectorSink } from "../jobs/embed-jobs.ts";
+import type { Logger } from "../log.ts";
 import type { AnnSearch } from "./search-service.ts";
-import { bytesToVector, type ScoredId } from "./vector.ts";
+import type { ScoredId } from "./vector.ts";
 
 const literal = (v: ArrayLike<number>) => `[${Array.from(v, (x) => (Number.isFinite(x) ? x : 0)).join(",")}]`;
 
