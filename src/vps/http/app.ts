@@ -8,6 +8,7 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import { DionysusError, isDionysusError, toProblem } from "../../core/errors.ts";
 import { cidrContains, normaliseIp, parseCidr, parseIp } from "../../core/ip.ts";
@@ -214,8 +215,14 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     await next();
   };
 
-  app.onError((err, c) => {
+  app.onError((thrown, c) => {
     const requestId = c.get("requestId");
+    // zValidator("json") throws Hono's 400 for a JSON body that does not parse (the only
+    // HTTPException this app can meet).
+    const err =
+      thrown instanceof HTTPException && thrown.status === 400
+        ? new DionysusError("invalid_input", "the body is not valid JSON")
+        : thrown;
     if (err instanceof OAuthFailure) {
       const headers: Record<string, string> = { "Cache-Control": "no-store", Pragma: "no-cache" };
       if (err instanceof OAuthRateLimited)

@@ -92,8 +92,8 @@ export async function readJson(c: Context<AppEnv>): Promise<unknown> {
 const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
 
 /**
- * A JSON body: the Content-Type says JSON (415 otherwise, as `zValidator("json")` would see an
- * empty object) and the body parses (400 otherwise). Put it before `zValidator("json", …)`.
+ * A JSON body must say so (`Content-Type: application/json`): `zValidator("json", …)`, which comes
+ * next, reads the body only then (a body that does not parse is a 400, see app.ts onError).
  */
 export const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim();
@@ -102,7 +102,6 @@ export const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
       "unsupported_media_type",
       "the request body must be JSON (Content-Type: application/json)",
     );
-  await readJson(c);
   await next();
 };
 
