@@ -1,5 +1,5 @@
 /**
- * The heavy-query services of one VPS instance, wired from the config (issue 5):
+ * The heavy queries of one VPS instance, wired from the config (docs/heavy.md):
  * - embedder: Ollama's `/api/embed` when `ollama_url` is set, else the built-in one;
  * - chat model (ask, summaries, entity extraction): Ollama's `/api/chat` when `ollama_url` is set;
  * - entity extractor: the LLM when configured (the local one when it fails), else compromise;

@@ -1,5 +1,5 @@
 /**
- * One consolidation of a user's memories (the `consolidate` job; US4 scenario 3):
+ * One consolidation of a user's memories (the `consolidate` job; docs/heavy.md):
  *
  * 1. Duplicates and near-duplicates (see near-duplicates.ts), among live memories of the same
  *    kind (summaries excluded), are merged: the oldest survives with its id and content, gains the

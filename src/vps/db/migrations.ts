@@ -154,7 +154,7 @@ const m0001: Migration = {
 };
 
 /**
- * Heavy queries (issue 5): full-text search on memories, embeddings, the job queue, the merge
+ * Heavy queries (docs/heavy.md): full-text search on memories, embeddings, the job queue, the merge
  * history of consolidation and what the graph was last extracted from.
  */
 const m0003: Migration = {

@@ -1,5 +1,5 @@
 /**
- * `POST /v1/graph/query` (FR-014, US4 scenario 2): the graph store's traversal, with the memories
+ * `POST /v1/graph/query` (docs/heavy.md): the graph store's traversal, with the memories
  * behind the returned nodes read from the canonical store. A memory deleted since it was
  * extracted is left out (its mentions are taken back by its `extract` job).
  */

@@ -6,7 +6,7 @@
  * Detected at start: the extension must be available (`pg_available_extensions`) and creatable
  * by the VPS's database role (or already created). Anything that fails here leaves the exact scan
  * in charge, with a log line. NOT EXERCISED BY THE TESTS: no pgvector could be installed where this
- * was built (DESIGN.md, "Verified on these machines"); the exact scan is the tested path.
+ * was built (docs/heavy.md, "Embeddings"); the exact scan is the tested path.
  */
 import { createHash } from "node:crypto";
 import { type Kysely, sql } from "kysely";

@@ -1,5 +1,5 @@
 /**
- * `POST /v1/search` (FR-014): the user's memories by keyword (PostgreSQL full-text search),
+ * `POST /v1/search`: the user's memories by keyword (PostgreSQL full-text search),
  * by meaning (vector similarity) or both (hybrid, fused by reciprocal rank fusion).
  *
  * - keyword: the query's words (user text, never tsquery syntax) become one `plainto_tsquery`
