@@ -19,11 +19,12 @@ import type { EntityType } from "../src/core/ports/entity-extractor.ts";
 import { uuidv7 } from "../src/core/uuid.ts";
 import { VERSION } from "../src/core/version.ts";
 import { findDuplicateGroups } from "../src/vps/consolidate/near-duplicates.ts";
+import { type GraphTables, graphMigration } from "../src/vps/db/graph-schema.ts";
+import { bytesToVector, vectorToBytes } from "../src/vps/db/vector-bytes.ts";
 import { extractEntities } from "../src/vps/graph/extract/compromise-extractor.ts";
 import { createPostgresGraphStore } from "../src/vps/graph/postgres/postgres-graph-store.ts";
-import { type GraphTables, graphMigration } from "../src/vps/graph/postgres/schema.ts";
 import { createBuiltinEmbedder } from "../src/vps/search/builtin/builtin-embedder.ts";
-import { bytesToVector, topKByDot, vectorToBytes } from "../src/vps/search/vector.ts";
+import { topKByDot } from "../src/vps/search/vector.ts";
 import { createTestDatabase } from "../tests/helpers/harness.ts";
 
 const ENTITIES = Number(process.env.BENCH_ENTITIES ?? 10_000);

@@ -28,10 +28,10 @@ import { createEdgeApp } from "../src/edge/http/app.ts";
 import { createSqliteStore } from "../src/edge/store/sqlite/index.ts";
 import { writeCredentials } from "../src/edge/sync/credentials.ts";
 import { createVpsDatabase } from "../src/vps/db/database.ts";
+import { vectorToBytes } from "../src/vps/db/vector-bytes.ts";
 import { createVpsApp } from "../src/vps/http/app.ts";
+import { createVpsInstance } from "../src/vps/instance.ts";
 import { createBuiltinEmbedder } from "../src/vps/search/builtin/builtin-embedder.ts";
-import { vectorToBytes } from "../src/vps/search/vector.ts";
-import { createVpsServices } from "../src/vps/services.ts";
 import { createTestDatabase } from "../tests/helpers/harness.ts";
 
 const MEMORIES = Number(process.env.BENCH_MEMORIES ?? 100_000);
@@ -160,8 +160,8 @@ async function benchSearch(): Promise<void> {
     database_url: url.href,
     rate_limit_per_min: 10_000_000,
   });
-  const services = await createVpsServices(config, database, { log: () => {} });
-  const app = createVpsApp({ services });
+  const services = await createVpsInstance(config, database, { log: () => {} });
+  const app = createVpsApp({ vps: services });
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req, srv) => app.fetch(req, srv) });
   const vpsUrl = `http://127.0.0.1:${server.port}`;
   const edgeDir = mkdtempSync(join(os.tmpdir(), "dionysus-bench-edge-"));

@@ -1,5 +1,5 @@
 /**
- * The heavy-query services of one VPS instance, wired from the config (issue 5):
+ * The heavy queries of one VPS instance, wired from the config (docs/heavy.md):
  * - embedder: Ollama's `/api/embed` when `ollama_url` is set, else the built-in one;
  * - chat model (ask, summaries, entity extraction): Ollama's `/api/chat` when `ollama_url` is set;
  * - entity extractor: the LLM when configured (the local one when it fails), else compromise;
@@ -13,18 +13,18 @@ import type { Embedder } from "../core/ports/embedder.ts";
 import type { EntityExtractor } from "../core/ports/entity-extractor.ts";
 import type { GraphStore } from "../core/ports/graph-store.ts";
 import { runConsolidation } from "./consolidate/consolidation.ts";
+import { notifyChannel } from "./db/channel.ts";
 import type { VpsDatabase } from "./db/database.ts";
 import { createCompromiseExtractor } from "./graph/extract/compromise-extractor.ts";
 import { createLlmEntityExtractor } from "./graph/extract/llm-extractor.ts";
 import { createGraphService } from "./graph/graph-service.ts";
 import { createNeo4jGraphStore } from "./graph/neo4j/neo4j-graph-store.ts";
 import { createPostgresGraphStore } from "./graph/postgres/postgres-graph-store.ts";
-import type { Logger } from "./http/logger.ts";
 import { processEmbedJobs } from "./jobs/embed-jobs.ts";
 import { type GraphIn, refreshMemoryGraph } from "./jobs/extract-jobs.ts";
 import { createJobQueue } from "./jobs/queue.ts";
 import { type JobHandlers, JobWorker, type JobWorkerOptions } from "./jobs/worker.ts";
-import { notifyChannel } from "./push/channel.ts";
+import type { Logger } from "./log.ts";
 import { createAskService } from "./search/ask.ts";
 import { createBuiltinEmbedder } from "./search/builtin/builtin-embedder.ts";
 import { createOllamaChat } from "./search/ollama/ollama-chat.ts";
@@ -46,9 +46,10 @@ export interface HeavyOverrides {
   onChanges?: (userId: string) => void;
 }
 
-export type HeavyServices = ReturnType<typeof createHeavyServices>;
+/** The heavy queries of one instance with their adapters, job queue and worker. */
+export type HeavyQueries = ReturnType<typeof createHeavyQueries>;
 
-export function createHeavyServices(
+export function createHeavyQueries(
   config: VpsConfig,
   database: VpsDatabase,
   log: Logger,

@@ -14,8 +14,8 @@ import { createVpsDatabase } from "./db/database.ts";
 import { describeHolder, tryLockPglite } from "./db/pglite-lock.ts";
 import { createVpsApp } from "./http/app.ts";
 import { listeningUrl } from "./http/listen-url.ts";
-import { jsonLogger, type Logger } from "./http/logger.ts";
-import { createVpsServices } from "./services.ts";
+import { createVpsInstance } from "./instance.ts";
+import { jsonLogger, type Logger } from "./log.ts";
 
 /** What `vps serve` writes to `<data_dir>/vps.json` (mode 0600). */
 export interface ServerFile {
@@ -96,14 +96,14 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     throw err;
   }
   const fatal = new Promise<DionysusError>((resolve) => database.onFatal(resolve));
-  const services = await createVpsServices(config, database, {
+  const services = await createVpsInstance(config, database, {
     worker: true,
     log,
     ...(options.now ? { now: options.now } : {}),
   });
   const adminToken = randomSecret("dnx");
   let listenUrl: string | undefined;
-  const app = createVpsApp({ services, adminToken, listenUrl: () => listenUrl });
+  const app = createVpsApp({ vps: services, adminToken, listenUrl: () => listenUrl });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({

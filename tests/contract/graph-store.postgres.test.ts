@@ -1,8 +1,8 @@
 /** The GraphStore contract against a real PostgreSQL: a fresh database, dropped afterwards. */
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
+import { type GraphTables, graphMigration } from "../../src/vps/db/graph-schema.ts";
 import { createPostgresGraphStore } from "../../src/vps/graph/postgres/postgres-graph-store.ts";
-import { type GraphTables, graphMigration } from "../../src/vps/graph/postgres/schema.ts";
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "../helpers/harness.ts";
 import { graphStoreContract } from "./graph-store.contract.ts";
 

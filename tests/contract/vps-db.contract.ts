@@ -12,9 +12,9 @@ import { encodeCursor, PullResponse, PushResponse } from "../../src/core/protoco
 import { uuidv7 } from "../../src/core/uuid.ts";
 import { OAuthFailure } from "../../src/vps/auth/errors.ts";
 import { createAuthService, type Principal } from "../../src/vps/auth/service.ts";
+import { CHANGES_CHANNEL } from "../../src/vps/db/channel.ts";
 import type { VpsDatabase } from "../../src/vps/db/database.ts";
 import { migrateToLatest } from "../../src/vps/db/migrations.ts";
-import { CHANGES_CHANNEL } from "../../src/vps/push/channel.ts";
 import { createSyncService } from "../../src/vps/sync/service.ts";
 import { TestDevice } from "../helpers/memories.ts";
 import { deviceHistoryTests } from "./vps-device-history.contract.ts";

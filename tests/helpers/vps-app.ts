@@ -6,8 +6,8 @@ import { VpsConfig } from "../../src/core/config.ts";
 import { API_KEY_GRANT, TokenResponse } from "../../src/core/protocol/auth.ts";
 import { createVpsDatabase, type VpsDatabase } from "../../src/vps/db/database.ts";
 import { createVpsApp, type VpsAppDeps } from "../../src/vps/http/app.ts";
-import type { LogEntry } from "../../src/vps/http/logger.ts";
-import { createVpsServices, type VpsServices } from "../../src/vps/services.ts";
+import { createVpsInstance, type VpsInstance } from "../../src/vps/instance.ts";
+import type { LogEntry } from "../../src/vps/log.ts";
 import { createTestDatabase, TEST_DATABASE_URL } from "./harness.ts";
 
 export interface TestBackend {
@@ -35,7 +35,7 @@ export async function openTestBackend(): Promise<TestBackend> {
 
 export interface TestApp {
   app: ReturnType<typeof createVpsApp>;
-  services: VpsServices;
+  services: VpsInstance;
   logs: LogEntry[];
   /** `app.request` with a path relative to http://vps.test. */
   req(path: string, init?: RequestInit): Promise<Response>;
@@ -54,13 +54,13 @@ export async function makeTestApp(
     ...(backend.url ? { database_url: backend.url } : {}),
     ...config,
   });
-  const services = await createVpsServices(cfg, backend.database, {
+  const services = await createVpsInstance(cfg, backend.database, {
     log: (e) => logs.push(JSON.parse(JSON.stringify(e))),
     ...(extra.now ? { now: extra.now } : {}),
     ...(extra.webhookRetryDelaysMs ? { webhookRetryDelaysMs: extra.webhookRetryDelaysMs } : {}),
   });
   const app = createVpsApp({
-    services,
+    vps: services,
     clientIp: () => "127.0.0.1",
     adminToken: "admin-secret-token",
     ...extra,

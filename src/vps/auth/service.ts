@@ -1,5 +1,5 @@
 /**
- * Users, API keys, devices and tokens (FR-002, FR-019). Every secret is stored as a hash: API keys,
+ * Users, API keys, devices and tokens (docs/vps.md). Every secret is stored as a hash: API keys,
  * access and refresh tokens and device codes as SHA-256 (they are long random strings), passwords
  * as argon2id. Access tokens are opaque and looked up on every request, so revoking a device stops
  * its tokens at once.
@@ -14,8 +14,8 @@ import type {
   TokenResponse,
 } from "../../core/protocol/auth.ts";
 import { uuidv7 } from "../../core/uuid.ts";
+import { notifyChannel } from "../db/channel.ts";
 import type { DeviceRow, VpsTables } from "../db/schema.ts";
-import { notifyChannel } from "../push/channel.ts";
 import { OAuthFailure } from "./errors.ts";
 import { normaliseUserCode, randomSecret, randomUserCode, SECRET_PREFIX, sha256Hex } from "./secrets.ts";
 

@@ -1,5 +1,5 @@
 /**
- * One consolidation of a user's memories (the `consolidate` job; US4 scenario 3):
+ * One consolidation of a user's memories (the `consolidate` job; docs/heavy.md):
  *
  * 1. Duplicates and near-duplicates (see near-duplicates.ts), among live memories of the same
  *    kind (summaries excluded), are merged: the oldest survives with its id and content, gains the
@@ -21,11 +21,11 @@ import type { ChatModel } from "../../core/ports/chat-model.ts";
 import type { EntityExtractor } from "../../core/ports/entity-extractor.ts";
 import type { ConsolidationResult } from "../../core/protocol/heavy.ts";
 import { uuidv7 } from "../../core/uuid.ts";
+import { MEMORY_COLUMNS, rowToMemory } from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
 import { type GraphIn, refreshMemoryGraph } from "../jobs/extract-jobs.ts";
 import { buildSummaryMessages } from "../search/prompts.ts";
 import { type ServerVersion, VPS_DEVICE, writeServerVersions } from "../sync/server-write.ts";
-import { MEMORY_COLUMNS, rowToMemory } from "../sync/service.ts";
 import { findDuplicateGroups } from "./near-duplicates.ts";
 import { extractiveSummary } from "./summary.ts";
 

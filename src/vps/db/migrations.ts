@@ -5,7 +5,7 @@
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
-import { graphMigration } from "../graph/postgres/schema.ts";
+import { graphMigration } from "./graph-schema.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists.
 type AnyDb = Kysely<any>;
@@ -154,7 +154,7 @@ const m0001: Migration = {
 };
 
 /**
- * Heavy queries (issue 5): full-text search on memories, embeddings, the job queue, the merge
+ * Heavy queries (docs/heavy.md): full-text search on memories, embeddings, the job queue, the merge
  * history of consolidation and what the graph was last extracted from.
  */
 const m0003: Migration = {

@@ -4,7 +4,7 @@
  * user. `int8` columns come back as JS numbers (see createVpsDatabase).
  */
 import type { ColumnType, Generated, Selectable } from "kysely";
-import type { GraphTables } from "../graph/postgres/schema.ts";
+import type { GraphTables } from "./graph-schema.ts";
 
 type Timestamptz = ColumnType<Date, Date | string, Date | string>;
 type Json<T> = ColumnType<T, string, string>;

@@ -1,13 +1,13 @@
 /**
- * `POST /v1/graph/query` (FR-014, US4 scenario 2): the graph store's traversal, with the memories
+ * `POST /v1/graph/query` (docs/heavy.md): the graph store's traversal, with the memories
  * behind the returned nodes read from the canonical store. A memory deleted since it was
  * extracted is left out (its mentions are taken back by its `extract` job).
  */
 import { type Kysely, sql } from "kysely";
 import type { GraphStore } from "../../core/ports/graph-store.ts";
 import type { GraphQueryRequest, GraphQueryResponse } from "../../core/protocol/heavy.ts";
+import { MEMORY_COLUMNS, rowToMemory } from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
-import { MEMORY_COLUMNS, rowToMemory } from "../sync/service.ts";
 
 export type GraphService = ReturnType<typeof createGraphService>;
 

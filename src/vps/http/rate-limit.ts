@@ -1,5 +1,5 @@
 /**
- * Fixed-window rate limiter (FR-020), in memory, per VPS instance: `limit` requests per key per
+ * Fixed-window rate limiter, in memory, per VPS instance: `limit` requests per key per
  * window. Keys are `device:<user>:<device>` for authenticated calls and `ip:<addr>` otherwise.
  */
 export interface RateDecision {

@@ -10,10 +10,10 @@
  */
 import { type Kysely, sql } from "kysely";
 import type { Embedder } from "../../core/ports/embedder.ts";
+import { CHANGES_CHANNEL } from "../db/channel.ts";
+import { currentVectors } from "../db/memories.ts";
 import type { VpsTables } from "../db/schema.ts";
-import { CHANGES_CHANNEL } from "../push/channel.ts";
-import { vectorToBytes } from "../search/vector.ts";
-import { currentVectors } from "../sync/service.ts";
+import { vectorToBytes } from "../db/vector-bytes.ts";
 
 /** A vector describes the first this many characters of a memory (the built-in embedder runs on
  * the server's event loop; Ollama's models have shorter contexts anyway). */

@@ -1,5 +1,5 @@
 /**
- * Webhooks (FR-018): a device registers a URL; after each write the VPS instance that committed it
+ * Webhooks: a device registers a URL; after each write the VPS instance that committed it
  * POSTs a `ChangesEvent` there, signed with HMAC-SHA256 over `<unix seconds>.<body>`. Deliveries are
  * coalesced per webhook (one in flight, carrying the newest seq), retried with backoff, then given
  * up and logged. They never block a push: dispatch only queues. Targets are checked at

@@ -1,5 +1,5 @@
 /**
- * `POST /v1/ask` (FR-015): the memories most relevant to the question (hybrid search) are given to
+ * `POST /v1/ask`: the memories most relevant to the question (hybrid search) are given to
  * the chat model, whose answer streams back as {@link AskEvent}s: `sources`, then `delta`s, then
  * `done`, or `error` when the model fails midway. Without a chat model the VPS answers 503.
  */

@@ -6,16 +6,17 @@
  * Detected at start: the extension must be available (`pg_available_extensions`) and creatable
  * by the VPS's database role (or already created). Anything that fails here leaves the exact scan
  * in charge, with a log line. NOT EXERCISED BY THE TESTS: no pgvector could be installed where this
- * was built (DESIGN.md, "Verified on these machines"); the exact scan is the tested path.
+ * was built (docs/heavy.md, "Embeddings"); the exact scan is the tested path.
  */
 import { createHash } from "node:crypto";
 import { type Kysely, sql } from "kysely";
 import type { Embedder } from "../../core/ports/embedder.ts";
 import type { VpsTables } from "../db/schema.ts";
-import type { Logger } from "../http/logger.ts";
+import { bytesToVector } from "../db/vector-bytes.ts";
 import type { VectorSink } from "../jobs/embed-jobs.ts";
+import type { Logger } from "../log.ts";
 import type { AnnSearch } from "./search-service.ts";
-import { bytesToVector, type ScoredId } from "./vector.ts";
+import type { ScoredId } from "./vector.ts";
 
 const literal = (v: ArrayLike<number>) => `[${Array.from(v, (x) => (Number.isFinite(x) ? x : 0)).join(",")}]`;
 

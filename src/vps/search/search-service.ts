@@ -1,5 +1,5 @@
 /**
- * `POST /v1/search` (FR-014): the user's memories by keyword (PostgreSQL full-text search),
+ * `POST /v1/search`: the user's memories by keyword (PostgreSQL full-text search),
  * by meaning (vector similarity) or both (hybrid, fused by reciprocal rank fusion).
  *
  * - keyword: the query's words (user text, never tsquery syntax) become one `plainto_tsquery`
@@ -15,9 +15,9 @@ import type { Memory } from "../../core/memory.ts";
 import type { Embedder } from "../../core/ports/embedder.ts";
 import type { SearchHit, SearchRequest, SearchResponse } from "../../core/protocol/heavy.ts";
 import { queryTokens } from "../../core/query.ts";
+import { MEMORY_COLUMNS, rowToMemory } from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
 import { MAX_EMBED_CHARS } from "../jobs/embed-jobs.ts";
-import { MEMORY_COLUMNS, rowToMemory } from "../sync/service.ts";
 import { reciprocalRankFusion } from "./fusion.ts";
 import type { ScoredId } from "./vector.ts";
 import type { VectorIndex } from "./vector-index.ts";

@@ -9,9 +9,10 @@
  * Users' caches are evicted least recently used first beyond a memory budget.
  */
 import { type Kysely, sql } from "kysely";
+import { currentVectors } from "../db/memories.ts";
 import type { VpsTables } from "../db/schema.ts";
-import { currentVectors } from "../sync/service.ts";
-import { bytesToVector, LITTLE_ENDIAN, type ScoredId } from "./vector.ts";
+import { bytesToVector, LITTLE_ENDIAN } from "../db/vector-bytes.ts";
+import type { ScoredId } from "./vector.ts";
 
 export interface VectorIndexOptions {
   /** Most bytes of decoded vectors kept across users (512 MiB by default). */

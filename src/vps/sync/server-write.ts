@@ -7,8 +7,8 @@
  */
 import { type RawBuilder, sql, type Transaction } from "kysely";
 import type { Memory } from "../../core/memory.ts";
+import { CHANGES_CHANNEL } from "../db/channel.ts";
 import type { VpsTables } from "../db/schema.ts";
-import { CHANGES_CHANNEL } from "../push/channel.ts";
 
 /** `origin_device` and HLC node of versions the VPS writes. */
 export const VPS_DEVICE = "vps";

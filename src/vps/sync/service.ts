@@ -1,5 +1,5 @@
 /**
- * The sync protocol on the server side (DESIGN.md "Sync protocol"; FR-011, FR-012, FR-017).
+ * The sync protocol on the server side (docs/architecture.md, "The sync protocol").
  *
  * Push: one transaction per batch. The device row is locked first, then the batch's writes take a
  * range of the per-user `seq` from `UPDATE users SET seq = seq + n … RETURNING seq`; that row lock is
@@ -20,7 +20,6 @@ import { hlcMs, parseHlc } from "../../core/hlc.ts";
 import { type Memory, validateMemoryFields } from "../../core/memory.ts";
 import type { IdentityResponse } from "../../core/protocol/auth.ts";
 import {
-  type Change,
   type ConflictEntry,
   decodeCursor,
   encodeCursor,
@@ -32,8 +31,17 @@ import {
 } from "../../core/protocol/sync.ts";
 import type { Principal } from "../auth/service.ts";
 import { toDevice } from "../auth/service.ts";
+import {
+  currentVectors,
+  jsonToMemory,
+  MEMORY_COLUMNS,
+  MEMORY_FIELDS,
+  type MemoryJson,
+  rowToChange,
+  rowToMemory,
+} from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
-import { feedVector } from "../search/vector.ts";
+import { feedVector } from "../db/vector-bytes.ts";
 import { memoryWriteCtes } from "./server-write.ts";
 
 export interface SyncServiceOptions {
@@ -50,74 +58,6 @@ export interface PushOutcome {
   /** The user's seq after this batch when it wrote anything (for webhooks). */
   seq: number | undefined;
 }
-
-/** Every column of `memories` but the search vector, for SQL and for kysely selects. */
-const MEMORY_FIELDS = [
-  "user_id",
-  "id",
-  "content",
-  "kind",
-  "tags",
-  "metadata",
-  "embedding",
-  "created_at",
-  "updated_at",
-  "hlc",
-  "base_hlc",
-  "deleted",
-  "origin_device",
-  "seq",
-  "server_updated_at",
-] as const;
-export const MEMORY_COLUMNS = sql.raw(MEMORY_FIELDS.join(", "));
-
-/**
- * The stored vectors by `model` of `memories` that are current: made from the memory's content as
- * it is now (`hash`, the md5 of the content). One primary-key lookup for the whole list.
- */
-export async function currentVectors(
-  db: Kysely<VpsTables> | Transaction<VpsTables>,
-  userId: string,
-  model: string | undefined,
-  memories: ReadonlyArray<{ id: string; hash: string }>,
-): Promise<Map<string, Uint8Array>> {
-  const out = new Map<string, Uint8Array>();
-  if (!model || memories.length === 0) return out;
-  const r = await sql<{ memory_id: string; content_hash: string; vector: Uint8Array }>`
-    select memory_id, content_hash, vector from embeddings
-    where user_id = ${userId} and model = ${model} and memory_id = any(${memories.map((m) => m.id)}::text[])`.execute(
-    db,
-  );
-  const want = new Map(memories.map((m) => [m.id, m.hash]));
-  for (const row of r.rows)
-    if (want.get(row.memory_id) === row.content_hash) out.set(row.memory_id, row.vector);
-  return out;
-}
-
-export const rowToMemory = (r: MemoryRow): Memory => ({
-  id: r.id,
-  content: r.content,
-  kind: r.kind as Memory["kind"],
-  tags: r.tags,
-  metadata: r.metadata,
-  ...(r.embedding ? { embedding: r.embedding } : {}),
-  created_at: r.created_at,
-  updated_at: r.updated_at,
-  hlc: r.hlc,
-  deleted: r.deleted,
-  origin_device: r.origin_device,
-});
-
-/** A memories row as `row_to_json` renders it. */
-type MemoryJson = Omit<MemoryRow, "seq" | "server_updated_at"> & {
-  seq: number | string;
-  server_updated_at: string;
-};
-
-const jsonToMemory = (r: MemoryJson): Memory =>
-  rowToMemory({ ...r, seq: Number(r.seq), server_updated_at: new Date(r.server_updated_at) });
-
-const rowToChange = (r: MemoryRow): Change => ({ ...rowToMemory(r), seq: r.seq, base_hlc: r.base_hlc });
 
 const toConflictEntry = (r: {
   memory_id: string;

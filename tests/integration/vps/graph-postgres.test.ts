@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { uuidv7 } from "../../../src/core/uuid.ts";
+import { type GraphTables, graphMigration } from "../../../src/vps/db/graph-schema.ts";
 import { extractEntities } from "../../../src/vps/graph/extract/compromise-extractor.ts";
 import { createPostgresGraphStore } from "../../../src/vps/graph/postgres/postgres-graph-store.ts";
-import { type GraphTables, graphMigration } from "../../../src/vps/graph/postgres/schema.ts";
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "../../helpers/harness.ts";
 
 let testDb: TestDatabase | undefined;

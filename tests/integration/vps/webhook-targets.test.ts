@@ -3,9 +3,9 @@
  * checked address pinned for the delivery, and the per-user cap.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createVpsInstance } from "../../../src/vps/instance.ts";
 import type { HostLookup } from "../../../src/vps/push/webhook-target.ts";
 import { resolveWebhookTarget } from "../../../src/vps/push/webhook-target.ts";
-import { createVpsServices } from "../../../src/vps/services.ts";
 import { TestDevice } from "../../helpers/memories.ts";
 import {
   makeTestApp,
@@ -103,7 +103,7 @@ describe("webhook targets", () => {
     const lookup: HostLookup = async () => [{ address: "127.0.0.1", family: 4 }];
     const logs: Array<Record<string, unknown>> = [];
     const { VpsConfig } = await import("../../../src/core/config.ts");
-    const services = await createVpsServices(
+    const services = await createVpsInstance(
       VpsConfig.parse({
         data_dir: backend.dataDir,
         webhook_allow_private: true,
@@ -140,7 +140,7 @@ describe("webhook targets", () => {
     const lookup: HostLookup = async () => [{ address: answer, family: 4 }];
     const logs: Array<Record<string, unknown>> = [];
     const { VpsConfig } = await import("../../../src/core/config.ts");
-    const services = await createVpsServices(
+    const services = await createVpsInstance(
       VpsConfig.parse({ data_dir: backend.dataDir, ...(backend.url ? { database_url: backend.url } : {}) }),
       backend.database,
       { log: (e) => logs.push(e), webhookLookup: lookup, webhookRetryDelaysMs: [10] },

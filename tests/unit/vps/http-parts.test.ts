@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { normaliseUserCode, randomSecret, randomUserCode, sha256Hex } from "../../../src/vps/auth/secrets.ts";
 import { escapeHtml, renderDevicePage } from "../../../src/vps/http/device-page.ts";
-import { Metrics } from "../../../src/vps/http/metrics.ts";
 import { RateLimiter } from "../../../src/vps/http/rate-limit.ts";
+import { Metrics } from "../../../src/vps/metrics.ts";
 import { signWebhook, verifyWebhookSignature } from "../../../src/vps/push/webhooks.ts";
 
 describe("secrets", () => {

@@ -10,6 +10,7 @@ import { DionysusError, isDionysusError } from "../../../core/errors.ts";
 import type { EntityType } from "../../../core/ports/entity-extractor.ts";
 import type { GraphResult, GraphStore, MemoryGraph } from "../../../core/ports/graph-store.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
+import type { GraphTables } from "../../db/graph-schema.ts";
 import {
   checkMemoryId,
   checkUser,
@@ -17,7 +18,6 @@ import {
   prepareMemoryGraph,
   prepareQuery,
 } from "../prepare.ts";
-import type { GraphTables } from "./schema.ts";
 
 type Db = Kysely<GraphTables>;
 

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { bytesToVector, vectorToBytes } from "../../../../src/vps/db/vector-bytes.ts";
 import { reciprocalRankFusion } from "../../../../src/vps/search/fusion.ts";
-import { bytesToVector, normalize, topKByDot, vectorToBytes } from "../../../../src/vps/search/vector.ts";
+import { normalize, topKByDot } from "../../../../src/vps/search/vector.ts";
 
 describe("reciprocalRankFusion", () => {
   test("documents in both lists beat documents in one; scores are sums of 1/(k+rank)", () => {

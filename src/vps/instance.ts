@@ -6,17 +6,17 @@ import type { VpsConfig } from "../core/config.ts";
 import { encodeCursor } from "../core/protocol/sync.ts";
 import { createAdminOps } from "./admin/admin.ts";
 import { createAuthService } from "./auth/service.ts";
+import { CHANGES_CHANNEL, parseChannelEvent } from "./db/channel.ts";
 import type { VpsDatabase } from "./db/database.ts";
-import { createHeavyServices, type HeavyOverrides } from "./heavy.ts";
-import { jsonLogger, type Logger } from "./http/logger.ts";
-import { Metrics } from "./http/metrics.ts";
-import { CHANGES_CHANNEL, parseChannelEvent } from "./push/channel.ts";
+import { createHeavyQueries, type HeavyOverrides } from "./heavy.ts";
+import { jsonLogger, type Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
 import { PushHub } from "./push/hub.ts";
 import type { HostLookup } from "./push/webhook-target.ts";
 import { createWebhookDispatcher } from "./push/webhooks.ts";
 import { createSyncService } from "./sync/service.ts";
 
-export interface VpsServicesOptions {
+export interface VpsInstanceOptions {
   log?: Logger;
   /** Injectable clock (ms) for auth and sync, for tests. */
   now?: () => number;
@@ -31,13 +31,14 @@ export interface VpsServicesOptions {
   heavy?: HeavyOverrides;
 }
 
-export type VpsServices = Awaited<ReturnType<typeof createVpsServices>>;
+/** One VPS instance, wired: what the HTTP app and the CLI work with. */
+export type VpsInstance = Awaited<ReturnType<typeof createVpsInstance>>;
 
-/** Builds the services and starts listening for changes from every instance. */
-export async function createVpsServices(
+/** Wires one instance and starts listening for changes from every instance. */
+export async function createVpsInstance(
   config: VpsConfig,
   database: VpsDatabase,
-  options: VpsServicesOptions = {},
+  options: VpsInstanceOptions = {},
 ) {
   const log = options.log ?? jsonLogger();
   const now = options.now ? { now: options.now } : {};
@@ -50,7 +51,7 @@ export async function createVpsServices(
   // The worker's own writes (vectors, consolidation) reach webhooks like pushes do; the
   // dispatcher is made below, once the sync service that reads the feed position exists.
   let serverChanged: (userId: string) => void = () => {};
-  const heavy = createHeavyServices(config, database, log, {
+  const heavy = createHeavyQueries(config, database, log, {
     ...options.heavy,
     onChanges: (userId) => serverChanged(userId),
   });

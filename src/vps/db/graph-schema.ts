@@ -1,5 +1,5 @@
 /**
- * Tables of the Postgres graph store. Every table is keyed by `user_id` first (DESIGN.md "VPS").
+ * Tables of the Postgres graph store. Every table is keyed by `user_id` first (see ./schema.ts).
  * `graph_relations` holds one row per distinct relation with `weight` = how many memories support
  * it; `graph_relation_sources` records which memory supports which relation, so that re-extracting
  * or deleting a memory can take back exactly its own contribution.

@@ -5,7 +5,7 @@
  */
 import { type Kysely, sql, type Transaction } from "kysely";
 import { Job } from "../../core/protocol/heavy.ts";
-import type { VpsTables } from "../db/schema.ts";
+import type { VpsTables } from "./schema.ts";
 
 export const CHANGES_CHANNEL = "dionysus_changes";
 

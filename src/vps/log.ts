@@ -10,5 +10,3 @@ export const jsonLogger =
   (entry) => {
     write(`${JSON.stringify({ time: new Date().toISOString(), level: "info", ...entry })}\n`);
   };
-
-export const silentLogger: Logger = () => {};
