@@ -6,77 +6,28 @@
  * reordered by a clock.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { join } from "node:path";
-import { VpsConfig } from "../../src/core/config.ts";
-import { createSqliteStore } from "../../src/edge/store/sqlite/index.ts";
-import type { EdgeStore } from "../../src/edge/store/types.ts";
-import { SyncEngine } from "../../src/edge/sync/engine.ts";
-import { login } from "../../src/edge/sync/login.ts";
-import { type RunningVps, readServerFile, startVpsServer } from "../../src/vps/server.ts";
-import { createPgDatabase, tempDir } from "../helpers/harness.ts";
+import { type InprocVps, startInprocVps } from "../helpers/inproc-vps.ts";
 
 setDefaultTimeout(120_000);
 
-let db: { url: string; drop: () => Promise<void> };
-let vpsDir: { path: string; cleanup: () => void };
-let vps: RunningVps;
-let apiKey: string;
 /** Added to the VPS's wall clock. */
 let vpsOffsetMs = 0;
-const dirs: Array<{ cleanup: () => void }> = [];
-const open: Array<{ store: EdgeStore; engine: SyncEngine }> = [];
+let vps: InprocVps;
+let apiKey: string;
 
 beforeAll(async () => {
-  db = await createPgDatabase();
-  vpsDir = tempDir("dionysus-vps-");
-  vps = await startVpsServer(
-    VpsConfig.parse({
-      data_dir: vpsDir.path,
-      database_url: db.url,
-      host: "127.0.0.1",
-      port: 0,
-      rate_limit_per_min: 1_000_000,
-    }),
-    { log: () => {}, now: () => Date.now() + vpsOffsetMs },
-  );
-  const file = readServerFile(vpsDir.path)!;
-  const call = async <T>(path: string, body: unknown): Promise<T> => {
-    const res = await fetch(`${file.admin_url}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${file.admin_token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
-  };
-  await call("/admin/users", { name: "clocky", password: "correct horse battery" });
-  apiKey = (await call<{ key: string }>("/admin/keys", { user: "clocky" })).key;
+  vps = await startInprocVps({}, () => Date.now() + vpsOffsetMs);
+  apiKey = (await vps.newUser()).key;
 });
 
 afterAll(async () => {
-  for (const d of open) {
-    await d.engine.stop();
-    d.store.close();
-  }
   await vps?.stop();
-  await db?.drop();
-  vpsDir?.cleanup();
-  for (const d of dirs) d.cleanup();
 });
 
 const mem = (content: string) => ({ content, kind: "episodic" as const, tags: [], metadata: {} });
 
 /** A device whose wall clock is `skew.ms` off (the test may change it). */
-async function device(name: string, skew = { ms: 0 }) {
-  const dir = tempDir("dionysus-clock-");
-  dirs.push(dir);
-  const now = () => Date.now() + skew.ms;
-  const store = createSqliteStore({ path: join(dir.path, "edge.db"), now });
-  await login({ vpsUrl: vps.url, dataDir: dir.path, store, apiKey, deviceName: name, platform: "test" });
-  const engine = new SyncEngine({ store, dataDir: dir.path, realtime: false, random: () => 0.5, now });
-  open.push({ store, engine });
-  return { store, engine };
-}
+const device = (_name: string, skew = { ms: 0 }) => vps.device(apiKey, { now: () => Date.now() + skew.ms });
 
 describe("clock steps", () => {
   test("the VPS restarted ten minutes slow: an edit on top of a version still wins, on every device", async () => {

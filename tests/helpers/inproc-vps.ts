@@ -28,12 +28,16 @@ export interface InprocVps {
   /** A signed-in edge store with a sync engine (not started: drive it with syncNow). */
   device(
     key: string,
-    opts?: { maxContentBytes?: number; engine?: Partial<SyncEngineOptions> },
+    opts?: { maxContentBytes?: number; engine?: Partial<SyncEngineOptions>; now?: () => number },
   ): Promise<InprocDevice>;
   stop(): Promise<void>;
 }
 
-export async function startInprocVps(config: Partial<VpsConfig> = {}): Promise<InprocVps> {
+export async function startInprocVps(
+  config: Partial<VpsConfig> = {},
+  /** The VPS's wall clock (tests step it). */
+  now?: () => number,
+): Promise<InprocVps> {
   const db = await createPgDatabase();
   const vpsDir = tempDir("dionysus-vps-");
   const vps: RunningVps = await startVpsServer(
@@ -45,7 +49,7 @@ export async function startInprocVps(config: Partial<VpsConfig> = {}): Promise<I
       rate_limit_per_min: 1_000_000,
       ...config,
     }),
-    { log: () => {} },
+    { log: () => {}, ...(now ? { now } : {}) },
   );
   const file = readServerFile(vpsDir.path)!;
   const pg = new Client({ connectionString: db.url });
@@ -75,6 +79,7 @@ export async function startInprocVps(config: Partial<VpsConfig> = {}): Promise<I
       const store = createSqliteStore({
         path: join(dir.path, "edge.db"),
         ...(opts.maxContentBytes ? { maxContentBytes: opts.maxContentBytes } : {}),
+        ...(opts.now ? { now: opts.now } : {}),
       });
       await login({
         vpsUrl: url,
@@ -89,6 +94,8 @@ export async function startInprocVps(config: Partial<VpsConfig> = {}): Promise<I
         dataDir: dir.path,
         realtime: false,
         random: () => 0.5,
+        // The device's one wall clock: the store stamps with it, the engine measures the VPS by it.
+        ...(opts.now ? { now: opts.now } : {}),
         ...opts.engine,
       });
       const d: InprocDevice = {
