@@ -16,6 +16,7 @@
  * oldest memory (by `created_at`, then id): it keeps its id and history, the others become
  * tombstones that point to it.
  */
+import { fnv1a } from "../../core/hash.ts";
 
 export interface DedupCandidate {
   id: string;
@@ -62,24 +63,12 @@ export function jaccard(a: ReadonlySet<string>, b: ReadonlySet<string>): number 
   return inter / (a.size + b.size - inter);
 }
 
-function hash32(s: string, seed: number): number {
-  let h = (0x811c9dc5 ^ Math.imul(seed, 0x9e3779b1)) >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return h >>> 0;
-}
-
 function minhash(set: ReadonlySet<string>): Uint32Array {
   const sig = new Uint32Array(HASHES).fill(0xffffffff);
   for (const s of set) {
     // Two base hashes give all 64 (Kirsch-Mitzenmacher double hashing), then a final mix.
-    const h1 = hash32(s, 1);
-    const h2 = hash32(s, 2) | 1;
+    const h1 = fnv1a(s, 0x9e3779b1);
+    const h2 = fnv1a(s, 0x3c6ef362) | 1;
     for (let i = 0; i < HASHES; i++) {
       let h = (h1 + Math.imul(i, h2)) >>> 0;
       h ^= h >>> 15;

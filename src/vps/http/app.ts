@@ -10,7 +10,7 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
-import { DionysusError, isDionysusError, toProblem } from "../../core/errors.ts";
+import { DionysusError, isDionysusError, PROBLEM_CONTENT_TYPE, problemBody } from "../../core/errors.ts";
 import { cidrContains, normaliseIp, parseCidr, parseIp } from "../../core/ip.ts";
 import { PROTOCOL_VERSION } from "../../core/protocol/sync.ts";
 import { VERSION } from "../../core/version.ts";
@@ -231,12 +231,12 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
       return c.json(err.toJSON(), err.status as 400, headers);
     }
     if (isDionysusError(err)) {
-      const headers: Record<string, string> = { "Content-Type": "application/problem+json" };
+      const headers: Record<string, string> = { "Content-Type": PROBLEM_CONTENT_TYPE };
       if (err instanceof RateLimited) {
         Object.assign(headers, rateHeaders(err.decision), { "Retry-After": String(err.decision.resetS) });
       }
       if (err instanceof Unauthorized) headers["WWW-Authenticate"] = err.challenge;
-      return c.body(JSON.stringify(toProblem(err, requestId)), err.status as 400, headers);
+      return c.body(problemBody(err, requestId), err.status as 400, headers);
     }
     log({
       level: "error",
@@ -245,18 +245,14 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
       error: err instanceof Error ? err.message : String(err),
     });
     const internal = new DionysusError("internal", `internal error (request id ${requestId})`);
-    return c.body(JSON.stringify(toProblem(internal, requestId)), 500, {
-      "Content-Type": "application/problem+json",
-    });
+    return c.body(problemBody(internal, requestId), 500, { "Content-Type": PROBLEM_CONTENT_TYPE });
   });
 
   app.notFound((c) =>
     c.body(
-      JSON.stringify(
-        toProblem(new DionysusError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)),
-      ),
+      problemBody(new DionysusError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)),
       404,
-      { "Content-Type": "application/problem+json" },
+      { "Content-Type": PROBLEM_CONTENT_TYPE },
     ),
   );
 

@@ -1,22 +1,12 @@
 /** The size of the SQLite edge store on disk, and the eviction of cached VPS memories. */
-import { statSync } from "node:fs";
+import { sqliteFileBytes } from "../../../platform/file-size.ts";
 import type { Eviction } from "../types.ts";
 import type { SqliteContext } from "./context.ts";
 
 export function sqliteEviction(ctx: SqliteContext): Eviction {
   const { q, guard, write } = ctx;
 
-  function sizeBytes(): number {
-    let total = 0;
-    for (const p of [ctx.path, `${ctx.path}-wal`]) {
-      try {
-        total += statSync(p).size;
-      } catch {
-        // no WAL file right now
-      }
-    }
-    return total;
-  }
+  const sizeBytes = (): number => sqliteFileBytes(ctx.path);
 
   /** Checkpoints the WAL into the main file and gives free pages back to the file system. */
   function compact(): void {

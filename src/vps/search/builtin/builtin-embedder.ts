@@ -16,6 +16,7 @@
  * unrelated. For that, configure Ollama with an embedding model.
  */
 import { DionysusError } from "../../../core/errors.ts";
+import { fnv1a } from "../../../core/hash.ts";
 import type { Embedder } from "../../../core/ports/embedder.ts";
 
 export interface BuiltinEmbedderOptions {
@@ -36,22 +37,6 @@ const STOPWORDS = new Set(
     "when where which who will with you your"
   ).split(" "),
 );
-
-/** FNV-1a 32-bit hash of a string's UTF-16 code units, with a seed mixed into the offset basis. */
-function fnv1a(s: string, seed: number): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  // A final avalanche so that nearby strings spread over all buckets.
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** The normalised words of a text: NFKC, lower case, accents (combining marks) removed. */
 export function embedderWords(text: string): string[] {
