@@ -87,7 +87,9 @@ async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promi
 
 const started = new Date();
 const loadAtStart = os.loadavg()[0]!;
-const cluster = await createCluster({ vpsEnv: { DIONYSUS_VPS_RATE_LIMIT_PER_MIN: "1000000" } });
+const cluster = await createCluster({
+  vpsEnv: { DIONYSUS_VPS_RATE_LIMIT_PER_MIN: "1000000", DIONYSUS_VPS_USER_RATE_LIMIT_PER_MIN: "1000000" },
+});
 const rows: [string, string, string, string][] = [];
 const notes: string[] = [];
 try {

@@ -86,7 +86,11 @@ async function main() {
       cwd: ROOT,
       stdout: "ignore",
       stderr: "inherit",
-      env: { ...process.env, DIONYSUS_VPS_RATE_LIMIT_PER_MIN: "100000000" },
+      env: {
+        ...process.env,
+        DIONYSUS_VPS_RATE_LIMIT_PER_MIN: "100000000",
+        DIONYSUS_VPS_USER_RATE_LIMIT_PER_MIN: "100000000",
+      },
     },
   );
   const sockets: Array<{ end(): void }> = [];
