@@ -14,8 +14,9 @@
  * - VPS keyword, semantic and hybrid (`route: vps`, builtin embedder), once the VPS has embedded
  *   every memory.
  *
- * As a reference, raw FTS5 bm25 on an in-memory SQLite table (`porter unicode61`, the question's
- * words OR-ed) on the same turns.
+ * As a reference, raw FTS5 bm25 on an in-memory SQLite table (`porter unicode61`) on the same
+ * turns, the question's words OR-ed: all of them, and without the edge's stopwords. VPS hybrid is
+ * also asked with limit 10, since it fuses 3 × limit candidates from each list (the top 10 differs).
  *
  * Metrics: evidence recall@1/5/10/20 (share of a question's evidence turns in the top k, averaged
  * over questions), hit@10 (at least one evidence turn in the top 10), per category and overall,
