@@ -254,6 +254,10 @@ function rawBm25(
 
 // ---- run ---------------------------------------------------------------------------------
 
+if (!existsSync(DATA_DIR)) {
+  console.error(`bench:quality: no folder ${DATA_DIR}`);
+  process.exit(2);
+}
 const files = readdirSync(DATA_DIR)
   .filter((f) => f.endsWith(".json"))
   .sort();
