@@ -14,6 +14,10 @@ export interface EdgeState {
   online: boolean;
   /** The edge holds valid VPS credentials (logged in, not `reauth_required`). */
   authenticated: boolean;
+  /** The edge holds VPS credentials at all, usable or not (it was logged in to a VPS and has not
+   * logged out). False on a local-only device: there `auto` recall is plain local keyword search,
+   * not a degraded one. */
+  linked: boolean;
 }
 
 /** The search mode actually used, once `auto` is resolved. */
@@ -143,7 +147,9 @@ function unavailable(wanted: ResolvedMode, reason: DegradeReason, detail?: strin
 
 /**
  * Decides where a recall runs. Rules, in order:
- * 1. `auto` mode resolves with {@link resolveMode}.
+ * 1. `auto` mode resolves with {@link resolveMode}; on a device that was never logged in to a VPS
+ *    (`linked: false`) it resolves to `keyword`: local search is all such a device has, so nothing
+ *    is degraded. An explicit `semantic` or `hybrid` there still degrades (`unauthenticated`).
  * 2. `route: local` always runs locally; semantic or hybrid then degrade to keyword
  *    (`reason: route_local`).
  * 3. `route: vps` always goes to the VPS (any mode, keyword too); if the VPS cannot be used
@@ -155,7 +161,7 @@ export function planRecall(
   req: Pick<RecallRequest, "query" | "mode" | "route">,
   state: EdgeState,
 ): RecallPlan {
-  const wanted = resolveMode(req.mode, req.query);
+  const wanted = req.mode === "auto" && !state.linked ? "keyword" : resolveMode(req.mode, req.query);
   const route: RecallRoute = req.route;
   if (route === "local") {
     return wanted === "keyword"

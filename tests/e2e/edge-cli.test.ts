@@ -153,6 +153,38 @@ describe("dionysus CLI without a daemon (direct database access)", () => {
     },
   );
 
+  test("never logged in to a VPS: recall of a question is plain local search, not degraded", async () => {
+    const dir = tmp.dir();
+    ok(await cli(["ingest", "The spare key is under the blue flower pot", "--data-dir", dir]));
+    const question = ["recall", "where", "is", "the", "spare", "key?", "--data-dir", dir];
+    const check = async () => {
+      const json = await cli([...question, "--json"]);
+      ok(json);
+      const raw = JSON.parse(json.stdout) as Record<string, unknown>;
+      expect(raw.degraded ?? false).toBe(false);
+      expect(raw.reason).toBeUndefined();
+      const answer = RecallResponse.parse(raw);
+      expect(answer.routed).toBe("local");
+      expect(answer.results[0]?.memory.content).toContain("spare key");
+      const human = await cli(question);
+      ok(human);
+      expect(human.stdout).toContain("1 memory in");
+      expect(human.stdout).toContain("(local)");
+      expect(human.stdout).not.toContain("degraded");
+      expect(human.stdout).not.toContain("note:");
+      // Asking for semantic search explicitly still says it could not be done.
+      const semantic = await cli(["recall", "spare key", "--mode", "semantic", "--data-dir", dir]);
+      ok(semantic);
+      expect(semantic.stdout).toContain("(local, degraded)");
+      expect(semantic.stdout).toContain("not logged in to a VPS");
+    };
+    await check(); // direct database access
+    const d = tmp.track(await serve(dir));
+    expect((await statusJson(dir)).mode).toBe("daemon");
+    await check(); // through the daemon's POST /v1/recall
+    expect(await d.stop("SIGTERM")).toBe(0);
+  });
+
   test("DIONYSUS_HOME chooses the data dir; --version prints the version", async () => {
     const dir = tmp.dir();
     ok(await cli(["ingest", "kept in DIONYSUS_HOME"], { env: { DIONYSUS_HOME: dir } }));

@@ -46,8 +46,9 @@ interface Edge {
   state: { online: boolean; clock: number };
 }
 
-/** An edge app on a fresh data dir; `login` writes credentials for `url` (default: the VPS). */
-function makeEdge(opts: { login?: boolean; url?: string; ttlS?: number } = {}): Edge {
+/** An edge app on a fresh data dir; `login` writes credentials for `url` (default: the VPS),
+ * marked `reauth_required` with `reauth`. */
+function makeEdge(opts: { login?: boolean; reauth?: boolean; url?: string; ttlS?: number } = {}): Edge {
   const dataDir = mkdtempSync(join(tmpdir(), "dionysus-edge-heavy-"));
   dirs.push(dataDir);
   if (opts.login ?? true)
@@ -58,7 +59,7 @@ function makeEdge(opts: { login?: boolean; url?: string; ttlS?: number } = {}): 
       access_token: session.tokens.access_token,
       access_expires_at: Date.now() + 3600_000,
       refresh_token: session.tokens.refresh_token,
-      reauth_required: false,
+      reauth_required: opts.reauth ?? false,
     });
   const store = createSqliteStore({ path: join(dataDir, "edge.db") });
   const state = { online: true, clock: Date.now() };
@@ -231,13 +232,36 @@ describe("recall routing on the edge", () => {
     expect(((await forced.json()) as { detail: string }).detail).toContain("route vps was asked");
   });
 
-  test("not logged in: degraded answers and 503s say so", async () => {
+  test("never logged in: auto recall is plain local search; what needs the VPS is degraded or 503", async () => {
     const e = makeEdge({ login: false });
+    e.store.create({
+      content: "The spare key is under the blue flower pot",
+      kind: "episodic",
+      tags: [],
+      metadata: {},
+    });
+    for (const query of ["where is the spare key?", "spare key"]) {
+      const plain = await recall(e.app, { query });
+      expect(plain.routed).toBe("local");
+      expect(plain.degraded).toBeUndefined();
+      expect(plain.reason).toBeUndefined();
+      expect(plain.results[0]?.memory.content).toContain("spare key");
+    }
     const r = await recall(e.app, { query: "key", mode: "hybrid" });
+    expect(r).toMatchObject({ routed: "local", degraded: true });
     expect(r.reason).toContain("not logged in");
+    const forced = await post(e.app, "/v1/recall", { query: "key", route: "vps" });
+    expect(forced.status).toBe(503);
     const g = await post(e.app, "/v1/graph/query", { entity: "Marta" });
     expect(g.status).toBe(503);
     expect(((await g.json()) as { detail: string }).detail).toContain("not logged in");
+  });
+
+  test("re-authentication needed: auto recall of a question is degraded, with the reason", async () => {
+    const e = makeEdge({ reauth: true });
+    const r = await recall(e.app, { query: "where is the spare key?" });
+    expect(r).toMatchObject({ routed: "local", degraded: true });
+    expect(r.reason).toContain("hybrid search runs on the VPS");
   });
 });
 

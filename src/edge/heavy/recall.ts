@@ -1,17 +1,18 @@
 /**
  * `POST /v1/recall` on the edge: where a recall runs is decided by
  * `planRecall` (src/core/router.ts): keyword queries on local SQLite; semantic and hybrid ones on
- * the VPS, answered from the local cache while fresh; offline, logged out or with the VPS failing,
- * semantic and hybrid fall back to local keyword search and say so (`degraded: true`, `reason`),
- * unless `route: vps` was asked, which answers 503 instead.
+ * the VPS, answered from the local cache while fresh; offline, needing re-authentication or with
+ * the VPS failing, semantic and hybrid fall back to local keyword search and say so (`degraded: true`, `reason`),
+ * unless `route: vps` was asked, which answers 503 instead. On a device never logged in to a VPS,
+ * `auto` is plain local keyword search (not degraded); an explicit semantic or hybrid mode degrades.
  */
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import type { RecallHit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
 import { fallbackRecall, planRecall, type RecallPlan } from "../../core/router.ts";
 import type { VpsQueryClient } from "./service.ts";
 
-/** Without a VPS link: not logged in. */
-const NO_VPS = { online: false, authenticated: false };
+/** Without a VPS link: never logged in, a local-only device. */
+const NO_VPS = { online: false, authenticated: false, linked: false };
 
 /** A memory without its vector (large, and not what a list or a search asked for). */
 export function withoutVector<M extends { embedding?: number[] | null | undefined }>(m: M): M {

@@ -121,7 +121,7 @@ export function createVpsQueryClient(opts: VpsQueryClientOptions): VpsQueryClien
   function state(): EdgeState {
     const c = credentials();
     const authenticated = !!c && !c.reauth_required && opts.tokens() !== undefined;
-    return { authenticated, online: opts.online?.() ?? true };
+    return { authenticated, linked: !!c, online: opts.online?.() ?? true };
   }
 
   /** The client for `op`, or a 503 saying why the VPS cannot be used. */

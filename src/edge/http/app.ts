@@ -242,7 +242,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   // ---- VPS queries ("heavy", see docs/architecture.md): always on the VPS (503 when it cannot be used) ----
   const heavy = (op: Operation): VpsQueryClient => {
     if (deps.heavy) return deps.heavy;
-    const plan = classifyOperation(op, { online: false, authenticated: false });
+    const plan = classifyOperation(op, { online: false, authenticated: false, linked: false });
     throw new DionysusError("unavailable", plan.where === "unavailable" ? plan.message : "no VPS");
   };
 

@@ -8,13 +8,18 @@ import {
   isFresh,
   isNaturalLanguage,
   planRecall,
+  type RecallPlan,
   recallCacheKey,
   resolveMode,
 } from "../../../src/core/router.ts";
 
-const ONLINE: EdgeState = { online: true, authenticated: true };
-const OFFLINE: EdgeState = { online: false, authenticated: true };
-const LOGGED_OUT: EdgeState = { online: true, authenticated: false };
+const ONLINE: EdgeState = { online: true, authenticated: true, linked: true };
+const OFFLINE: EdgeState = { online: false, authenticated: true, linked: true };
+/** Logged in once, but the VPS refused the credentials: `dionysus login` again. */
+const REAUTH: EdgeState = { online: true, authenticated: false, linked: true };
+/** A local-only device: never logged in to a VPS (no credentials at all). */
+const NEVER_LOGGED_IN: EdgeState = { online: true, authenticated: false, linked: false };
+const LOGGED_OUT_STATES = [REAUTH, NEVER_LOGGED_IN];
 
 const req = (
   query: string,
@@ -56,7 +61,7 @@ describe("isNaturalLanguage / resolveMode", () => {
 
 describe("planRecall, route auto", () => {
   test("keyword stays local, online or not", () => {
-    for (const state of [ONLINE, OFFLINE, LOGGED_OUT]) {
+    for (const state of [ONLINE, OFFLINE, ...LOGGED_OUT_STATES]) {
       expect(planRecall(req("coffee", "keyword"), state)).toEqual({
         where: "local",
         mode: "keyword",
@@ -83,8 +88,8 @@ describe("planRecall, route auto", () => {
     if (plan.where === "local" && plan.degraded) expect(plan.message).toContain("unreachable");
   });
 
-  test("not logged in, hybrid degrades with reason unauthenticated", () => {
-    expect(planRecall(req("where is the key?"), LOGGED_OUT)).toMatchObject({
+  test("re-authentication needed, auto hybrid degrades with reason unauthenticated", () => {
+    expect(planRecall(req("where is the key?"), REAUTH)).toMatchObject({
       where: "local",
       degraded: true,
       reason: "unauthenticated",
@@ -93,7 +98,40 @@ describe("planRecall, route auto", () => {
   });
 
   test("logged out wins over offline as the reason", () => {
-    expect(planRecall(req("x", "semantic"), { online: false, authenticated: false })).toMatchObject({
+    for (const linked of [true, false])
+      expect(planRecall(req("x", "semantic"), { online: false, authenticated: false, linked })).toMatchObject(
+        { reason: "unauthenticated" },
+      );
+  });
+});
+
+describe("planRecall on a device never logged in to a VPS", () => {
+  const local: RecallPlan = { where: "local", mode: "keyword", wanted: "keyword", degraded: false };
+
+  test.each([
+    ["a natural-language query, route auto", req("where is the spare key?")],
+    ["a long description, route auto", req("notes from the meeting with the design team")],
+    ["a natural-language query, route local", req("what did Ana say?", "auto", "local")],
+    ["keywords", req("spare key")],
+  ])("mode auto with %s is plain local keyword search, not degraded", (_, r) => {
+    expect(planRecall(r, NEVER_LOGGED_IN)).toEqual(local);
+    expect(planRecall(r, { ...NEVER_LOGGED_IN, online: false })).toEqual(local);
+  });
+
+  test("an explicit semantic or hybrid mode still degrades: it asked for what the device cannot do", () => {
+    for (const mode of ["semantic", "hybrid"] as const)
+      expect(planRecall(req("spare key", mode), NEVER_LOGGED_IN)).toMatchObject({
+        where: "local",
+        mode: "keyword",
+        wanted: mode,
+        degraded: true,
+        reason: "unauthenticated",
+      });
+  });
+
+  test("route vps is still unavailable (503)", () => {
+    expect(planRecall(req("where is the key?", "auto", "vps"), NEVER_LOGGED_IN)).toMatchObject({
+      where: "unavailable",
       reason: "unauthenticated",
     });
   });
@@ -128,10 +166,11 @@ describe("planRecall, forced routes", () => {
       where: "unavailable",
       reason: "offline",
     });
-    expect(planRecall(req("coffee", "keyword", "vps"), LOGGED_OUT)).toMatchObject({
-      where: "unavailable",
-      reason: "unauthenticated",
-    });
+    for (const state of LOGGED_OUT_STATES)
+      expect(planRecall(req("coffee", "keyword", "vps"), state)).toMatchObject({
+        where: "unavailable",
+        reason: "unauthenticated",
+      });
   });
 });
 
@@ -153,7 +192,7 @@ describe("fallbackRecall", () => {
 describe("classifyOperation", () => {
   test("by id, recent and keyword are local in every state", () => {
     for (const op of ["by_id", "recent", "keyword"] as const) {
-      for (const state of [ONLINE, OFFLINE, LOGGED_OUT])
+      for (const state of [ONLINE, OFFLINE, ...LOGGED_OUT_STATES])
         expect(classifyOperation(op, state)).toEqual({ where: "local" });
     }
   });
@@ -162,10 +201,11 @@ describe("classifyOperation", () => {
     for (const op of ["graph", "consolidate", "ask"] as const) {
       expect(classifyOperation(op, ONLINE)).toEqual({ where: "vps" });
       expect(classifyOperation(op, OFFLINE)).toMatchObject({ where: "unavailable", reason: "offline" });
-      expect(classifyOperation(op, LOGGED_OUT)).toMatchObject({
-        where: "unavailable",
-        reason: "unauthenticated",
-      });
+      for (const state of LOGGED_OUT_STATES)
+        expect(classifyOperation(op, state)).toMatchObject({
+          where: "unavailable",
+          reason: "unauthenticated",
+        });
     }
     const p = classifyOperation("consolidate", OFFLINE);
     if (p.where === "unavailable")
