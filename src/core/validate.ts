@@ -55,10 +55,8 @@ export function validateContent(content: string, maxBytes = DEFAULT_MAX_CONTENT_
       details: { bytes, limit: maxBytes },
     });
   }
-  if (content.includes("\u0000"))
-    throw new DionysusError("invalid_input", "content must not contain NUL characters");
-  if (!content.isWellFormed())
-    throw new DionysusError("invalid_input", "content is not valid Unicode (lone surrogate)");
+  const bad = badText(content);
+  if (bad) throw new DionysusError("invalid_input", `content ${bad}`);
   // JSON escaping makes at most 6 bytes of one (a control character as \u0001): only content
   // over a third of the limit can pass the encoded limit, so only that is measured.
   const encodedLimit = CONTENT_JSON_FACTOR * maxBytes;

@@ -8,7 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const API_TOKEN_FILE = "api-token";
+const API_TOKEN_FILE = "api-token";
 
 export const apiTokenPath = (dataDir: string) => join(dataDir, API_TOKEN_FILE);
 
@@ -51,8 +51,7 @@ export function ensureApiToken(dataDir: string): string {
 }
 
 /** Compares a presented secret with the expected one in constant time (whatever their lengths). */
-export function secretsEqual(presented: string, expected: string): boolean {
-  const a = createHash("sha256").update(presented).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
+export function secretMatcher(expected: string): (presented: string) => boolean {
+  const want = createHash("sha256").update(expected).digest();
+  return (presented) => timingSafeEqual(createHash("sha256").update(presented).digest(), want);
 }

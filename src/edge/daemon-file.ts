@@ -11,7 +11,7 @@ export { pidAlive } from "../platform/file-lock.ts";
 
 export const DAEMON_FILE = "daemon.json";
 /** The file the running daemon holds an OS lock on (it contains that daemon's pid). */
-export const LOCK_FILE = "daemon.lock";
+const LOCK_FILE = "daemon.lock";
 /** The edge database inside the data dir. */
 export const DB_FILE = "edge.db";
 

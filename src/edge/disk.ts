@@ -2,22 +2,12 @@
  * A full disk, told apart from every other failure: it is not corruption (the files are intact),
  * it must never lead to advice that throws data away, and reads still work.
  */
-import { statfsSync } from "node:fs";
 import { DionysusError } from "../core/errors.ts";
+import { freeBytes } from "../platform/file-size.ts";
 
 /** Below this many free bytes, an I/O error from SQLite is taken to be the disk being full: it
  * reports a shared-memory file (`-shm`, 32 KiB) it cannot grow as an I/O error, not as "full". */
 const LOW_SPACE_BYTES = 1024 * 1024;
-
-/** Free bytes for an unprivileged process on the file system holding `path`, if known. */
-export function freeBytes(path: string): number | undefined {
-  try {
-    const s = statfsSync(path);
-    return Number(s.bavail) * Number(s.bsize);
-  } catch {
-    return undefined;
-  }
-}
 
 /** Whether `err` (a file-system or SQLite failure about files in `dir`) means the disk is full. */
 export function isDiskFull(err: unknown, dir: string): boolean {

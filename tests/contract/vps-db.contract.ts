@@ -10,28 +10,17 @@ import { formatHlc, hlcMs } from "../../src/core/hlc.ts";
 import { API_KEY_GRANT } from "../../src/core/protocol/auth.ts";
 import { encodeCursor, PullResponse, PushResponse } from "../../src/core/protocol/sync.ts";
 import { uuidv7 } from "../../src/core/uuid.ts";
-import { OAuthFailure } from "../../src/vps/auth/errors.ts";
 import { createAuthService, type Principal } from "../../src/vps/auth/service.ts";
 import { CHANGES_CHANNEL } from "../../src/vps/db/channel.ts";
 import type { VpsDatabase } from "../../src/vps/db/database.ts";
 import { migrateToLatest } from "../../src/vps/db/migrations.ts";
 import { createSyncService } from "../../src/vps/sync/service.ts";
 import { TestDevice } from "../helpers/memories.ts";
-import { deviceHistoryTests } from "./vps-device-history.contract.ts";
+import { deviceHistoryTests, oauthError } from "./vps-device-history.contract.ts";
 
 export interface ContractBackend {
   vdb: VpsDatabase;
   close(): Promise<void>;
-}
-
-async function oauthError(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof OAuthFailure) return e.error;
-    throw e;
-  }
-  throw new Error("expected an OAuth error");
 }
 
 async function errorCode(p: Promise<unknown>): Promise<string> {

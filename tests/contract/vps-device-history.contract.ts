@@ -12,7 +12,8 @@ import type { VpsDatabase } from "../../src/vps/db/database.ts";
 import { createSyncService, MUTATION_HISTORY } from "../../src/vps/sync/service.ts";
 import { TestDevice } from "../helpers/memories.ts";
 
-async function oauthError(p: Promise<unknown>): Promise<string> {
+/** The OAuth error code a promise rejects with (fails the test if it resolves). */
+export async function oauthError(p: Promise<unknown>): Promise<string> {
   try {
     await p;
   } catch (e) {

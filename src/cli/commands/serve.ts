@@ -62,7 +62,7 @@ export function registerServe(program: Command): void {
             version: VERSION,
             data_dir: config.data_dir,
             device_id: daemon.store.deviceId,
-            vps: sync.engine()?.status().vps_url ?? null,
+            vps: sync.engine()?.session.vpsUrl() ?? null,
             auth,
             remote: daemon.remote,
             api_token_file: apiTokenPath(config.data_dir),

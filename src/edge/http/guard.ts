@@ -6,7 +6,7 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { DionysusError } from "../../core/errors.ts";
-import { secretsEqual } from "../api-token.ts";
+import { secretMatcher } from "../api-token.ts";
 
 const LOOPBACK_NAMES = new Set(["localhost", "localhost.", "127.0.0.1", "[::1]", "::1"]);
 const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
@@ -80,7 +80,7 @@ export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandle
 }
 
 /** The cookie a same-origin browser page authenticates with (see {@link sessionCookie}). */
-export const SESSION_COOKIE = "dionysus_session";
+const SESSION_COOKIE = "dionysus_session";
 
 /** Routes anyone who passes the Host and Origin guards may call without the token. */
 const OPEN_ROUTES = new Set(["/health", "/session"]);
@@ -92,14 +92,16 @@ const OPEN_ROUTES = new Set(["/health", "/session"]);
  * daemon always has a token). Both secrets are compared in constant time.
  */
 export function tokenGuard(token: string | null, session: string): MiddlewareHandler {
+  const isToken = token === null ? () => false : secretMatcher(token);
+  const isSession = secretMatcher(session);
   return async (c, next) => {
     if (token === null) return next();
     if ((c.req.method === "GET" || c.req.method === "HEAD") && OPEN_ROUTES.has(c.req.path)) return next();
     const header = c.req.header("authorization") ?? "";
     const bearer = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1];
-    if (bearer !== undefined && secretsEqual(bearer, token)) return next();
+    if (bearer !== undefined && isToken(bearer)) return next();
     const cookie = readCookie(c.req.header("cookie"), SESSION_COOKIE);
-    if (bearer === undefined && cookie !== undefined && secretsEqual(cookie, session)) return next();
+    if (bearer === undefined && cookie !== undefined && isSession(cookie)) return next();
     throw new DionysusError(
       "unauthorized",
       header

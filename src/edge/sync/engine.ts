@@ -299,11 +299,10 @@ export class SyncEngine {
       if (claimed.length === 0) return;
       const pending = new Set(claimed.map((m) => m.mutation_id));
       let restamped = false;
-      const chunks = chunkByBytes(claimed, this.opts.maxPushBytes);
+      const chunks = measuredChunks(claimed, this.opts.maxPushBytes);
       while (chunks.length > 0) {
-        const chunk = chunks.shift()!;
+        const { mutations: chunk, bytes } = chunks.shift()!;
         const alone = chunk.length === 1 ? chunk[0]! : undefined;
-        const bytes = alone ? pushBytes(chunk) : 0;
         if (alone && bytes > this.opts.maxPushBytes) {
           this.refuseLocally(
             alone,
@@ -328,7 +327,7 @@ export class SyncEngine {
               report.rejected++;
             } else {
               const half = Math.ceil(chunk.length / 2);
-              chunks.unshift(chunk.slice(0, half), chunk.slice(half));
+              chunks.unshift(...[chunk.slice(0, half), chunk.slice(half)].map(measured));
             }
             continue;
           }
@@ -518,19 +517,32 @@ export function pushBytes(mutations: readonly Mutation[]): number {
  * than `maxBytes` on its own gets a push of its own (the caller refuses it).
  */
 export function chunkByBytes(mutations: Mutation[], maxBytes: number): Mutation[][] {
-  const chunks: Mutation[][] = [];
+  return measuredChunks(mutations, maxBytes).map((c) => c.mutations);
+}
+
+/** A push's mutations with the bytes of its body, so that nothing is encoded twice to measure. */
+interface MeasuredChunk {
+  mutations: Mutation[];
+  bytes: number;
+}
+
+const measured = (mutations: Mutation[]): MeasuredChunk => ({ mutations, bytes: pushBytes(mutations) });
+
+/** {@link chunkByBytes}, keeping each push's body size. */
+function measuredChunks(mutations: Mutation[], maxBytes: number): MeasuredChunk[] {
+  const chunks: MeasuredChunk[] = [];
   let current: Mutation[] = [];
   let size = PUSH_ENVELOPE_BYTES;
   for (const m of mutations) {
     const bytes = mutationBytes(m);
     if (current.length > 0 && (size + bytes > maxBytes || current.length >= MAX_PUSH_MUTATIONS)) {
-      chunks.push(current);
+      chunks.push({ mutations: current, bytes: size });
       current = [];
       size = PUSH_ENVELOPE_BYTES;
     }
     current.push(m);
     size += bytes;
   }
-  if (current.length > 0) chunks.push(current);
+  if (current.length > 0) chunks.push({ mutations: current, bytes: size });
   return chunks;
 }

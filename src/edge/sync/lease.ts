@@ -43,7 +43,7 @@ export class SyncLease {
  * a dead pid means the holder crashed (SIGKILL, power loss) without releasing the lease: its
  * successor must not wait out the rest of it.
  */
-export function leaseHolderAlive(owner: string): boolean {
+function leaseHolderAlive(owner: string): boolean {
   const pid = Number(owner.split("-")[0]);
   return !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid);
 }

@@ -550,7 +550,7 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
           .select("device_id")
           .where("device_id", "=", device.device_id)
           .executeTakeFirst();
-        if (taken || device.device_id === r.device_id)
+        if (taken)
           return new OAuthFailure("invalid_request", `device id ${device.device_id} is already registered`);
         await tx.selectFrom("users").select("id").where("id", "=", r.user_id).forUpdate().executeTakeFirst();
         if ((await activeDevices(tx, r.user_id)) >= maxDevices)

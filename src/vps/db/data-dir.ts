@@ -11,9 +11,12 @@
  * to initialize properly", or a PANIC after which the instance never answers again), so the free
  * space is checked before opening and whenever a write fails.
  */
-import { chmodSync, lstatSync, readdirSync, statfsSync } from "node:fs";
+import { chmodSync, lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DionysusError } from "../../core/errors.ts";
+import { freeBytes } from "../../platform/file-size.ts";
+
+export { freeBytes };
 
 const POSIX = process.platform !== "win32";
 
@@ -86,16 +89,6 @@ export const MIN_FREE_NEW = 64 * MiB;
 export const MIN_FREE_EXISTING = 32 * MiB;
 /** Below this much free space a failed write is taken to be the disk being full. */
 const FULL_BELOW = 16 * MiB;
-
-/** Bytes available to this process on the file system holding `path`, or undefined if unknown. */
-export function freeBytes(path: string): number | undefined {
-  try {
-    const s = statfsSync(path);
-    return Number(s.bavail) * Number(s.bsize);
-  } catch {
-    return undefined;
-  }
-}
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 

@@ -319,7 +319,7 @@ const MIGRATION_TABLE = "dionysus_migrations";
  * Migrations recorded in the database that this binary does not have: the database was migrated
  * by a newer dionysus. Empty on a new database.
  */
-export async function unknownMigrations(db: AnyDb, migrations = vpsMigrations): Promise<string[]> {
+async function unknownMigrations(db: AnyDb, migrations = vpsMigrations): Promise<string[]> {
   const exists = await sql<{ t: string | null }>`select to_regclass(${MIGRATION_TABLE}) as t`.execute(db);
   if (!exists.rows[0]?.t) return [];
   const rows = await sql<{

@@ -107,12 +107,6 @@ export class FailureBudget {
     };
   }
 
-  /** Failures counted on a key in its current window. */
-  count(key: string): number {
-    const w = this.windows.get(key);
-    return w && this.now() - w.start < this.windowMs ? w.count : 0;
-  }
-
   private sweep(t: number): void {
     if (t - this.lastSweep < this.windowMs) return;
     this.lastSweep = t;

@@ -155,12 +155,6 @@ export async function applyIsolatingDataErrors(
   checked: Checked[],
   apply: (part: Checked[]) => Promise<BatchOutcome>,
 ): Promise<BatchOutcome> {
-  try {
-    return await apply(checked);
-  } catch (err) {
-    if (!isDataError(err) || checked.length === 0) throw err;
-    if (checked.length === 1) return apply([refused(checked[0]!, err)]);
-  }
   const out: BatchOutcome = { results: [], last: 0, seq: undefined };
   const take = (o: BatchOutcome, from: number) => {
     for (const r of o.results) out.results.push({ ...r, index: r.index + from });
@@ -168,27 +162,29 @@ export async function applyIsolatingDataErrors(
     out.seq = o.seq ?? out.seq;
   };
   // Returns false when the part stopped early: nothing after it may apply.
-  const run = async (from: number, to: number, knownBad: boolean): Promise<boolean> => {
+  const run = async (from: number, to: number): Promise<boolean> => {
     const part = checked.slice(from, to);
-    if (!knownBad) {
-      try {
-        const o = await apply(part);
-        take(o, from);
-        return o.results.length === part.length;
-      } catch (err) {
-        if (!isDataError(err)) throw err;
-        if (part.length === 1) {
-          const o = await apply([refused(part[0]!, err)]);
-          take(o, from);
-          return o.results.length === 1;
-        }
+    let o: BatchOutcome;
+    try {
+      o = await apply(part);
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      if (part.length > 1) {
+        const mid = from + Math.ceil((to - from) / 2);
+        return (await run(from, mid)) && run(mid, to);
       }
+      o = await apply([refused(part[0]!, err)]);
     }
-    const mid = from + Math.ceil((to - from) / 2);
-    return (await run(from, mid, false)) && run(mid, to, false);
+    take(o, from);
+    return o.results.length === part.length;
   };
-  await run(0, checked.length, true);
+  await run(0, checked.length);
   return out;
+}
+
+/** A retryable refusal after which the VPS stops the batch (the device fixes the cause and resends). */
+function stop(index: number, m: Mutation, code: string, reason: string): PushResult {
+  return { index, mutation_id: m.mutation_id, status: "rejected", code, reason, retryable: true };
 }
 
 function refused(c: Checked, err: unknown): Checked {
@@ -245,10 +241,11 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
     async push(p: Principal, mutations: readonly unknown[]): Promise<PushOutcome> {
       const serverNow = now();
       const checked = mutations.map((raw) => checkMutation(raw, options.max_content_bytes));
-      const ids = [...new Set(checked.flatMap((c) => (c.m ? [c.m.id] : [])))];
-      const numbers = checked.flatMap((c) => (c.m ? [c.m.mutation_id] : []));
 
       async function writeBatch(tx: Transaction<VpsTables>, checked: Checked[]): Promise<BatchOutcome> {
+        // Only this part's memories and digests: a batch split after a data error locks no more.
+        const ids = [...new Set(checked.flatMap((c) => (c.m ? [c.m.id] : [])))];
+        const numbers = checked.flatMap((c) => (c.m ? [c.m.mutation_id] : []));
         const locked = await sql<{
           dev: { last_mutation_id: number; revoked_at: string | null } | null;
           mems: MemoryJson[];
@@ -322,37 +319,37 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
               });
               continue;
             }
-            results.push({
-              index,
-              mutation_id: m.mutation_id,
-              status: "rejected",
-              code: "device_diverged",
-              reason: `mutation ${m.mutation_id} of this device is already on the VPS with other content (the data dir was restored, rolled back or copied); take a new device identity and send it again`,
-              retryable: true,
-            });
+            results.push(
+              stop(
+                index,
+                m,
+                "device_diverged",
+                `mutation ${m.mutation_id} of this device is already on the VPS with other content (the data dir was restored, rolled back or copied); take a new device identity and send it again`,
+              ),
+            );
             break;
           }
           if (parseHlc(m.hlc)?.node !== p.device_id) {
-            results.push({
-              index,
-              mutation_id: m.mutation_id,
-              status: "rejected",
-              code: "hlc_node",
-              reason: `the stamp's node is not this device (${p.device_id}); re-stamp and resend`,
-              retryable: true,
-            });
+            results.push(
+              stop(
+                index,
+                m,
+                "hlc_node",
+                `the stamp's node is not this device (${p.device_id}); re-stamp and resend`,
+              ),
+            );
             break;
           }
           const aheadMs = hlcMs(m.hlc) - clockMs;
           if (aheadMs > options.max_clock_skew_ms) {
-            results.push({
-              index,
-              mutation_id: m.mutation_id,
-              status: "rejected",
-              code: "clock_skew",
-              reason: `hlc is ${aheadMs} ms ahead of the server clock (limit ${options.max_clock_skew_ms} ms); re-stamp and resend`,
-              retryable: true,
-            });
+            results.push(
+              stop(
+                index,
+                m,
+                "clock_skew",
+                `hlc is ${aheadMs} ms ahead of the server clock (limit ${options.max_clock_skew_ms} ms); re-stamp and resend`,
+              ),
+            );
             break;
           }
           last = m.mutation_id;
