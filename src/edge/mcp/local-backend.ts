@@ -1,0 +1,65 @@
+/**
+ * The daemon's own MCP backend: the store, the sync hook and the VPS query client the local API's
+ * routes use, called in process (no HTTP round trip between `/mcp` and `/v1/*`). Writes wait for
+ * the integrity check and poke the sync engine exactly as `POST /v1/memories` does.
+ */
+import { DionysusError } from "../../core/errors.ts";
+import type { Operation } from "../../core/router.ts";
+import { routeRecall, withoutVector } from "../heavy/recall.ts";
+import type { VpsQueryClient } from "../heavy/service.ts";
+import type { SyncControl } from "../http/app.ts";
+import type { EdgeStore } from "../store/types.ts";
+import type { McpBackend } from "./server.ts";
+
+export interface LocalBackendDeps {
+  store: EdgeStore;
+  /** Writes wait for this (the daemon's integrity check). */
+  ready: Promise<void> | undefined;
+  /** Called after each write (the sync engine pushes soon after). */
+  wrote: () => void;
+  /** The VPS query client for `op`, or a 503 saying why there is none. */
+  heavy: (op: Operation) => VpsQueryClient;
+  vps: VpsQueryClient | undefined;
+  sync: SyncControl | undefined;
+}
+
+export function localBackend(deps: LocalBackendDeps): McpBackend {
+  const { store } = deps;
+  return {
+    async create(input) {
+      await deps.ready;
+      const memory = store.create(input);
+      deps.wrote();
+      return memory;
+    },
+    async get(id) {
+      const memory = store.get(id);
+      if (!memory) throw new DionysusError("not_found", `no memory with id ${id}`);
+      return memory;
+    },
+    async forget(id) {
+      await deps.ready;
+      store.delete(id);
+      deps.wrote();
+    },
+    async recent(limit) {
+      return store.recent(limit).map(withoutVector);
+    },
+    recall(query, limit, options = {}) {
+      const req = { query, limit, mode: options.mode ?? "auto", route: options.route ?? "auto" } as const;
+      return routeRecall(req, (q, n) => store.recall(q, n), deps.vps);
+    },
+    async graph(req) {
+      return deps.heavy("graph").graph(req);
+    },
+    async consolidate() {
+      return deps.heavy("consolidate").consolidate();
+    },
+    async ask(req, onEvent) {
+      for await (const ev of await deps.heavy("ask").ask(req)) onEvent(ev);
+    },
+    async syncStatus() {
+      return { queue: store.queueCounts(), ...(deps.sync?.status() ?? {}) };
+    },
+  };
+}
