@@ -5,11 +5,11 @@
  * line it logs goes to stderr. `dionysus mcp config` prints the snippet that registers it.
  */
 import { resolve } from "node:path";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Command } from "commander";
 import { DionysusError } from "../../core/errors.ts";
 import { connectEdge } from "../../edge/client.ts";
 import { createMcpServer } from "../../edge/mcp/server.ts";
+import { serveStdio } from "../../edge/mcp/stdio.ts";
 import { edgeConfig } from "../edge-command.ts";
 import { action, printJson } from "../output.ts";
 
@@ -60,20 +60,15 @@ export function registerMcp(program: Command): void {
     .action(
       action(async (_opts: unknown, cmd: Command) => {
         const client = await connectEdge(edgeConfig(cmd));
-        const server = createMcpServer({ backend: client });
-        const closed = new Promise<void>((done) => {
-          server.server.onclose = done;
-          // The client closing our stdin is how a stdio session ends.
-          process.stdin.once("end", done);
-          process.stdin.once("close", done);
-        });
-        await server.connect(new StdioServerTransport());
-        process.stderr.write(
-          `dionysus: MCP server on stdio (${client.mode === "daemon" ? "through the running daemon" : "on the database directly"})\n`,
-        );
-        await closed;
-        await server.close();
-        client.close();
+        try {
+          const served = serveStdio(createMcpServer({ backend: client }));
+          process.stderr.write(
+            `dionysus: MCP server on stdio (${client.mode === "daemon" ? "through the running daemon" : "on the database directly"})\n`,
+          );
+          await served;
+        } finally {
+          client.close();
+        }
       }),
     );
 
