@@ -5,6 +5,8 @@
  * the VPS tools failing with the reason, sessions (one per client, unknown ids refused).
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -120,6 +122,35 @@ describe("/mcp on the edge daemon", () => {
     // The daemon's own origin is accepted, as on /v1/*.
     const own = await post("/mcp", edgeAuth(dir, { Origin: url }));
     expect(own.status).toBe(200);
+  });
+
+  test("an allowed origin gets CORS for the MCP headers (preflight, and the session id readable)", async () => {
+    const dir = tmp.dir();
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ allowed_origins: ["https://app.example"] }));
+    const { url } = tmp.track(await serve(dir));
+    const pre = await fetch(`${url}/mcp`, {
+      method: "OPTIONS",
+      headers: {
+        Origin: "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, mcp-session-id, mcp-protocol-version",
+      },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(pre.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("mcp-session-id");
+    const init = await fetch(`${url}/mcp`, {
+      method: "POST",
+      headers: edgeAuth(dir, {
+        Origin: "https://app.example",
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      }),
+      body: initialize,
+    });
+    expect(init.status).toBe(200);
+    expect(init.headers.get("mcp-session-id")).toBeTruthy();
+    expect(init.headers.get("access-control-expose-headers")?.toLowerCase()).toContain("mcp-session-id");
   });
 
   test("each client gets its own session; an unknown or ended session is refused", async () => {
