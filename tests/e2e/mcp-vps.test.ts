@@ -1,0 +1,87 @@
+/**
+ * The MCP tools that need the VPS, on a device logged in to a real VPS process (PostgreSQL): they
+ * work while it answers, say why when its LLM is not configured, and answer at once with
+ * "unreachable" once the device's sync engine sees the VPS gone; what an assistant remembers
+ * reaches the VPS.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { type Cluster, createCluster, type EdgeDevice } from "../helpers/cluster.ts";
+import { edgeAuth, eventually } from "../helpers/harness.ts";
+
+setDefaultTimeout(90_000);
+
+let cluster: Cluster;
+let dev: EdgeDevice;
+let client: Client;
+
+beforeAll(async () => {
+  cluster = await createCluster();
+  dev = await cluster.device("laptop");
+  client = new Client({ name: "Claude Desktop", version: "1.0.0" });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${dev.url}/mcp`), {
+      requestInit: { headers: edgeAuth(dev.dataDir) },
+    }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await client?.close();
+  await cluster?.close();
+});
+
+const call = async (name: string, args: Record<string, unknown>) =>
+  (await client.callTool({ name, arguments: args })) as CallToolResult;
+const text = (r: CallToolResult) => r.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+
+test("logged in: remember reaches the VPS, graph_query and consolidate work, ask says there is no LLM", async () => {
+  const r = await call("remember", { content: "Ana works with Bruno at the Louvre", tags: ["ana"] });
+  const id = (r.structuredContent as { memory: { id: string } }).memory.id;
+  await eventually(
+    async () => ((await cluster.vpsMemories()).has(id) ? true : undefined),
+    30_000,
+    "the push",
+  );
+
+  const status = await call("sync_status", {});
+  expect(status.structuredContent).toMatchObject({ auth: "ok", online: true });
+
+  const graph = await call("graph_query", { entity: "Ana" });
+  expect(graph.isError, text(graph)).toBeFalsy();
+  expect(graph.structuredContent).toMatchObject({ routed: "vps" });
+
+  const consolidate = await call("consolidate", {});
+  expect(consolidate.isError, text(consolidate)).toBeFalsy();
+  expect((consolidate.structuredContent as { job: { kind: string } }).job.kind).toBe("consolidate");
+
+  const ask = await call("ask", { question: "Who does Ana work with?" });
+  expect(ask.isError).toBe(true);
+  expect(text(ask)).toMatch(/^unavailable: .*(LLM|language model)/i);
+});
+
+test("with the VPS gone, the VPS tools answer at once that it is unreachable; local recall goes on", async () => {
+  await cluster.stopVps();
+  await eventually(
+    async () => ((await dev.api<{ online: boolean }>("GET", "/health")).body.online ? undefined : true),
+    30_000,
+    "the device to see the VPS gone",
+  );
+  for (const [tool, args] of [
+    ["graph_query", { entity: "Ana" }],
+    ["consolidate", {}],
+    ["ask", { question: "Who is Bruno?" }],
+    ["recall", { query: "Louvre", route: "vps" }],
+  ] as const) {
+    const r = await call(tool, args);
+    expect(r.isError, tool).toBe(true);
+    expect(text(r)).toMatch(/^unavailable: .*unreachable/);
+  }
+  const local = await call("recall", { query: "Louvre" });
+  expect(local.structuredContent).toMatchObject({
+    routed: "local",
+    results: [{ memory: { tags: ["ana"] } }],
+  });
+});
