@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { DionysusError } from "../../core/errors.ts";
-import { connectEdge } from "../../edge/client.ts";
+import { connectEdge, type EdgeClient } from "../../edge/client.ts";
 import { createMcpServer } from "../../edge/mcp/server.ts";
 import { serveStdio } from "../../edge/mcp/stdio.ts";
 import { edgeConfig } from "../edge-command.ts";
@@ -59,15 +59,19 @@ export function registerMcp(program: Command): void {
     .description("run the MCP server on stdio (for Claude Desktop, Cursor and other assistants)")
     .action(
       action(async (_opts: unknown, cmd: Command) => {
-        const client = await connectEdge(edgeConfig(cmd));
-        try {
-          const served = serveStdio(createMcpServer({ backend: client }));
+        const config = edgeConfig(cmd);
+        let client: EdgeClient | undefined;
+        const connect = async () => {
+          client = await connectEdge(config);
           process.stderr.write(
-            `dionysus: MCP server on stdio (${client.mode === "daemon" ? "through the running daemon" : "on the database directly"})\n`,
+            `dionysus: MCP server on stdio, ${client.mode === "daemon" ? "through the running daemon" : "on the database directly"}\n`,
           );
-          await served;
+          return client;
+        };
+        try {
+          await serveStdio(createMcpServer({ connect }));
         } finally {
-          client.close();
+          client?.close();
         }
       }),
     );

@@ -300,7 +300,10 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
 
   // ---- MCP over Streamable HTTP (docs/edge.md "MCP"), behind the same guards as /v1/* ----
   const backend = localBackend({ store, ready: deps.ready, wrote, heavy, vps: deps.heavy, sync: deps.sync });
-  const mcp = createMcpHttpHandler({ newServer: () => createMcpServer({ backend }), maxBodyBytes: maxBody });
+  const mcp = createMcpHttpHandler({
+    newServer: () => createMcpServer({ connect: async () => backend }),
+    maxBodyBytes: maxBody,
+  });
   app.all("/mcp", (c) => {
     // The server's event stream (GET) stays open; a tool call is bounded by the MCP server itself.
     (c.env as ServerLike | undefined)?.timeout?.(c.req.raw, 0);

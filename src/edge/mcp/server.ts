@@ -24,7 +24,9 @@ export type McpBackend = Pick<
 >;
 
 export interface McpServerOptions {
-  backend: McpBackend;
+  /** The edge, for a client known by its `source` (`mcp:<clientInfo.name>`): opened once, when
+   * the client has said who it is (after `initialize`). */
+  connect: (source: string) => Promise<McpBackend>;
   /** Longest wait for a VPS answer before the tool gives up with `unavailable` (ms). */
   vpsTimeoutMs?: number;
   /** Longest wait for a whole `ask` answer (ms). */
@@ -85,7 +87,6 @@ function recallText(r: RecallResponse): string {
 }
 
 export function createMcpServer(opts: McpServerOptions): McpServer {
-  const { backend } = opts;
   const vpsMs = opts.vpsTimeoutMs ?? VPS_TIMEOUT_MS;
   const askMs = opts.askTimeoutMs ?? ASK_TIMEOUT_MS;
   const server = new McpServer(
@@ -95,8 +96,20 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
         "Dionysus is the user's long-term memory, shared by their assistants and devices. Call `recall` before answering anything that may depend on earlier conversations, and `remember` lasting facts the user tells you (one fact per memory).",
     },
   );
-  /** The `source` of what this session writes, from the client's name (known after initialize). */
-  const source = () => mcpSource(server.server.getClientVersion()?.name);
+  let opened: Promise<McpBackend> | undefined;
+  /** The edge, opened as this session's client (a failed open is tried again at the next call). */
+  const edge = (): Promise<McpBackend> => {
+    opened ??= opts.connect(mcpSource(server.server.getClientVersion()?.name)).catch((err: unknown) => {
+      opened = undefined;
+      throw err;
+    });
+    return opened;
+  };
+  server.server.oninitialized = () => {
+    edge().catch(() => {
+      // said by the first call that needs it
+    });
+  };
 
   function tool<N extends ToolName>(
     name: N,
@@ -123,34 +136,34 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
   }
 
   tool("remember", async (args) => {
-    const memory = await backend.create(newMemory(args, source()));
+    const memory = await (await edge()).create(args);
     return ok({ memory }, `remembered ${memory.id}`);
   });
 
   tool("recall", async (args) => {
     const { query, limit, mode, route } = args;
-    const answer = await bounded(backend.recall(query, limit, { mode, route }), vpsMs, "recall");
+    const answer = await bounded((await edge()).recall(query, limit, { mode, route }), vpsMs, "recall");
     return ok(answer, recallText(answer));
   });
 
   tool("recent", async ({ limit }) => {
-    const memories = await backend.recent(limit);
+    const memories = await (await edge()).recent(limit);
     const text = memories.length ? memories.map(line).join("\n") : "no memories yet";
     return ok({ memories }, text);
   });
 
   tool("get", async ({ id }) => {
-    const memory = await backend.get(id);
+    const memory = await (await edge()).get(id);
     return ok({ memory }, memory.content);
   });
 
   tool("forget", async ({ id }) => {
-    await backend.forget(id);
+    await (await edge()).forget(id);
     return ok({ id, forgotten: true }, `forgot ${id}`);
   });
 
   tool("graph_query", async (args) => {
-    const answer = await bounded(backend.graph(args), vpsMs, "graph query");
+    const answer = await bounded((await edge()).graph(args), vpsMs, "graph query");
     const names = answer.nodes.filter((n) => n.depth > 0).map((n) => `${n.name} (${n.type})`);
     const text = answer.nodes.length
       ? `${args.entity}: ${names.length ? `linked to ${names.join(", ")}` : "no linked entities"}; ${answer.memories.length} supporting memories`
@@ -159,7 +172,7 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
   });
 
   tool("consolidate", async () => {
-    const answer = await bounded(backend.consolidate(), vpsMs, "consolidation");
+    const answer = await bounded((await edge()).consolidate(), vpsMs, "consolidation");
     const text = `${answer.started ? "started" : "already running:"} consolidation job ${answer.job.id} (${answer.job.status})`;
     return ok(answer, text);
   });
@@ -169,7 +182,7 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
     let sources: Array<{ id: string; score: number }> = [];
     let broke: DionysusError | undefined;
     await bounded(
-      backend.ask(args, (ev) => {
+      (await edge()).ask(args, (ev) => {
         if (ev.type === "sources") sources = ev.memories;
         else if (ev.type === "delta") answer += ev.text;
         else if (ev.type === "error")
@@ -184,7 +197,7 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
   });
 
   tool("sync_status", async () => {
-    const status = await backend.syncStatus();
+    const status = await (await edge()).syncStatus();
     const q = status.queue;
     const link =
       status.auth === undefined || status.auth === "none"
@@ -202,7 +215,7 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
     "memory",
     new ResourceTemplate("memory://{id}", {
       list: async () => ({
-        resources: (await backend.recent(RECENT_RESOURCES)).map((m) => ({
+        resources: (await (await edge()).recent(RECENT_RESOURCES)).map((m) => ({
           uri: `memory://${m.id}`,
           name: m.content.replace(/\s+/g, " ").trim().slice(0, 80),
           mimeType: "application/json",
@@ -213,7 +226,7 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
     async (uri, vars) => {
       const id = String(vars.id);
       try {
-        return json(uri, await backend.get(id));
+        return json(uri, await (await edge()).get(id));
       } catch (err) {
         if (isDionysusError(err) && (err.code === "not_found" || err.code === "invalid_input"))
           throw new McpError(ErrorCode.InvalidParams, `no memory with id ${id}`);
@@ -230,13 +243,8 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
       description: `The ${RECENT_RESOURCES} most recently written or changed memories, newest first, as JSON.`,
       mimeType: "application/json",
     },
-    async (uri) => json(uri, { memories: await backend.recent(RECENT_RESOURCES) }),
+    async (uri) => json(uri, { memories: await (await edge()).recent(RECENT_RESOURCES) }),
   );
 
   return server;
-}
-
-/** The memory a `remember` call writes: the caller's fields, and what Dionysus sets itself. */
-function newMemory(args: z.output<(typeof TOOLS)["remember"]["input"]>, _source: string) {
-  return args;
 }
