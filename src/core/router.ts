@@ -236,10 +236,11 @@ export function normalizeQueryText(query: string): string {
  * that differ only in case, spacing, punctuation or `route` share a key.
  */
 export function recallCacheKey(
-  req: { query: string; mode: ResolvedMode; limit: number },
+  req: { query: string; mode: ResolvedMode; limit: number; filter?: object },
   scope = "",
 ): string {
-  return `v1|${scope}|recall|${req.mode}|${req.limit}|${normalizeQueryText(req.query)}`;
+  const filter = req.filter && Object.keys(req.filter).length > 0 ? `|${JSON.stringify(req.filter)}` : "";
+  return `v1|${scope}|recall|${req.mode}|${req.limit}|${normalizeQueryText(req.query)}${filter}`;
 }
 
 /** The cache key of a VPS graph query: normalised entity name, depth and limit. */

@@ -6,8 +6,10 @@ import { join } from "node:path";
 import { DionysusError } from "../../src/core/errors.ts";
 import { createSqliteStore, SCHEMA_VERSION } from "../../src/edge/store/sqlite/index.ts";
 import { edgeStoreContract, remoteChange } from "./edge-store.contract.ts";
+import { edgeFilterContract } from "./edge-store-filters.contract.ts";
 
 edgeStoreContract("sqlite", (opts) => createSqliteStore(opts));
+edgeFilterContract("sqlite", (opts) => createSqliteStore(opts));
 
 describe("sqlite adapter specifics", () => {
   const dirs: string[] = [];

@@ -69,7 +69,8 @@ describe("dionysus CLI without a daemon (direct database access)", () => {
     expect(fromStdin).toMatchObject({
       content: "I prefer tea over coffee in the evening.",
       kind: "identity",
-      source: "local",
+      origin: "local",
+      source: "cli",
     });
 
     const r = await cli(["recall", "coffee", "museum", "--json", "--data-dir", dir]);

@@ -3,6 +3,7 @@
  * jobs and ask. The VPS validates requests with them and the edge parses answers with them.
  */
 import { z } from "zod";
+import { MemoryFilter } from "../filter.ts";
 import { Memory, Timestamp } from "../memory.ts";
 import { Limit } from "./edge-api.ts";
 
@@ -24,6 +25,8 @@ export const SearchRequest = z.object({
   query: QueryText,
   mode: SearchMode.default("hybrid"),
   limit: Limit.default(10),
+  /** Narrows the search inside the query (see src/core/filter.ts). */
+  filter: MemoryFilter.optional(),
 });
 export type SearchRequest = z.infer<typeof SearchRequest>;
 

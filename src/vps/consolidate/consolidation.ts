@@ -114,6 +114,9 @@ export async function runConsolidation(
             hlc: deps.clock.tick(),
             deleted: true,
             origin_device: VPS_DEVICE,
+            scope: d.scope,
+            source: d.source,
+            occurred_at: null,
             base_hlc: d.hlc,
           });
           merges.push({ merged_id: d.id, survivor_id: survivor.id, merged: d });
@@ -197,8 +200,8 @@ async function writeSummary(
     where user_id = ${userId} and kind = 'summary' and not deleted and origin_device = ${VPS_DEVICE}
     order by seq desc limit 1`.execute(db);
   const since = last.rows[0]?.until ?? "";
-  const inputs = await sql<{ id: string; content: string; created_at: string }>`
-    select id, content, created_at from memories
+  const inputs = await sql<{ id: string; content: string; created_at: string; scope: string | null }>`
+    select id, content, created_at, scope from memories
     where user_id = ${userId} and not deleted and kind <> 'summary' and created_at > ${since}
     order by created_at desc, id desc
     limit ${SUMMARY_INPUTS}`.execute(db);
@@ -239,6 +242,10 @@ async function writeSummary(
     hlc: deps.clock.tick(),
     deleted: false,
     origin_device: VPS_DEVICE,
+    // The scope of what it summarises, when that is one scope.
+    scope: new Set(chronological.map((m) => m.scope)).size === 1 ? chronological[0]!.scope : null,
+    source: "vps",
+    occurred_at: null,
     base_hlc: null,
   };
   await db.transaction().execute((tx) => writeServerVersions(tx, userId, [memory]));
