@@ -226,7 +226,8 @@ class DirectClient implements EdgeClient {
     return routeRecall(req, (q, n) => this.store.recall(q, n, filter), this.heavy());
   }
   async graph(req: GraphAsk) {
-    return this.heavy().graph(req);
+    const filter = withDefaultScope(req.filter, this.who.scope);
+    return this.heavy().graph(filter ? { ...req, filter } : req);
   }
   async consolidate() {
     return this.heavy().consolidate();
@@ -347,7 +348,10 @@ class DaemonClient implements EdgeClient {
     );
   }
   async graph(req: GraphAsk) {
-    return GraphAnswer.parse(await this.call("post", "v1/graph/query", req, HEAVY_TIMEOUT_MS));
+    const filter = withDefaultScope(req.filter, this.who.scope);
+    return GraphAnswer.parse(
+      await this.call("post", "v1/graph/query", filter ? { ...req, filter } : req, HEAVY_TIMEOUT_MS),
+    );
   }
   async consolidate() {
     return ConsolidateResponse.parse(await this.call("post", "v1/consolidate", undefined, HEAVY_TIMEOUT_MS));

@@ -69,6 +69,9 @@ export const GraphQueryRequest = z.object({
     .max(MAX_GRAPH_DEPTH, `depth must be 1..${MAX_GRAPH_DEPTH}`)
     .default(1),
   limit: Limit.default(20),
+  /** Narrows the memories answered (read from the memories table with it); the nodes and edges
+   * are the graph's, whatever the filter. */
+  filter: MemoryFilter.optional(),
 });
 export type GraphQueryRequest = z.infer<typeof GraphQueryRequest>;
 

@@ -44,6 +44,7 @@ export interface GraphAsk {
   entity: string;
   depth: number;
   limit: number;
+  filter?: MemoryFilter;
 }
 
 export interface VpsQueryClientOptions {

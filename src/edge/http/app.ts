@@ -272,7 +272,11 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     limitBody,
     jsonBody,
     zValidator("json", GraphQueryRequest, onInvalid),
-    async (c) => c.json(await heavy("graph").graph(c.req.valid("json"))),
+    async (c) => {
+      const req = c.req.valid("json");
+      const filter = withDefaultScope(req.filter, defaultScope);
+      return c.json(await heavy("graph").graph(filter ? { ...req, filter } : req));
+    },
   );
 
   app.post("/v1/consolidate", async (c) => c.json(await heavy("consolidate").consolidate(), 202));
