@@ -18,12 +18,17 @@ import type { MemoryStore, WriteOptions } from "../types.ts";
 import { invalid, iso, type SqliteContext } from "./context.ts";
 import { type FilterSql, filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
-import { type PlanSource, planRecall } from "./recall-plan.ts";
+import { type PlanSource, planRecall, type RecallPlan } from "./recall-plan.ts";
 import { MEMORY_COLUMNS, type MemoryRow, toLocalMemory, toMemoryData } from "./rows.ts";
 
 /** A `get()` records the access at most this often per memory, so reads rarely write. */
 const TOUCH_INTERVAL_MS = 60_000;
 const SNIPPET_TOKENS = 24;
+const NO_FILTER: FilterSql = { sql: "", params: [] };
+
+/** Whether a plan leaves matching memories out: its common words only re-rank the memories the
+ * rare ones find (`… NOT …`), or it ranks only the newest matches (`minRowid`). */
+const pruned = (plan: RecallPlan) => plan.minRowid !== undefined || plan.match.includes(" NOT ");
 
 export function sqliteMemories(ctx: SqliteContext): MemoryStore {
   const { q, guard, write } = ctx;
@@ -69,6 +74,25 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
               ) as { n: number }
             ).n,
         };
+
+  /** The ranked matches of `plan` (rowid, score, snippet), narrowed by `f` when given. */
+  const rank = (plan: RecallPlan, limit: number, f?: FilterSql) =>
+    (f === undefined
+      ? q(
+          `SELECT rowid AS r, -rank AS score, snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
+           FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? ORDER BY rank LIMIT ?`,
+        ).all(plan.match, plan.minRowid ?? 0, limit)
+      : q(
+          `SELECT memories_fts.rowid AS r, -memories_fts.rank AS score,
+                  snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
+           FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
+           WHERE memories_fts MATCH ? AND memories_fts.rowid >= ? AND m.deleted = 0${f.sql}
+           ORDER BY memories_fts.rank LIMIT ?`,
+        ).all(plan.match, plan.minRowid ?? 0, ...f.params, limit)) as {
+      r: number;
+      score: number;
+      s: string | null;
+    }[];
 
   const resolved = (filter: MemoryFilter | undefined): ResolvedFilter =>
     resolveFilter(filter, new Date(ctx.now()));
@@ -247,25 +271,22 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       return guard(() => {
         const rf = resolved(filter);
         const f = filterSql(rf);
-        const plan = planRecall(query, planSource(f));
+        const unfiltered = isEmptyFilter(rf);
+        const plan = planRecall(query, planSource(NO_FILTER));
         if (!plan) return [];
         // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
         // returns only; the memories are then read by rowid. A filter joins the memories in the
-        // same query, so it narrows before the LIMIT.
-        const ranked = (
-          isEmptyFilter(rf)
-            ? q(
-                `SELECT rowid AS r, -rank AS score, snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
-                 FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? ORDER BY rank LIMIT ?`,
-              ).all(plan.match, plan.minRowid ?? 0, limit)
-            : q(
-                `SELECT memories_fts.rowid AS r, -memories_fts.rank AS score,
-                        snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
-                 FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
-                 WHERE memories_fts MATCH ? AND memories_fts.rowid >= ? AND m.deleted = 0${f.sql}
-                 ORDER BY memories_fts.rank LIMIT ?`,
-              ).all(plan.match, plan.minRowid ?? 0, ...f.params, limit)
-        ) as { r: number; score: number; s: string | null }[];
+        // same query: SQLite walks the ranked matches and keeps those that pass, up to the LIMIT.
+        let ranked = unfiltered ? rank(plan, limit) : rank(plan, limit, f);
+        // The plan chose its candidates by how common each word is in the whole store. When it
+        // left some memories out (common words only re-ranked, or only the newest were ranked) and
+        // the filter did not fill the page from the rest, plan again counting only the memories
+        // the filter lets through: a narrow filter then still gets a full page.
+        if (!unfiltered && ranked.length < limit && pruned(plan)) {
+          const narrow = planRecall(query, planSource(f));
+          if (narrow && (narrow.match !== plan.match || narrow.minRowid !== plan.minRowid))
+            ranked = rank(narrow, limit, f);
+        }
         const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
         const hits: RecallHit[] = [];
         for (const h of ranked) {
