@@ -25,7 +25,7 @@ import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-fil
 import { routeRecall, withoutVector } from "./heavy/recall.ts";
 import { createVpsQueryClient, GraphAnswer, type GraphAsk, type VpsQueryClient } from "./heavy/service.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
-import type { EdgeStore } from "./store/types.ts";
+import type { EdgeStore, WriteOptions } from "./store/types.ts";
 import { SyncEngine, type SyncProgress, type SyncReport, type SyncStatus } from "./sync/engine.ts";
 import { readNdjsonLines } from "./vps-http.ts";
 
@@ -57,9 +57,10 @@ export interface EdgeClient {
   sync(onProgress?: (p: SyncProgress) => void): Promise<SyncRun>;
   syncStatus(): Promise<SyncStatusView>;
   conflicts(limit: number): Promise<ConflictEntry[]>;
-  /** Writes as the client's `source` (`ConnectOptions.source`), in its default scope when the
-   * input names none. */
-  create(input: NewMemoryInput): Promise<LocalMemory>;
+  /** Writes as the client's `source` (`ConnectOptions.source`, or `options.source` for this
+   * write: the MCP server learns its client's name only after connecting), in the default scope
+   * when the input names none. */
+  create(input: NewMemoryInput, options?: WriteOptions): Promise<LocalMemory>;
   /** Throws `not_found` for unknown or deleted ids. */
   get(id: string): Promise<LocalMemory>;
   /** Throws `not_found` for unknown or deleted ids. */
@@ -197,10 +198,10 @@ class DirectClient implements EdgeClient {
   async conflicts(limit: number) {
     return this.store.conflicts(limit);
   }
-  async create(input: NewMemoryInput) {
+  async create(input: NewMemoryInput, options: WriteOptions = {}) {
     return this.store.create(
       { ...input, scope: writeScope(input.scope, this.who.scope) },
-      { source: this.who.source },
+      { source: options.source ?? this.who.source },
     );
   }
   async get(id: string) {
@@ -278,6 +279,7 @@ class DaemonClient implements EdgeClient {
     path: string,
     json?: unknown,
     timeout?: false | number,
+    headers?: Record<string, string>,
   ): Promise<unknown> {
     let res: Response;
     try {
@@ -285,6 +287,7 @@ class DaemonClient implements EdgeClient {
         method,
         ...(json === undefined ? {} : { json }),
         ...(timeout === undefined ? {} : { timeout }),
+        ...(headers ? { headers } : {}),
       });
     } catch (cause) {
       throw new DionysusError(
@@ -316,11 +319,17 @@ class DaemonClient implements EdgeClient {
     const body = (await this.call("get", `v1/conflicts?limit=${limit}`)) as { conflicts: ConflictEntry[] };
     return body.conflicts;
   }
-  async create(input: NewMemoryInput) {
+  async create(input: NewMemoryInput, options: WriteOptions = {}) {
     // The daemon records the source from the client header; the scope is this client's default.
     const scope = writeScope(input.scope, this.who.scope);
     return LocalMemory.parse(
-      await this.call("post", "v1/memories", { ...input, ...(scope === null ? {} : { scope }) }),
+      await this.call(
+        "post",
+        "v1/memories",
+        { ...input, ...(scope === null ? {} : { scope }) },
+        undefined,
+        options.source ? { [CLIENT_HEADER]: options.source } : undefined,
+      ),
     );
   }
   async get(id: string) {
