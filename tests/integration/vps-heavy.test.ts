@@ -297,6 +297,26 @@ describe("graph queries", () => {
 });
 
 describe("consolidation", () => {
+  test("duplicates are merged within a scope, never across scopes", async () => {
+    const s = await signIn(t, "dev-cons-scope");
+    const dev = new TestDevice("dev-cons-scope");
+    const text = "Booked the dentist for Thursday morning";
+    const work1 = dev.create(text, { scope: "work" });
+    const work2 = dev.create(`${text}!`, { scope: "work" });
+    const home = dev.create(text, { scope: "home" });
+    const none = dev.create(text);
+    await push(s, [work1, work2, home, none]);
+    const started = ConsolidateResponse.parse((await post(s, "/v1/consolidate", {})).body);
+    await t.services.heavy.worker.drain();
+    const got = await t.req(`/v1/jobs/${started.job.id}`, { headers: s.auth });
+    const job = Job.parse(((await got.json()) as { job: unknown }).job);
+    expect(job.result).toMatchObject({ merged_groups: 1, tombstoned: 1 });
+    const live = new Map((await pullAll(s)).filter((c) => !c.deleted).map((c) => [c.id, c]));
+    expect(live.has(home.id)).toBe(true);
+    expect(live.has(none.id)).toBe(true);
+    expect([live.has(work1.id), live.has(work2.id)].filter(Boolean)).toHaveLength(1);
+  });
+
   test("one job at a time; merges near-duplicates into the oldest, refreshes the graph, writes a summary", async () => {
     const s = await signIn(t, "dev-cons");
     const dev = new TestDevice("dev-cons");

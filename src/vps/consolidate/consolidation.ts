@@ -56,6 +56,7 @@ interface Candidate {
   kind: string;
   created_at: string;
   hlc: string;
+  scope: string | null;
 }
 
 export async function runConsolidation(
@@ -69,11 +70,16 @@ export async function runConsolidation(
 
   // 1. merge duplicates
   const live = await sql<Candidate>`
-    select id, content, kind, created_at, hlc from memories
+    select id, content, kind, created_at, hlc, scope from memories
     where user_id = ${userId} and not deleted and kind <> 'summary'`.execute(db);
   const seen = new Map(live.rows.map((r) => [r.id, r]));
+  // Duplicates are looked for within one kind and one scope: two assistants' memories that say
+  // the same thing stay each in its own scope.
   const byKind = new Map<string, Candidate[]>();
-  for (const r of live.rows) byKind.set(r.kind, [...(byKind.get(r.kind) ?? []), r]);
+  for (const r of live.rows) {
+    const key = `${r.kind}\u0000${r.scope ?? ""}`;
+    byKind.set(key, [...(byKind.get(key) ?? []), r]);
+  }
   const groups = [...byKind.values()].flatMap((list) => findDuplicateGroups(list));
   await beat();
 
