@@ -2,14 +2,13 @@
  * The MCP server in process (the SDK's in-memory transport): a VPS answer that never comes is
  * given up at the bound with `unavailable` (the backend here is a stub whose VPS calls never
  * settle: a VPS that hangs cannot be summoned on demand), the edge is opened once, as the client
- * that initialized, and the client's name becomes its `source`.
+ * that initialized, and the client's name becomes its `source` (`Claude Desktop`: `mcp:claude-desktop`).
  */
 import { expect, test } from "bun:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { createMcpServer, type McpBackend } from "../../src/edge/mcp/server.ts";
-import { mcpSource } from "../../src/edge/mcp/source.ts";
 
 const never = () => new Promise<never>(() => {});
 
@@ -72,13 +71,4 @@ test("the edge is opened once, as the client that initialized, and a failed open
   expect(opened.length).toBe(opens);
   expect(new Set(opened)).toEqual(new Set(["mcp:claude-desktop"]));
   await client.close();
-});
-
-test("mcpSource: lower case, anything else a single dash, never empty", () => {
-  expect(mcpSource("Claude Desktop")).toBe("mcp:claude-desktop");
-  expect(mcpSource("  Cursor  ")).toBe("mcp:cursor");
-  expect(mcpSource("zed/editor v2")).toBe("mcp:zed-editor-v2");
-  expect(mcpSource("")).toBe("mcp:unknown");
-  expect(mcpSource(undefined)).toBe("mcp:unknown");
-  expect(mcpSource("!!!")).toBe("mcp:unknown");
 });

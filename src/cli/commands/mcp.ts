@@ -6,12 +6,20 @@
  */
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { DionysusError } from "../../core/errors.ts";
+import { DionysusError, describeIssues } from "../../core/errors.ts";
+import { type MemorySource, Scope } from "../../core/memory.ts";
 import { connectEdge, type EdgeClient } from "../../edge/client.ts";
 import { createMcpServer } from "../../edge/mcp/server.ts";
 import { serveStdio } from "../../edge/mcp/stdio.ts";
 import { edgeConfig } from "../edge-command.ts";
 import { action, printJson } from "../output.ts";
+
+/** `--scope`: a scope such as `work` or `project/dionysus` (stored in lower case). */
+function parseScope(value: string): string {
+  const r = Scope.safeParse(value);
+  if (!r.success) throw new DionysusError("invalid_input", `--scope: ${describeIssues(r.error.issues)}`);
+  return r.data;
+}
 
 export const MCP_CLIENTS = ["claude-desktop", "cursor", "generic"] as const;
 export type McpClient = (typeof MCP_CLIENTS)[number];
@@ -57,12 +65,17 @@ export function registerMcp(program: Command): void {
   const mcp = program
     .command("mcp")
     .description("run the MCP server on stdio (for Claude Desktop, Cursor and other assistants)")
+    .option(
+      "--scope <scope>",
+      "this assistant's default scope: its writes go there, and its reads without a scope are narrowed to it (else DIONYSUS_SCOPE)",
+    )
     .action(
-      action(async (_opts: unknown, cmd: Command) => {
+      action(async (opts: { scope?: string }, cmd: Command) => {
         const config = edgeConfig(cmd);
+        const scope = opts.scope === undefined ? undefined : parseScope(opts.scope);
         let client: EdgeClient | undefined;
-        const connect = async () => {
-          client = await connectEdge(config);
+        const connect = async (source: MemorySource) => {
+          client = await connectEdge(config, { source, ...(scope ? { scope } : {}) });
           process.stderr.write(
             `dionysus: MCP server on stdio, ${client.mode === "daemon" ? "through the running daemon" : "on the database directly"}\n`,
           );
@@ -80,14 +93,18 @@ export function registerMcp(program: Command): void {
     .command("config")
     .description("print the JSON that registers Dionysus with an MCP client")
     .option("--client <client>", `claude-desktop, cursor or generic`, "generic")
+    .option("--scope <scope>", "the default scope that client's server gets (dionysus mcp --scope)")
     .action(
-      action((opts: { client: string }, cmd: Command) => {
+      action((opts: { client: string; scope?: string }, cmd: Command) => {
         const client = MCP_CLIENTS.find((c) => c === opts.client);
         if (!client)
           throw new DionysusError("invalid_input", `--client must be one of ${MCP_CLIENTS.join(", ")}`);
         const { dataDir } = cmd.optsWithGlobals<{ dataDir?: string }>();
         const home = dataDir ?? process.env.DIONYSUS_HOME;
-        const extra = home ? ["--data-dir", resolve(home)] : [];
+        const extra = [
+          ...(opts.scope === undefined ? [] : ["--scope", parseScope(opts.scope)]),
+          ...(home ? ["--data-dir", resolve(home)] : []),
+        ];
         printJson(mcpClientConfig(client, selfCommand(process.execPath, Bun.main), extra));
         process.stderr.write(`dionysus: add this to ${WHERE[client]}\n`);
       }),

@@ -324,9 +324,17 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   });
 
   // ---- MCP over Streamable HTTP (docs/edge.md "MCP"), behind the same guards as /v1/* ----
-  const backend = localBackend({ store, ready: deps.ready, wrote, heavy, vps: deps.heavy, sync: deps.sync });
+  const edge = {
+    store,
+    ready: deps.ready,
+    wrote,
+    heavy,
+    vps: deps.heavy,
+    sync: deps.sync,
+    scope: defaultScope,
+  };
   const mcp = createMcpHttpHandler({
-    newServer: () => createMcpServer({ connect: async () => backend }),
+    newServer: () => createMcpServer({ connect: async (source) => localBackend({ ...edge, source }) }),
     maxBodyBytes: maxBody,
   });
   app.all("/mcp", (c) => {

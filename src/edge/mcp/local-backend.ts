@@ -1,9 +1,12 @@
 /**
  * The daemon's own MCP backend: the store, the sync hook and the VPS query client the local API's
  * routes use, called in process (no HTTP round trip between `/mcp` and `/v1/*`). Writes wait for
- * the integrity check and poke the sync engine exactly as `POST /v1/memories` does.
+ * the integrity check and poke the sync engine exactly as `POST /v1/memories` does; they are
+ * recorded as the MCP client's (`source`), and the daemon's default scope applies as on `/v1/*`.
  */
 import { DionysusError } from "../../core/errors.ts";
+import { withDefaultScope, writeScope } from "../../core/filter.ts";
+import type { MemorySource } from "../../core/memory.ts";
 import type { Operation } from "../../core/router.ts";
 import { routeRecall, withoutVector } from "../heavy/recall.ts";
 import type { VpsQueryClient } from "../heavy/service.ts";
@@ -21,6 +24,11 @@ export interface LocalBackendDeps {
   heavy: (op: Operation) => VpsQueryClient;
   vps: VpsQueryClient | undefined;
   sync: SyncControl | undefined;
+  /** Who writes: `mcp:<client>`. */
+  source: MemorySource;
+  /** The daemon's default scope (`DIONYSUS_SCOPE`): writes without a scope get it, reads without
+   * a scope filter are narrowed to it. */
+  scope: string | null;
 }
 
 export function localBackend(deps: LocalBackendDeps): McpBackend {
@@ -28,7 +36,10 @@ export function localBackend(deps: LocalBackendDeps): McpBackend {
   return {
     async create(input) {
       await deps.ready;
-      const memory = store.create(input);
+      const memory = store.create(
+        { ...input, scope: writeScope(input.scope, deps.scope) },
+        { source: deps.source },
+      );
       deps.wrote();
       return memory;
     },
@@ -42,15 +53,23 @@ export function localBackend(deps: LocalBackendDeps): McpBackend {
       store.delete(id);
       deps.wrote();
     },
-    async recent(limit) {
-      return store.recent(limit).map(withoutVector);
+    async recent(limit, filter) {
+      return store.recent(limit, withDefaultScope(filter, deps.scope)).map(withoutVector);
     },
     recall(query, limit, options = {}) {
-      const req = { query, limit, mode: options.mode ?? "auto", route: options.route ?? "auto" } as const;
-      return routeRecall(req, (q, n) => store.recall(q, n), deps.vps);
+      const filter = withDefaultScope(options.filter, deps.scope);
+      const req = {
+        query,
+        limit,
+        mode: options.mode ?? "auto",
+        route: options.route ?? "auto",
+        ...(filter ? { filter } : {}),
+      } as const;
+      return routeRecall(req, (q, n) => store.recall(q, n, filter), deps.vps);
     },
     async graph(req) {
-      return deps.heavy("graph").graph(req);
+      const filter = withDefaultScope(req.filter, deps.scope);
+      return deps.heavy("graph").graph({ ...req, ...(filter ? { filter } : {}) });
     },
     async consolidate() {
       return deps.heavy("consolidate").consolidate();

@@ -10,11 +10,10 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { z } from "zod";
 import { DionysusError, isDionysusError, messageOf } from "../../core/errors.ts";
-import type { LocalMemory } from "../../core/memory.ts";
+import { type LocalMemory, type MemorySource, mcpSource } from "../../core/memory.ts";
 import type { RecallResponse } from "../../core/protocol/edge-api.ts";
 import { VERSION } from "../../core/version.ts";
 import type { EdgeClient } from "../client.ts";
-import { mcpSource } from "./source.ts";
 import { TOOLS, type ToolName } from "./tools.ts";
 
 /** What the MCP server asks of the edge: the CLI's client (daemon or direct) does it all. */
@@ -26,7 +25,7 @@ export type McpBackend = Pick<
 export interface McpServerOptions {
   /** The edge, for a client known by its `source` (`mcp:<clientInfo.name>`): opened once, when
    * the client has said who it is (after `initialize`). */
-  connect: (source: string) => Promise<McpBackend>;
+  connect: (source: MemorySource) => Promise<McpBackend>;
   /** Longest wait for a VPS answer before the tool gives up with `unavailable` (ms). */
   vpsTimeoutMs?: number;
   /** Longest wait for a whole `ask` answer (ms). */
@@ -75,7 +74,8 @@ async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promis
 /** One line per memory: id, kind, and the start of its content. */
 function line(m: LocalMemory): string {
   const text = m.content.replace(/\s+/g, " ").trim();
-  return `- ${m.id} (${m.kind}${m.tags.length ? `; ${m.tags.join(", ")}` : ""}): ${text.length > 200 ? `${text.slice(0, 199)}…` : text}`;
+  const about = [m.kind, ...(m.scope ? [m.scope] : []), ...(m.private ? ["private"] : [])].join(", ");
+  return `- ${m.id} (${about}${m.tags.length ? `; ${m.tags.join(", ")}` : ""}): ${text.length > 200 ? `${text.slice(0, 199)}…` : text}`;
 }
 
 function recallText(r: RecallResponse): string {
@@ -99,7 +99,7 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
   let opened: Promise<McpBackend> | undefined;
   /** The edge, opened as this session's client (a failed open is tried again at the next call). */
   const edge = (): Promise<McpBackend> => {
-    opened ??= opts.connect(mcpSource(server.server.getClientVersion()?.name)).catch((err: unknown) => {
+    opened ??= opts.connect(mcpSource(server.server.getClientVersion()?.name ?? "")).catch((err: unknown) => {
       opened = undefined;
       throw err;
     });
@@ -141,13 +141,13 @@ export function createMcpServer(opts: McpServerOptions): McpServer {
   });
 
   tool("recall", async (args) => {
-    const { query, limit, mode, route } = args;
-    const answer = await bounded((await edge()).recall(query, limit, { mode, route }), vpsMs, "recall");
+    const { query, limit, ...options } = args;
+    const answer = await bounded((await edge()).recall(query, limit, options), vpsMs, "recall");
     return ok(answer, recallText(answer));
   });
 
-  tool("recent", async ({ limit }) => {
-    const memories = await (await edge()).recent(limit);
+  tool("recent", async ({ limit, filter }) => {
+    const memories = await (await edge()).recent(limit, filter);
     const text = memories.length ? memories.map(line).join("\n") : "no memories yet";
     return ok({ memories }, text);
   });

@@ -5,6 +5,7 @@
  * objects: a misspelt argument is refused by name instead of being dropped.
  */
 import { z } from "zod";
+import { MemoryFilter } from "../../core/filter.ts";
 import { LocalMemory, Memory, NewMemory } from "../../core/memory.ts";
 import { Limit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
 import { AskRequest, ConsolidateResponse, GraphQueryRequest } from "../../core/protocol/heavy.ts";
@@ -20,15 +21,16 @@ export const TOOLS = {
   remember: {
     title: "Remember",
     description:
-      "Store a new memory: a fact, preference, event or decision worth keeping across conversations, in plain words. Use it when the user tells you something to keep or you learn something lasting about them; one memory per fact. Use `recall` first when the fact may already be stored (this tool never deduplicates). `kind` is `episodic` (default: something that happened or was said), `identity` (who the user is: name, preferences, lasting traits) or `summary`. Returns the stored memory with its id.",
-    input: NewMemory.strict(),
+      "Store a new memory: a fact, preference, event or decision worth keeping across conversations, in plain words. Use it when the user tells you something to keep or you learn something lasting about them; one memory per fact. Use `recall` first when the fact may already be stored (this tool never deduplicates). `kind` is `episodic` (default: something that happened or was said), `identity` (who the user is: name, preferences, lasting traits) or `summary`. `scope` files it under a path such as `work` or `project/dionysus` (default: this server's scope, if any); `occurred_at` is when the remembered event happened, if not now; `private: true` keeps it on this device, never sent to the user's server. Returns the stored memory with its id.",
+    // `source` is Dionysus's to set (this client's name), never an argument.
+    input: NewMemory.omit({ source: true }).strict(),
     output: z.object({ memory: LocalMemory }),
     annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   },
   recall: {
     title: "Recall",
     description:
-      "Search the user's memories by meaning or keywords and get the best matches, most relevant first. Use it before answering anything that may depend on what the user told you earlier (people, plans, preferences, past events). Plain words, no query syntax. `mode: auto` runs keyword search on this device, and semantic search on the user's server for questions; `route: local` never leaves the device. For the newest memories regardless of a query use `recent`; for one memory by id use `get`.",
+      "Search the user's memories by meaning or keywords and get the best matches, most relevant first. Use it before answering anything that may depend on what the user told you earlier (people, plans, preferences, past events). Plain words, no query syntax. `mode: auto` runs keyword search on this device, and semantic search on the user's server for questions; `route: local` never leaves the device. `filter` narrows the search: `scope` (`work`, or `project/*` for a scope and everything below it, `*` for all), `tags` (all of them), `kind`, `source` (the client that wrote it, e.g. `mcp:cursor`), `since`/`until` (ISO 8601 or `7d`, `12h`), `metadata` (equal values). For the newest memories regardless of a query use `recent`; for one memory by id use `get`.",
     input: RecallRequest.strict(),
     output: RecallResponse,
     annotations: { readOnlyHint: true, openWorldHint: false },
@@ -36,8 +38,11 @@ export const TOOLS = {
   recent: {
     title: "Recent memories",
     description:
-      "List the most recently written or changed memories, newest first, without a query. Use it to see what was stored lately or to get context at the start of a conversation; use `recall` to search.",
-    input: z.strictObject({ limit: Limit.default(20).describe("how many, 1..100 (default 20)") }),
+      'List the most recently written or changed memories, newest first, without a query. Use it to see what was stored lately or to get context at the start of a conversation; use `recall` to search. `filter` narrows it as in `recall` (e.g. `{"scope": "work", "since": "7d"}`).',
+    input: z.strictObject({
+      limit: Limit.default(20).describe("how many, 1..100 (default 20)"),
+      filter: MemoryFilter.optional(),
+    }),
     output: z.object({ memories: z.array(LocalMemory) }),
     annotations: { readOnlyHint: true, openWorldHint: false },
   },
