@@ -57,6 +57,9 @@ describe("/mcp on the edge daemon", () => {
 
     const r = await call(client, "remember", { content: "Ana likes jazz", tags: ["ana", "music"] });
     expect(r.isError).toBeFalsy();
+    expect(r.structuredContent).toMatchObject({
+      memory: { source: "mcp:cursor", scope: null, private: false },
+    });
     const id = (r.structuredContent as { memory: { id: string } }).memory.id;
     // Written into the daemon's store: the local API sees it.
     expect((await fetch(`${url}/v1/memories/${id}`, { headers: edgeAuth(dir) })).status).toBe(200);
@@ -83,6 +86,37 @@ describe("/mcp on the edge daemon", () => {
       expect(res.isError, tool).toBe(true);
       expect(text(res)).toMatch(/^unavailable: .*not logged in to a VPS/);
     }
+  });
+
+  test("the daemon's default scope (DIONYSUS_SCOPE) applies to /mcp as to /v1/*; filters narrow recall", async () => {
+    const dir = tmp.dir();
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ scope: "home" }));
+    const { url } = tmp.track(await serve(dir));
+    const { client } = await connect(url, dir, "Claude Desktop");
+    const home = await call(client, "remember", { content: "water the basil", tags: ["garden"] });
+    expect(home.structuredContent).toMatchObject({ memory: { scope: "home", source: "mcp:claude-desktop" } });
+    await call(client, "remember", { content: "water the office ficus", scope: "work" });
+    const local = await fetch(`${url}/v1/memories`, {
+      method: "POST",
+      headers: edgeAuth(dir, { "content-type": "application/json" }),
+      body: JSON.stringify({ content: "water the lawn", scope: "home/garden" }),
+    });
+    expect(((await local.json()) as { source: string }).source).toBe("api");
+
+    const count = async (args: Record<string, unknown>) =>
+      (
+        (await call(client, "recall", { query: "water", ...args })).structuredContent as {
+          results: unknown[];
+        }
+      ).results.length;
+    expect(await count({})).toBe(2); // home and home/garden: the default scope and below
+    expect(await count({ filter: { scope: "*" } })).toBe(3);
+    expect(await count({ filter: { scope: "work" } })).toBe(1);
+    expect(await count({ filter: { tags: ["garden"] } })).toBe(1);
+    expect(await count({ filter: { source: "api", scope: "*" } })).toBe(1);
+    const bad = await call(client, "recall", { query: "water", filter: { scope: "*", colour: "red" } });
+    expect(bad.isError).toBe(true);
+    expect(text(bad)).toContain("colour");
   });
 
   test("a foreign Host or Origin, and a missing or wrong token, get on /mcp exactly what /v1/* gets", async () => {

@@ -41,10 +41,11 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 async function connect(
   dataDir: string,
   name = "Claude Desktop",
+  extraArgs: string[] = [],
 ): Promise<{ client: Client; stderr: () => string }> {
   const transport = new StdioClientTransport({
     command: bin,
-    args: ["mcp", "--data-dir", dataDir],
+    args: ["mcp", "--data-dir", dataDir, ...extraArgs],
     cwd: work,
     env: cleanEnv(),
     stderr: "pipe",
@@ -171,6 +172,114 @@ describe("dionysus mcp (compiled binary, stdio)", () => {
     expect((recent.structuredContent as { memories: unknown[] }).memories).toEqual([]);
   });
 
+  test("scopes, filters, private memories: remember files them, recall and recent narrow, the source is the client's", async () => {
+    const dir = tmp.dir();
+    const { client } = await connect(dir);
+    const write = async (args: Record<string, unknown>) => {
+      const r = await call(client, "remember", args);
+      expect(r.isError, text(r)).toBeFalsy();
+      return (r.structuredContent as { memory: Record<string, unknown> & { id: string } }).memory;
+    };
+    const work = await write({
+      content: "Quarterly planning with Ana",
+      scope: "Work",
+      tags: ["ana", "plan"],
+    });
+    expect(work).toMatchObject({
+      scope: "work",
+      source: "mcp:claude-desktop",
+      private: false,
+      origin: "local",
+    });
+    const diary = await write({
+      content: "Ana's surprise party planning",
+      scope: "personal/family",
+      private: true,
+      occurred_at: "2026-11-01T18:00:00Z",
+      metadata: { mood: "happy" },
+    });
+    expect(diary).toMatchObject({
+      scope: "personal/family",
+      private: true,
+      occurred_at: "2026-11-01T18:00:00Z",
+    });
+    await write({ content: "Planning the garden with Ana", tags: ["ana"] });
+
+    const ids = async (tool: string, args: Record<string, unknown>) => {
+      const r = await call(client, tool, args);
+      expect(r.isError, text(r)).toBeFalsy();
+      const c = r.structuredContent as {
+        results?: Array<{ memory: { id: string } }>;
+        memories?: Array<{ id: string }>;
+      };
+      return (c.results?.map((h) => h.memory.id) ?? c.memories?.map((m) => m.id) ?? []).sort();
+    };
+    expect(await ids("recall", { query: "planning" })).toHaveLength(3);
+    expect(await ids("recall", { query: "planning", filter: { scope: "work" } })).toEqual([work.id]);
+    expect(await ids("recall", { query: "planning", filter: { scope: "personal/*" } })).toEqual([diary.id]);
+    expect(await ids("recall", { query: "planning", filter: { tags: ["ana", "plan"] } })).toEqual([work.id]);
+    expect(await ids("recall", { query: "planning", filter: { metadata: { mood: "happy" } } })).toEqual([
+      diary.id,
+    ]);
+    expect(
+      await ids("recall", { query: "planning", filter: { source: "mcp:claude-desktop", since: "1h" } }),
+    ).toHaveLength(3);
+    expect(await ids("recall", { query: "planning", filter: { until: "2020-01-01T00:00:00Z" } })).toEqual([]);
+    expect(await ids("recent", { filter: { scope: "work" } })).toEqual([work.id]);
+    // What the CLI sees: the source and the privacy the MCP server recorded.
+    const got = await runCli(["get", diary.id as string, "--json", "--data-dir", dir], {
+      baseEnv: cleanEnv(),
+    });
+    expect(JSON.parse(got.stdout)).toMatchObject({ source: "mcp:claude-desktop", private: true });
+  });
+
+  test("bad filters, scopes and a caller-set source are refused naming the field; nothing is stored", async () => {
+    const { client } = await connect(tmp.dir());
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ["recall", { query: "x", filter: { colour: "red" } }, /colour/],
+      [
+        "recall",
+        { query: "x", filter: { since: "7d", until: "30d" } },
+        /since is after until at filter\.since/,
+      ],
+      ["recall", { query: "x", filter: { since: "yesterday" } }, /at filter\.since/],
+      ["recall", { query: "x", filter: { scope: "no spaces" } }, /at filter\.scope/],
+      ["recent", { filter: { kind: "dream" } }, /at filter\.kind/],
+      ["remember", { content: "x", scope: "Bad Scope!" }, /at scope/],
+      ["remember", { content: "x", source: "cli" }, /source/],
+      ["remember", { content: "x", occurred_at: "last tuesday" }, /at occurred_at/],
+      ["remember", { content: "x", private: "yes" }, /at private/],
+    ];
+    for (const [tool, args, why] of cases) {
+      const r = await call(client, tool, args);
+      expect(r.isError, `${tool} ${JSON.stringify(args)}`).toBe(true);
+      expect(text(r)).toMatch(why);
+    }
+    expect((await call(client, "recent", { filter: { scope: "*" } })).structuredContent).toEqual({
+      memories: [],
+    });
+  });
+
+  test("mcp --scope: the assistant's writes go there, and its reads stay there unless it asks for *", async () => {
+    const dir = tmp.dir();
+    const other = await connect(dir, "Zed");
+    await call(other.client, "remember", { content: "notes on the garden from zed" });
+    const { client } = await connect(dir, "Cursor", ["--scope", "project/dionysus"]);
+    const r = await call(client, "remember", { content: "notes on the sync engine" });
+    expect(r.structuredContent).toMatchObject({
+      memory: { scope: "project/dionysus", source: "mcp:cursor" },
+    });
+    const mine = await call(client, "recall", { query: "notes" });
+    expect((mine.structuredContent as { results: unknown[] }).results).toHaveLength(1);
+    const all = await call(client, "recall", { query: "notes", filter: { scope: "*" } });
+    expect((all.structuredContent as { results: unknown[] }).results).toHaveLength(2);
+
+    const bad = await runCli(["mcp", "--scope", "Not A Scope", "--data-dir", dir], { baseEnv: cleanEnv() });
+    expect(bad.code).toBe(2);
+    expect(bad.stdout).toBe("");
+    expect(bad.stderr).toStartWith("dionysus: --scope: ");
+  });
+
   test("the tools that need the VPS answer at once with an error saying why (never logged in)", async () => {
     const { client } = await connect(tmp.dir());
     const cases: Array<[string, Record<string, unknown>]> = [
@@ -213,7 +322,12 @@ describe("dionysus mcp (compiled binary, stdio)", () => {
       const id = (r.structuredContent as { memory: { id: string } }).memory.id;
       const res = await fetch(`${url}/v1/memories/${id}`, { headers: edgeAuth(dir) });
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ id, content: "written through the daemon" });
+      // The daemon records the MCP client as the writer (not `cli`, not `api`).
+      expect(await res.json()).toMatchObject({
+        id,
+        content: "written through the daemon",
+        source: "mcp:claude-desktop",
+      });
     } finally {
       daemon.kill("SIGTERM");
       await daemon.exited;
@@ -313,6 +427,13 @@ describe("dionysus mcp (compiled binary, stdio)", () => {
       mcpServers: { dionysus: { command: bin, args: ["mcp", "--data-dir", dir], env: {} } },
     });
     expect(compiled.stderr.toString()).toContain("claude_desktop_config.json");
+    const scoped = Bun.spawnSync([bin, "mcp", "config", "--client", "cursor", "--scope", "Work/Notes"], {
+      cwd: work,
+      env: cleanEnv(),
+    });
+    expect(JSON.parse(scoped.stdout.toString())).toEqual({
+      mcpServers: { dionysus: { command: bin, args: ["mcp", "--scope", "work/notes"], env: {} } },
+    });
 
     const source = await runCli(["mcp", "config", "--client", "generic"], { baseEnv: cleanEnv() });
     expect(source.code).toBe(0);
