@@ -93,16 +93,16 @@ export function registerMcp(program: Command): void {
     .command("config")
     .description("print the JSON that registers Dionysus with an MCP client")
     .option("--client <client>", `claude-desktop, cursor or generic`, "generic")
-    .option("--scope <scope>", "the default scope that client's server gets (dionysus mcp --scope)")
     .action(
-      action((opts: { client: string; scope?: string }, cmd: Command) => {
+      action((opts: { client: string }, cmd: Command) => {
         const client = MCP_CLIENTS.find((c) => c === opts.client);
         if (!client)
           throw new DionysusError("invalid_input", `--client must be one of ${MCP_CLIENTS.join(", ")}`);
-        const { dataDir } = cmd.optsWithGlobals<{ dataDir?: string }>();
+        // `--scope` is `mcp`'s own option (accepted after `config` too): the server gets it.
+        const { dataDir, scope } = cmd.optsWithGlobals<{ dataDir?: string; scope?: string }>();
         const home = dataDir ?? process.env.DIONYSUS_HOME;
         const extra = [
-          ...(opts.scope === undefined ? [] : ["--scope", parseScope(opts.scope)]),
+          ...(scope === undefined ? [] : ["--scope", parseScope(scope)]),
           ...(home ? ["--data-dir", resolve(home)] : []),
         ];
         printJson(mcpClientConfig(client, selfCommand(process.execPath, Bun.main), extra));
