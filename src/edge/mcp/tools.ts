@@ -65,7 +65,7 @@ export const TOOLS = {
   graph_query: {
     title: "Query the knowledge graph",
     description:
-      'Explore what the memories say about a person, place, organisation or topic: the entities linked to it (up to `depth` hops) and the memories behind each link. Use it for questions about relationships ("who does Ana work with?"); use `recall` for plain searches. Runs on the user\'s server: it fails at once, saying why, when the device is offline or not logged in.',
+      'Explore what the memories say about a person, place, organisation or topic: the entities linked to it (up to `depth` hops) and the memories behind each link. Use it for questions about relationships ("who does Ana work with?"); use `recall` for plain searches. `filter` (as in `recall`) narrows the memories answered; the graph itself stays whole. Runs on the user\'s server: it fails at once, saying why, when the device is offline or not logged in.',
     input: GraphQueryRequest.strict(),
     output: GraphAnswer,
     annotations: { readOnlyHint: true, openWorldHint: false },
