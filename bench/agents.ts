@@ -76,6 +76,8 @@ async function client(file: string): Promise<void> {
     report.errors[kind] = (report.errors[kind] ?? 0) + 1;
   };
   const stop = new AbortController();
+  /** Aborted at the end of the run, or after 30 s for one request. */
+  const signal = () => AbortSignal.any([stop.signal, AbortSignal.timeout(30_000)]);
   const timed = async (ep: string, req: () => Promise<Response>) => {
     const t = performance.now();
     report.requests++;
@@ -100,7 +102,7 @@ async function client(file: string): Promise<void> {
           await timed("pull", () =>
             fetch(`${url}/v1/sync/pull?limit=500${cursor ? `&since=${cursor}` : ""}`, {
               headers: auth,
-              signal: stop.signal,
+              signal: signal(),
             }),
           ),
         );
@@ -163,7 +165,7 @@ async function client(file: string): Promise<void> {
             method: "POST",
             headers: { ...auth, "content-type": "application/json" },
             body,
-            signal: stop.signal,
+            signal: signal(),
           }),
         ),
       );
@@ -241,7 +243,8 @@ async function client(file: string): Promise<void> {
     if (streams.length % 100 === 0) await Bun.sleep(20);
   }
   await Bun.sleep(Math.max(0, stopAt - Date.now()));
-  await Promise.all(loops);
+  // Cycles under way finish (each request gives up after 30 s at most).
+  await Promise.race([Promise.all(loops), Bun.sleep(35_000)]);
   const heldAtEnd = report.held;
   stop.abort();
   await Promise.allSettled(streams);
@@ -400,7 +403,8 @@ async function coordinator(n: number): Promise<void> {
           "--client",
           f,
         ],
-        { stdout: "pipe", stderr: "inherit" },
+        // Bun's fetch runs at most 256 requests at once by default: every agent's stream is one.
+        { stdout: "pipe", stderr: "inherit", env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: "65000" } },
       );
     });
     const outputs = procs.map((p) => new Response(p.stdout).text());
