@@ -57,7 +57,7 @@ async function world(databaseUrl: string) {
   return { vps, a, b };
 }
 
-const N = 1500;
+const N = 1000;
 const backlog = (phase: string) =>
   Array.from({ length: N }, (_, i) => `${phase}: offline note ${i}, ${"words ".repeat(i % 50)}`);
 
@@ -87,7 +87,7 @@ async function pushUnderWay(
 }
 
 describe("crashes in the middle of a push", () => {
-  test("the VPS SIGKILLed and restarted while a 1,500-write backlog is being pushed", async () => {
+  test("the VPS SIGKILLed and restarted while a 1,000-write backlog is being pushed", async () => {
     const db = await createPgDatabase();
     cleanups.push(() => db.drop());
     const { vps, a, b } = await world(db.url);
@@ -112,7 +112,7 @@ describe("crashes in the middle of a push", () => {
   const pgMissing = privatePostgresUnavailable();
   if (pgMissing) console.warn(`crash-restart: the PostgreSQL crash test is skipped: ${pgMissing}`);
   test.skipIf(pgMissing !== undefined)(
-    "PostgreSQL (a private server) crashed and restarted while a 1,500-write backlog is being pushed",
+    "PostgreSQL (a private server) crashed and restarted while a 1,000-write backlog is being pushed",
     async () => {
       const pg = startPrivatePostgres();
       cleanups.push(() => pg.destroy());
