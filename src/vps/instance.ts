@@ -109,6 +109,7 @@ export async function createVpsInstance(
       heavy.worker.wake();
     } else if (ev?.type === "revoke") hub.disconnectDevice(ev.user_id, ev.device_id);
     else if (ev?.type === "job") hub.sendJob(ev.user_id, ev.job);
+    else if (ev?.type === "wake") heavy.worker.wake();
   });
   if (options.worker) heavy.startWorker();
 
