@@ -9,6 +9,7 @@
  * its own copy of the database engine) cannot open it, so on PGlite the worker stays inside
  * `vps serve`, where it yields as much time as it works.
  */
+import { setPriority } from "node:os";
 import type { VpsConfig } from "../core/config.ts";
 import { DionysusError } from "../core/errors.ts";
 import { createVpsDatabase } from "./db/database.ts";
@@ -33,7 +34,7 @@ export async function runVpsWorker(
   const database = await createVpsDatabase(config, { log, poolSize: 4 });
   // The whole instance minus HTTP: change pokes wake the worker, and the worker's own writes
   // (vectors, consolidation results) fire webhooks as pushes do.
-  const services = await createVpsInstance(config, database, { worker: true, log });
+  const services = await createVpsInstance(config, database, { worker: true, workerBusyShare: 1, log });
   services.log({ msg: "vps worker running", pid: process.pid });
   let stopped = false;
   return {
@@ -46,6 +47,9 @@ export async function runVpsWorker(
   };
 }
 
+/** The child's niceness (Unix scheduling priority, 0 normal, 19 lowest). */
+const WORKER_NICENESS = 10;
+
 export interface WorkerChild {
   /** Stops the child (SIGTERM, then SIGKILL after 10 s) and stops restarting it. */
   stop(): Promise<void>;
@@ -54,7 +58,9 @@ export interface WorkerChild {
 
 /**
  * Runs `command` (the binary's own `vps worker`) as a child and restarts it when it exits, after
- * 1 s, doubling up to 30 s while it keeps failing within a minute of starting. The child's stdin
+ * 1 s, doubling up to 30 s while it keeps failing within a minute of starting. It runs at a lower
+ * CPU priority (niceness 10), and, alone in its process, works through a backlog without the
+ * rests the in-process worker takes to leave the event loop to requests. The child's stdin
  * is a pipe it watches: when this process dies, however, the child sees end-of-file and stops.
  */
 export function superviseWorker(
@@ -70,6 +76,10 @@ export function superviseWorker(
     const startedAt = Date.now();
     const proc = Bun.spawn(command, { env, stdin: "pipe", stdout: "inherit", stderr: "inherit" });
     child = proc;
+    // A lower CPU priority: when the cores are busy, the API's requests go first.
+    try {
+      setPriority(proc.pid, WORKER_NICENESS);
+    } catch {}
     void proc.exited.then((code) => {
       if (stopping) return;
       delay = Date.now() - startedAt > 60_000 ? 1000 : Math.min(30_000, delay * 2);
