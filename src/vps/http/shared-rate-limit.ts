@@ -77,9 +77,8 @@ export class RateCounterStore {
       for (const [key, group] of groups) {
         const g = got.get(key);
         // The hits of a group took the last counts of the window, in arrival order.
-        group.forEach((h, i) =>
-          h.resolve(g ? { start: g.start, count: g.total - group.length + i + 1 } : undefined),
-        );
+        for (const [i, h] of group.entries())
+          h.resolve(g ? { start: g.start, count: g.total - group.length + i + 1 } : undefined);
       }
     } catch {
       for (const h of hits) h.resolve(undefined);
