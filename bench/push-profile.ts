@@ -79,6 +79,45 @@ totals.sort((a, b) => a - b);
 console.log(
   `median ${totals[10]!.toFixed(1)} ms per 500; total ${totals.reduce((a, b) => a + b, 0).toFixed(0)} ms for 10,000`,
 );
+
+// 100 devices (of 100 users) pushing one mutation at once, 20 rounds: the service alone.
+const devices: Array<{ p: Principal; clock: HlcClock }> = [];
+for (let i = 0; i < 100; i++) {
+  await auth.createUser(`prof${i}`, "correct horse");
+  const k = await auth.createApiKey(`prof${i}`);
+  const tk = await auth.tokenForApiKey(k.key, { device_id: `d${i}`, device_name: "x" });
+  devices.push({ p: (await auth.authenticate(tk.access_token)) as Principal, clock: new HlcClock(`d${i}`) });
+}
+const lat: number[] = [];
+const burstStart = performance.now();
+for (let round = 1; round <= 20; round++)
+  await Promise.all(
+    devices.map(async (d) => {
+      const t = new Date().toISOString();
+      const t0 = performance.now();
+      await sync.push(d.p, [
+        {
+          mutation_id: round,
+          op: "create",
+          id: uuidv7(),
+          hlc: d.clock.tick(),
+          data: {
+            content: `one ${round}`,
+            kind: "episodic",
+            tags: [],
+            metadata: {},
+            created_at: t,
+            updated_at: t,
+          },
+        },
+      ]);
+      lat.push(performance.now() - t0);
+    }),
+  );
+lat.sort((a, b) => a - b);
+console.log(
+  `one-mutation push, 100 devices at once, 20 rounds (service only, pool of 10): p50 ${lat[999]!.toFixed(1)} ms, p95 ${lat[1899]!.toFixed(1)} ms, ${(2000 / ((performance.now() - burstStart) / 1000)).toFixed(0)} pushes/s`,
+);
 await vdb.close();
 await ac.query(`drop database ${name} with (force)`);
 await ac.end();

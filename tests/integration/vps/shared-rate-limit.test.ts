@@ -5,8 +5,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "kysely";
 import { createVpsDatabase, type VpsDatabase } from "../../../src/vps/db/database.ts";
-import { RateCounterStore, SharedRateLimiter } from "../../../src/vps/http/shared-rate-limit.ts";
-import { createPgDatabase, TEST_DATABASE_URL, type TestDatabase, tempDir } from "../../helpers/harness.ts";
+import {
+  RateCounterStore,
+  SharedFailureBudget,
+  SharedRateLimiter,
+} from "../../../src/vps/http/shared-rate-limit.ts";
+import {
+  createPgDatabase,
+  eventually,
+  TEST_DATABASE_URL,
+  type TestDatabase,
+  tempDir,
+} from "../../helpers/harness.ts";
 
 describe.skipIf(!TEST_DATABASE_URL)("rate limits shared through PostgreSQL", () => {
   let tdb: TestDatabase;
@@ -60,8 +70,38 @@ describe.skipIf(!TEST_DATABASE_URL)("rate limits shared through PostgreSQL", () 
     await b.hit("ip:10.0.0.11");
     const left = await sql<{
       key: string;
-    }>`select key from rate_limits where key like 'ip:10.0.0.1%'`.execute(one.db);
-    expect(left.rows.map((r) => r.key)).toEqual(["ip:10.0.0.11"]);
+    }>`select key from rate_limits where key like 'request/ip:10.0.0.1%'`.execute(one.db);
+    expect(left.rows.map((r) => r.key)).toEqual(["request/ip:10.0.0.11"]);
+  });
+
+  test("failed sign-ins: concurrent reservations on two instances pass the budget exactly once; a refund frees one", async () => {
+    const t = 1_800_000_000_000;
+    const window = 15 * 60_000;
+    const a = new SharedFailureBudget(new RateCounterStore(one.db, window, "sign-in"), window, () => t);
+    const b = new SharedFailureBudget(new RateCounterStore(two.db, window, "sign-in"), window, () => t);
+    const rules = [
+      { key: "pair:198.51.100.1\u0000zoe", limit: 5 },
+      { key: "user:zoe", limit: 50 },
+    ];
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).reserve(rules)));
+    const ok = answers.filter((x) => x.ok);
+    expect(ok).toHaveLength(5);
+    const refused = answers.find((x) => !x.ok);
+    expect(refused).toMatchObject({ ok: false, rule: { limit: 5 }, resetS: 900 });
+    // A right password gives its failure back: one more attempt fits.
+    if (ok[0]?.ok) ok[0].refund();
+    await eventually(
+      async () => ((await a.reserve(rules)).ok ? true : undefined),
+      5000,
+      "the refunded place",
+    );
+    expect((await b.reserve(rules)).ok).toBe(false);
+    // The request counters' sweep (a one-minute window) leaves the sign-in windows alone.
+    const requests = new SharedRateLimiter(new RateCounterStore(one.db), 10, 60_000, () => t + 5 * 60_000);
+    await requests.hit("ip:198.51.100.1");
+    const kept = await sql<{ count: number }>`
+      select count from rate_limits where key = ${"sign-in/user:zoe"}`.execute(one.db);
+    expect(kept.rows[0]?.count).toBe(5);
   });
 
   test("without the database an instance still limits, in its own memory", async () => {
