@@ -41,6 +41,7 @@ describe.skipIf(!TEST_DATABASE_URL)("two VPS instances on one PostgreSQL", () =>
         "0004_device_history",
         "0005_fts_cap",
         "0006_scope_source",
+        "0007_rate_limits",
       ],
     });
     [one, two] = await Promise.all(
