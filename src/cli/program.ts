@@ -11,6 +11,7 @@ import { registerGraph } from "./commands/graph.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerList } from "./commands/list.ts";
 import { registerLogin } from "./commands/login.ts";
+import { registerMcp } from "./commands/mcp.ts";
 import { registerRecall } from "./commands/recall.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerStatus } from "./commands/status.ts";
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerGraph(program);
   registerConsolidate(program);
   registerAsk(program);
+  registerMcp(program);
   registerVps(program);
   return program;
 }

@@ -35,6 +35,9 @@ import { CONTENT_JSON_FACTOR, MAX_METADATA_BYTES } from "../../core/validate.ts"
 import { VERSION } from "../../core/version.ts";
 import { routeRecall, withoutVector } from "../heavy/recall.ts";
 import type { VpsQueryClient } from "../heavy/service.ts";
+import { createMcpHttpHandler } from "../mcp/http.ts";
+import { localBackend } from "../mcp/local-backend.ts";
+import { createMcpServer } from "../mcp/server.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, isLoopbackAddress, originGuard, sessionCookie, tokenGuard } from "./guard.ts";
 
@@ -318,6 +321,26 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   app.get("/v1/conflicts", zValidator("query", z.object({ limit: Limit.default(20) }), onInvalid), (c) => {
     const limit = c.req.valid("query").limit;
     return c.json({ conflicts: store.conflicts(limit) });
+  });
+
+  // ---- MCP over Streamable HTTP (docs/edge.md "MCP"), behind the same guards as /v1/* ----
+  const edge = {
+    store,
+    ready: deps.ready,
+    wrote,
+    heavy,
+    vps: deps.heavy,
+    sync: deps.sync,
+    scope: defaultScope,
+  };
+  const mcp = createMcpHttpHandler({
+    newServer: () => createMcpServer({ connect: async (source) => localBackend({ ...edge, source }) }),
+    maxBodyBytes: maxBody,
+  });
+  app.all("/mcp", (c) => {
+    // The server's event stream (GET) stays open; a tool call is bounded by the MCP server itself.
+    (c.env as ServerLike | undefined)?.timeout?.(c.req.raw, 0);
+    return mcp(c.req.raw);
   });
 
   return app;

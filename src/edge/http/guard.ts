@@ -56,7 +56,15 @@ export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandle
   const corsMw = cors({
     origin: (origin) => (allowed.has(origin.toLowerCase()) ? origin : null),
     allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-    allowHeaders: ["Content-Type", "Authorization"],
+    // The MCP headers let an allowed page speak MCP to /mcp (its session id must be readable).
+    allowHeaders: [
+      "Content-Type",
+      "Authorization",
+      "Mcp-Session-Id",
+      "Mcp-Protocol-Version",
+      "Last-Event-ID",
+    ],
+    exposeHeaders: ["Mcp-Session-Id"],
     maxAge: 600,
   });
   return async (c, next) => {
