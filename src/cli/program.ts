@@ -13,6 +13,7 @@ import { registerList } from "./commands/list.ts";
 import { registerLogin } from "./commands/login.ts";
 import { registerRecall } from "./commands/recall.ts";
 import { registerServe } from "./commands/serve.ts";
+import { registerService } from "./commands/service.ts";
 import { registerStatus } from "./commands/status.ts";
 import { registerSync } from "./commands/sync.ts";
 import { registerVps } from "./commands/vps.ts";
@@ -58,5 +59,6 @@ export function buildProgram(): Command {
   registerConsolidate(program);
   registerAsk(program);
   registerVps(program);
+  registerService(program);
   return program;
 }
