@@ -127,7 +127,10 @@ function parsePlist(text: string): PlistValue {
       const out: PlistValue[] = [];
       for (;;) {
         const peek = tokens[i];
-        if (peek && peek.text === undefined && peek.close && peek.name === "array") return (i++, out);
+        if (peek && peek.text === undefined && peek.close && peek.name === "array") {
+          i++;
+          return out;
+        }
         out.push(value());
       }
     }
