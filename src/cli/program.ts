@@ -11,6 +11,7 @@ import { registerGraph } from "./commands/graph.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerList } from "./commands/list.ts";
 import { registerLogin } from "./commands/login.ts";
+import { registerOpen } from "./commands/open.ts";
 import { registerRecall } from "./commands/recall.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerService } from "./commands/service.ts";
@@ -60,5 +61,6 @@ export function buildProgram(): Command {
   registerAsk(program);
   registerVps(program);
   registerService(program);
+  registerOpen(program);
   return program;
 }

@@ -13,7 +13,7 @@ import {
   SCREENSHOTS,
   type TestBrowser,
 } from "../helpers/browser.ts";
-import { edgeAuth, type ServeHandle, scratch, serve } from "../helpers/harness.ts";
+import { cleanEnv, edgeAuth, runCli, type ServeHandle, scratch, serve } from "../helpers/harness.ts";
 
 setDefaultTimeout(60_000);
 
@@ -47,9 +47,12 @@ describe.skipIf(!hasChromium)("edge status page (chromium)", () => {
     await tmp.cleanup();
   });
 
-  test("a browser opening / gets a session and sees the count and the recent memories", async () => {
+  test("dionysus open prints the page's URL; a browser opening it gets a session and sees the count and the recent memories", async () => {
+    const open = await runCli(["open", "--print", "--data-dir", dir], { baseEnv: cleanEnv() });
+    expect(open.stderr).toBe("");
+    expect(open.stdout).toBe(`${d.url}/\n`);
     const page = await b.context.newPage();
-    const res = await page.goto(`${d.url}/`);
+    const res = await page.goto(open.stdout.trim());
     expect(res?.status()).toBe(200);
     expect(new URL(page.url()).pathname).toBe("/");
     expect(await page.getByTestId("count").textContent()).toBe("3");
@@ -155,6 +158,13 @@ describe.skipIf(!hasChromium)("edge status page (chromium)", () => {
     });
     expect(nasty.status).toBe(400);
     expect(nasty.headers.get("content-type")).toContain("application/problem+json");
+  });
+
+  test("dionysus open without a running daemon says so and exits 5", async () => {
+    const r = await runCli(["open", "--print", "--data-dir", tmp.dir()], { baseEnv: cleanEnv() });
+    expect(r.code).toBe(5);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("no daemon runs");
   });
 
   test("without a cookie, / is refused to a foreign Host and a cross-site navigation", async () => {
