@@ -87,8 +87,18 @@ async function must(env: ServiceEnv, argv: string[]): Promise<void> {
 /** Writes the service file and starts the service (now and at every login or boot). */
 export async function installService(env: ServiceEnv, spec: ServiceSpec): Promise<ServiceReport> {
   const { platform, file, name } = where(env, spec.role, spec.scope);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, serviceFileContent(platform, spec), { mode: 0o644 });
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, serviceFileContent(platform, spec), { mode: 0o644 });
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM" && code !== "EROFS") throw cause;
+    throw new DionysusError(
+      "forbidden",
+      `cannot write ${file} (${code})${spec.scope === "system" ? "; a --system service needs root" : ""}`,
+      { cause },
+    );
+  }
   if (platform === "linux") {
     await must(env, systemctl(spec.scope, "daemon-reload"));
     await must(env, systemctl(spec.scope, "enable", "--now", name));
