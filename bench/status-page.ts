@@ -4,13 +4,14 @@
  * store path, as bench/recall.ts does; 20 of the queued writes marked failed so the page lists
  * failed items), then measures a real `dionysus serve` process over localhost HTTP: the first
  * render after a start (cold, the goal: under 200 ms), then warm renders of `/`, of a search and
- * of the filters, and the store calls the page makes, side by side. Prints a Markdown table and
- * appends it to bench/RESULTS.md under "Status page".
+ * of the filters, and the store calls the page makes, side by side. The daemon is the compiled
+ * binary (as users run it; `--no-build` runs it from source). Prints a Markdown table and appends
+ * it to bench/RESULTS.md under "Status page".
  *
  *   bun run bench:status-page                     # 100,000 memories
  *   bun run bench:status-page -- --n 10000        # a quick run
  *
- * Flags: --n, --requests, --starts, --fresh (reload the data), --no-write.
+ * Flags: --n, --requests, --starts, --fresh (reload the data), --no-build, --no-write.
  */
 import { Database } from "bun:sqlite";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -28,6 +29,7 @@ const { values: args } = parseArgs({
     requests: { type: "string", default: "50" },
     starts: { type: "string", default: "5" },
     fresh: { type: "boolean", default: false },
+    "no-build": { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
   },
 });
@@ -69,9 +71,19 @@ mkdirSync(work, { recursive: true, mode: 0o700 });
 copyFileSync(join(pristine, "edge.db"), join(work, "edge.db"));
 
 // ---- a real daemon ------------------------------------------------------------------------------
+const binary = join(ROOT, "bench/.data", "dionysus-status-page");
+if (!args["no-build"]) {
+  log("compiling the binary ...");
+  const b = Bun.spawnSync(
+    [process.execPath, "build", "--compile", "--minify", "src/cli/main.ts", "--outfile", binary],
+    { cwd: ROOT, stdout: "ignore", stderr: "pipe" },
+  );
+  if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr.toString()}`);
+}
+const command = args["no-build"] ? [process.execPath, join(ROOT, "src/cli/main.ts")] : [binary];
 async function start(): Promise<{ url: string; token: string; stop: () => Promise<void> }> {
   const proc = Bun.spawn(
-    [process.execPath, join(ROOT, "src/cli/main.ts"), "serve", "--port", "0", "--json", "--data-dir", work],
+    [...command, "serve", "--port", "0", "--json", "--data-dir", work],
     { stdout: "pipe", stderr: "ignore", env: { ...process.env, DIONYSUS_HOME: "" } },
   );
   const reader = proc.stdout.getReader();
@@ -172,7 +184,7 @@ const verdict =
     : `Goal (first render under 200 ms at ${N.toLocaleString("en")} memories): missed, median ${ms(pct(firsts, 50))}.`;
 const table = `### ${when} UTC — ${N.toLocaleString("en")} memories, Bun ${Bun.version}, ${availableParallelism()}-core shared VM, loaded by parallel work (load average ${loadavg()[0]!.toFixed(1)})
 
-| request (real \`dionysus serve\` from source, localhost HTTP, bearer token) | p50 | p95 | page |
+| request (real \`dionysus serve\`, ${args["no-build"] ? "from source" : "compiled"}, localhost HTTP, bearer token) | p50 | p95 | page |
 | --- | --- | --- | --- |
 ${rows.join("\n")}
 
