@@ -82,10 +82,11 @@ if (!args["no-build"]) {
 }
 const command = args["no-build"] ? [process.execPath, join(ROOT, "src/cli/main.ts")] : [binary];
 async function start(): Promise<{ url: string; token: string; stop: () => Promise<void> }> {
-  const proc = Bun.spawn(
-    [...command, "serve", "--port", "0", "--json", "--data-dir", work],
-    { stdout: "pipe", stderr: "ignore", env: { ...process.env, DIONYSUS_HOME: "" } },
-  );
+  const proc = Bun.spawn([...command, "serve", "--port", "0", "--json", "--data-dir", work], {
+    stdout: "pipe",
+    stderr: "ignore",
+    env: { ...process.env, DIONYSUS_HOME: "" },
+  });
   const reader = proc.stdout.getReader();
   let buf = "";
   while (!buf.includes("\n")) {

@@ -151,6 +151,27 @@ describe("POST /sync/retry", () => {
     const none = await post("");
     expect(none.headers.get("location")).toBe("/?retried=0");
     expect(nudged).toBe(1);
+    const all = await post("all=1");
+    expect(all.headers.get("location")).toBe("/?retried=1");
+    expect(store.queueCounts()).toMatchObject({ queued: 2, failed: 0 });
+  });
+
+  test("more failed items than the page lists: a Retry all button", async () => {
+    for (let i = 0; i < 25; i++) store.create({ content: `m${i}`, kind: "episodic", tags: [], metadata: {} });
+    store.claimBatch(25);
+    store.settle(
+      Array.from({ length: 25 }, (_, i) => ({
+        index: i,
+        mutation_id: i + 1,
+        status: "rejected" as const,
+        code: "invalid_input",
+        reason: "no",
+        retryable: false,
+      })),
+    );
+    const { html } = await page();
+    expect(html).toContain("Retry all 25");
+    expect((html.match(/name="id"/g) ?? []).length).toBe(20);
   });
 
   test("ids that are not numbers are a 400 and change nothing", async () => {

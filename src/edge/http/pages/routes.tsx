@@ -1,6 +1,6 @@
 /**
  * The status page's routes on the edge daemon: `GET /` (the page), `POST /sync/retry` (requeue
- * failed sync items) and `/assets/status.css`. They sit behind the daemon's Host, Origin and token
+ * the failed sync items `id=N…`, or all of them with `all=1`) and `/assets/status.css`. They sit behind the daemon's Host, Origin and token
  * guards; a browser gets in through the session cookie (`GET /` without one is sent through
  * `/session`). A form POST authenticated by that cookie must also carry the page's own Origin,
  * so no other site can make the browser post it (CSRF).
@@ -116,7 +116,7 @@ export function statusPageRoutes(deps: StatusPageDeps): Hono {
     const ids = raw.map((v) => (typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : Number.NaN));
     if (ids.some((n) => !Number.isSafeInteger(n)))
       throw new DionysusError("invalid_input", "id must be the number of a failed sync item");
-    const n = ids.length === 0 ? 0 : store.retryFailed(ids);
+    const n = form.all === "1" ? store.retryFailed() : ids.length === 0 ? 0 : store.retryFailed(ids);
     if (n > 0) deps.sync?.onLocalWrite();
     return c.redirect(`/?retried=${n}`, 303);
   });

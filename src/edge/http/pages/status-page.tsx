@@ -160,7 +160,12 @@ const SyncSection: FC<{ p: StatusPageProps }> = ({ p }) => {
               ))}
             </tbody>
           </table>
-          <button type="submit">Retry selected</button>
+          <button type="submit">Retry selected</button>{" "}
+          {p.queue.failed > p.failed.length ? (
+            <button type="submit" name="all" value="1">
+              Retry all {p.queue.failed}
+            </button>
+          ) : null}
         </form>
       )}
     </section>
