@@ -80,13 +80,43 @@ describe("GET /", () => {
     const identity = (await page("/?q=ana&kind=identity")).html;
     expect(identity).toContain("likes jazz");
     expect(identity).not.toContain("Lunch");
-    const tagged = (await page("/?tag=MUSIC")).html;
+    const tagged = (await page("/?tag=music&kind=&scope=")).html;
     expect(tagged).toContain("likes jazz");
     expect(tagged).not.toContain("Lunch");
-    const bad = await app.request("/?kind=secret", { headers: auth });
-    expect(bad.status).toBe(400);
-    expect(bad.headers.get("content-type")).toContain("application/problem+json");
-    expect((await app.request(`/?q=${"x".repeat(501)}`, { headers: auth })).status).toBe(400);
+    for (const bad of [
+      "/?kind=secret",
+      "/?since=yesterday",
+      "/?scope=Not%20A%20Scope",
+      `/?q=${"x".repeat(501)}`,
+    ]) {
+      const r = await app.request(bad, { headers: auth });
+      expect(r.status).toBe(400);
+      expect(r.headers.get("content-type")).toContain("application/problem+json");
+    }
+  });
+
+  test("the filters run in the store: an old memory of a rare scope is found behind 150 newer ones", async () => {
+    store.create({
+      content: "the old plan",
+      kind: "episodic",
+      tags: ["rare"],
+      metadata: {},
+      scope: "work/plans",
+    });
+    for (let i = 0; i < 150; i++)
+      store.create({ content: `filler ${i}`, kind: "episodic", tags: [], metadata: {} });
+    for (const path of [
+      "/?scope=work/*",
+      "/?tag=rare",
+      "/?q=plan&scope=work/plans",
+      "/?source=unknown&tag=rare",
+    ]) {
+      const { html } = await page(path);
+      expect({ path, found: html.includes("the old ") }).toEqual({ path, found: true });
+      expect(html).not.toContain("filler");
+    }
+    const { html } = await page("/?tag=rare&until=2000-01-01T00:00:00Z");
+    expect(html).toContain("Results (0)");
   });
 
   test("the sign-in-again banner, the backoff and the last error come from the engine", async () => {

@@ -8,15 +8,17 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { DionysusError, describeIssues } from "../../../core/errors.ts";
-import { MemoryKind } from "../../../core/memory.ts";
+import { filterFromQuery, parseFilter, withDefaultScope } from "../../../core/filter.ts";
 import type { QueueCounts } from "../../../core/protocol/sync.ts";
 import { VERSION } from "../../../core/version.ts";
 import type { EdgeStore } from "../../store/types.ts";
-import { type PageSync, StatusPage } from "./status-page.tsx";
+import { type PageSync, type SearchForm, StatusPage } from "./status-page.tsx";
 import { STATUS_CSS } from "./style.ts";
 
 export interface StatusPageDeps {
   store: EdgeStore;
+  /** The daemon's default scope: a search that names no scope is narrowed to it and below. */
+  defaultScope?: string | null;
   /** The sync engine's status, and a nudge to push now (after a retry). */
   sync?: { status(): object; onLocalWrite(): void };
 }
@@ -34,18 +36,20 @@ const PAGE_HEADERS = {
   "X-Content-Type-Options": "nosniff",
 };
 
-/** How many memories the page lists, and how many hits a filtered search looks through. */
+/** How many memories (or hits) the page lists. */
 const SHOWN = 20;
-const SEARCHED = 100;
 const FAILED_SHOWN = 20;
 const CONFLICTS_SHOWN = 10;
 
+/** The page's own parameters; the filter's (`kind`, `tag`, `scope`, `source`, `since`, `until`)
+ * are read by `filterFromQuery`, as on `GET /v1/memories`. */
 const PageQuery = z.object({
   q: z.string().max(500, "the search is longer than 500 characters").default(""),
-  kind: z.union([z.literal(""), MemoryKind]).default(""),
-  tag: z.string().max(100, "the tag is longer than 100 characters").default(""),
   retried: z.coerce.number().int().min(0).optional(),
 });
+
+/** The search form's fields that are filter keys (an empty field is no filter). */
+const FILTER_FIELDS = ["kind", "tag", "scope", "source", "since", "until"] as const;
 
 export function statusPageRoutes(deps: StatusPageDeps): Hono {
   const { store } = deps;
@@ -62,25 +66,23 @@ export function statusPageRoutes(deps: StatusPageDeps): Hono {
   app.get("/", (c) => {
     const parsed = PageQuery.safeParse(c.req.query());
     if (!parsed.success) throw new DionysusError("invalid_input", describeIssues(parsed.error.issues));
-    const { q, kind, tag, retried } = parsed.data;
+    const { q, retried } = parsed.data;
+    const url = new URL(c.req.url);
+    const fields: Record<string, string> = {};
+    const given = new URLSearchParams();
+    for (const key of FILTER_FIELDS) {
+      const v = url.searchParams.get(key)?.trim() ?? "";
+      fields[key] = v;
+      if (v !== "") given.set(key, v);
+    }
+    const filter = withDefaultScope(parseFilter(filterFromQuery(given), null), deps.defaultScope);
     const query = q.trim();
-    const wanted = tag.trim().toLowerCase();
-    const searching = query !== "" || kind !== "" || wanted !== "";
-    const matches = (m: { kind: string; tags: string[] }) =>
-      (kind === "" || m.kind === kind) && (wanted === "" || m.tags.some((t) => t.toLowerCase() === wanted));
-    const results = !searching
-      ? store.recent(SHOWN).map((memory) => ({ memory }))
-      : query !== ""
-        ? store
-            .recall(query, SEARCHED)
-            .filter((h) => matches(h.memory))
-            .slice(0, SHOWN)
-            .map((h) => ({ memory: h.memory, snippet: h.snippet }))
-        : store
-            .recent(SEARCHED)
-            .filter(matches)
-            .slice(0, SHOWN)
-            .map((memory) => ({ memory }));
+    const searching = query !== "" || given.size > 0;
+    // The filter runs inside the store's query, so a narrow filter still fills the page.
+    const results =
+      query !== ""
+        ? store.recall(query, SHOWN, filter).map((h) => ({ memory: h.memory, snippet: h.snippet }))
+        : store.recent(SHOWN, filter).map((memory) => ({ memory }));
     const queue: QueueCounts = store.queueCounts();
     const page = (
       <StatusPage
@@ -92,7 +94,7 @@ export function statusPageRoutes(deps: StatusPageDeps): Hono {
           sync: (deps.sync?.status() ?? {}) as PageSync,
           failed: queue.failed > 0 ? store.queueItems("failed", FAILED_SHOWN) : [],
           conflicts: store.conflicts(CONFLICTS_SHOWN),
-          search: { q, kind, tag },
+          search: { q, ...fields } as SearchForm,
           results,
           searching,
           ...(retried !== undefined

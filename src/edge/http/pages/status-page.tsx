@@ -23,10 +23,15 @@ export interface PageSync {
   last_error?: string | null;
 }
 
+/** The search form's fields as sent (empty: not used). */
 export interface SearchForm {
   q: string;
   kind: string;
   tag: string;
+  scope: string;
+  source: string;
+  since: string;
+  until: string;
 }
 
 export interface StatusPageProps {
@@ -73,7 +78,9 @@ const Memories: FC<{ results: StatusPageProps["results"] }> = ({ results }) =>
         <li>
           <div>{snippet === undefined ? memory.content : <Snippet text={snippet} />}</div>
           <div class="meta">
-            {memory.kind} · {when(memory.updated_at)} · <code>{memory.id}</code>{" "}
+            {memory.kind}
+            {memory.scope ? ` · ${memory.scope}` : ""} · {memory.source}
+            {memory.private ? " · private" : ""} · {when(memory.updated_at)} · <code>{memory.id}</code>{" "}
             {memory.tags.map((t) => (
               <span class="tag">{t}</span>
             ))}
@@ -94,6 +101,28 @@ const SearchBox: FC<{ search: SearchForm }> = ({ search }) => (
       ))}
     </select>
     <input name="tag" value={search.tag} placeholder="tag" aria-label="Tag" size={10} />
+    <input
+      name="scope"
+      value={search.scope}
+      placeholder="scope (work, project/*)"
+      aria-label="Scope"
+      size={14}
+    />
+    <input
+      name="source"
+      value={search.source}
+      placeholder="source (cli, mcp:…)"
+      aria-label="Source"
+      size={12}
+    />
+    <input
+      name="since"
+      value={search.since}
+      placeholder="since (7d or ISO time)"
+      aria-label="Since"
+      size={14}
+    />
+    <input name="until" value={search.until} placeholder="until" aria-label="Until" size={10} />
     <button type="submit">Search</button>
   </form>
 );
