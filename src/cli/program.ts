@@ -12,8 +12,10 @@ import { registerIngest } from "./commands/ingest.ts";
 import { registerList } from "./commands/list.ts";
 import { registerLogin } from "./commands/login.ts";
 import { registerMcp } from "./commands/mcp.ts";
+import { registerOpen } from "./commands/open.ts";
 import { registerRecall } from "./commands/recall.ts";
 import { registerServe } from "./commands/serve.ts";
+import { registerService } from "./commands/service.ts";
 import { registerStatus } from "./commands/status.ts";
 import { registerSync } from "./commands/sync.ts";
 import { registerVps } from "./commands/vps.ts";
@@ -60,5 +62,7 @@ export function buildProgram(): Command {
   registerAsk(program);
   registerMcp(program);
   registerVps(program);
+  registerService(program);
+  registerOpen(program);
   return program;
 }

@@ -13,6 +13,7 @@ import type { ApiKeyInfo } from "../../vps/auth/service.ts";
 import type { ServerFile } from "../../vps/server.ts";
 import { loadVpsConfig } from "../env.ts";
 import { action, printJson, reportError } from "../output.ts";
+import { registerVpsHealth } from "./vps-health.ts";
 
 interface DbFlags {
   dataDir?: string;
@@ -262,6 +263,8 @@ export function registerVps(program: Command): void {
       exitWith(fatal);
     }),
   );
+
+  registerVpsHealth(vps);
 
   withDbOptions(
     vps

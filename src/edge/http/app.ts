@@ -1,7 +1,8 @@
 /**
  * The edge agent's local HTTP API (127.0.0.1:8080): memories, keyword recall, health and sync
  * status, as Hono routes over an {@link EdgeStore}. Every error is `application/problem+json`.
- * Every route but `GET /health` and `GET /session` needs the API token (see ./guard.ts).
+ * Every route but `GET /health` and `GET /session` needs the API token (see ./guard.ts). `GET /`
+ * is the status page (./pages/).
  */
 import { randomBytes } from "node:crypto";
 import { zValidator } from "@hono/zod-validator";
@@ -40,6 +41,7 @@ import { localBackend } from "../mcp/local-backend.ts";
 import { createMcpServer } from "../mcp/server.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, isLoopbackAddress, originGuard, sessionCookie, tokenGuard } from "./guard.ts";
+import { statusPageRoutes } from "./pages/routes.tsx";
 
 export interface EdgeAppDeps {
   store: EdgeStore;
@@ -186,8 +188,12 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
       throw new DionysusError("forbidden", "a browser session is only handed out over loopback");
     c.header("Set-Cookie", sessionCookie(session));
     c.header("Cache-Control", "no-store");
+    // `?next=/` (the status page sends a browser here without a cookie): back to the page.
+    if (c.req.query("next") === "/") return c.redirect("/", 303);
     return c.body(null, 204);
   });
+
+  app.route("/", statusPageRoutes({ store, defaultScope, ...(deps.sync ? { sync: deps.sync } : {}) }));
 
   app.get("/health", (c) => {
     const body: EdgeHealth = {

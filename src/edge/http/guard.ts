@@ -110,6 +110,9 @@ export function tokenGuard(token: string | null, session: string): MiddlewareHan
     if (bearer !== undefined && isToken(bearer)) return next();
     const cookie = readCookie(c.req.header("cookie"), SESSION_COOKIE);
     if (bearer === undefined && cookie !== undefined && isSession(cookie)) return next();
+    // A browser opening the status page without a session goes through `GET /session` first
+    // (which hands one out only over loopback) and comes back.
+    if (!header && c.req.method === "GET" && c.req.path === "/") return c.redirect("/session?next=/", 303);
     throw new DionysusError(
       "unauthorized",
       header

@@ -118,6 +118,9 @@ export interface SyncQueue {
    * the store's own clock unless `stamp` is given; that clock has seen every stamp this device
    * wrote or received, so a write is never stamped below the version it replaced. */
   restamp(mutationIds: number[], stamp?: () => string): void;
+  /** Puts `failed` items (all of them, or those of `mutationIds`) back to `queued`, due at once;
+   * their last error stays visible until the next answer. Returns how many were requeued. */
+  retryFailed(mutationIds?: number[]): number;
 }
 
 /** The pull side: remote versions from the VPS's change feed, and the conflict log. */
