@@ -5,9 +5,11 @@ import { VERSION } from "../core/version.ts";
 import { registerAsk } from "./commands/ask.ts";
 import { registerConflicts } from "./commands/conflicts.ts";
 import { registerConsolidate } from "./commands/consolidate.ts";
+import { registerExport } from "./commands/export.ts";
 import { registerForget } from "./commands/forget.ts";
 import { registerGet } from "./commands/get.ts";
 import { registerGraph } from "./commands/graph.ts";
+import { registerImport } from "./commands/import.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerList } from "./commands/list.ts";
 import { registerLogin } from "./commands/login.ts";
@@ -57,6 +59,8 @@ export function buildProgram(): Command {
   registerGraph(program);
   registerConsolidate(program);
   registerAsk(program);
+  registerExport(program);
+  registerImport(program);
   registerVps(program);
   return program;
 }

@@ -140,6 +140,43 @@ export interface Eviction {
   evict(limitBytes: number): number;
 }
 
-export interface EdgeStore extends DeviceClock, MemoryStore, SyncQueue, FeedSink, Settings, Eviction {
+/** Which rows an export reads. */
+export interface TransferFilter {
+  kind?: string;
+  /** Rows carrying every one of these tags. */
+  tags?: string[];
+  /** Tombstones too (they carry deletes to wherever the export is imported). */
+  includeDeleted?: boolean;
+}
+
+/** What an import did with each version it was given. */
+export interface ImportCounts {
+  /** New memories. */
+  created: number;
+  /** Memories whose stored version was older, replaced. */
+  updated: number;
+  /** The stored version is this one (same stamp or same state). */
+  unchanged: number;
+  /** The stored version is newer and was kept. */
+  older: number;
+}
+
+/** `dionysus export` and `dionysus import` (see sqlite/transfer.ts for the rule). */
+export interface Transfer {
+  /** Every matching row, oldest first, read in one snapshot. */
+  exportMemories(filter?: TransferFilter): Generator<LocalMemory>;
+  /** Writes each version that wins by last-write-wins as a local write (queued for the VPS), in
+   * one transaction. The versions must be valid memories. */
+  importMemories(versions: Memory[]): ImportCounts;
+}
+
+export interface EdgeStore
+  extends DeviceClock,
+    MemoryStore,
+    SyncQueue,
+    FeedSink,
+    Settings,
+    Eviction,
+    Transfer {
   close(): void;
 }
