@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { PROTOCOL_VERSION } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
 import { registerAsk } from "./commands/ask.ts";
+import { registerBackup } from "./commands/backup.ts";
 import { registerConflicts } from "./commands/conflicts.ts";
 import { registerConsolidate } from "./commands/consolidate.ts";
 import { registerExport } from "./commands/export.ts";
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   registerAsk(program);
   registerExport(program);
   registerImport(program);
+  registerBackup(program);
   registerVps(program);
   return program;
 }

@@ -13,14 +13,15 @@ import type { ApiKeyInfo } from "../../vps/auth/service.ts";
 import type { ServerFile } from "../../vps/server.ts";
 import { loadVpsConfig } from "../env.ts";
 import { action, printJson, reportError } from "../output.ts";
+import { registerVpsBackup } from "./backup.ts";
 
-interface DbFlags {
+export interface DbFlags {
   dataDir?: string;
   databaseUrl?: string;
   json?: boolean;
 }
 
-function configFrom(flags: DbFlags & { port?: string; host?: string }) {
+export function configFrom(flags: DbFlags & { port?: string; host?: string }) {
   return loadVpsConfig({
     dataDir: flags.dataDir,
     database_url: flags.databaseUrl,
@@ -180,7 +181,7 @@ async function readPassword(): Promise<string | undefined> {
   });
 }
 
-const withDbOptions = (c: Command) =>
+export const withDbOptions = (c: Command) =>
   c
     .option("--data-dir <dir>", "VPS data directory (embedded database, config.json)")
     .option("--database-url <url>", "PostgreSQL URL (else DATABASE_URL, else embedded PGlite)");
@@ -341,6 +342,8 @@ export function registerVps(program: Command): void {
       else process.stdout.write(`revoked API key ${k.id} (${k.prefix}…) at ${k.revoked_at}\n`);
     }),
   );
+
+  registerVpsBackup(vps);
 
   withDbOptions(
     vps.command("devices <user>").description("list a user's devices").option("--json", "print JSON"),

@@ -168,6 +168,10 @@ export interface Transfer {
   /** Writes each version that wins by last-write-wins as a local write (queued for the VPS), in
    * one transaction. The versions must be valid memories. */
   importMemories(versions: Memory[]): ImportCounts;
+  /** Queues again the current version of every memory this device wrote last (its own stamp, no
+   * unsent write), unchanged: after the VPS lost history (a restore, a new epoch) it may lack them.
+   * The VPS answers those it has as stale with the same version. Returns how many. */
+  resendOwnVersions(): number;
 }
 
 export interface EdgeStore

@@ -104,6 +104,24 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
       }
     },
 
+    resendOwnVersions(): number {
+      return write(() => {
+        ctx.syncClock();
+        const rows = q(
+          `SELECT ${MEMORY_COLUMNS} FROM memories AS m
+           WHERE source = 'local' AND substr(hlc, 24) = ?
+             AND NOT EXISTS (SELECT 1 FROM sync_queue AS q WHERE q.memory_id = m.id AND q.status != 'synced')
+           ORDER BY hlc`,
+        ).all(ctx.currentDeviceId) as MemoryRow[];
+        for (const row of rows) {
+          const m = toMemory(row);
+          if (m.deleted) enqueue(ctx, m.id, "delete", m.hlc, row.base_hlc, null);
+          else enqueue(ctx, m.id, row.base_hlc ? "update" : "create", m.hlc, row.base_hlc, toMemoryData(m));
+        }
+        return rows.length;
+      });
+    },
+
     importMemories(versions: Memory[]): ImportCounts {
       return write(() => {
         ctx.syncClock();
