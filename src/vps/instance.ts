@@ -121,7 +121,7 @@ export async function createVpsInstance(
     hub,
     webhooks,
     metrics,
-    admin: createAdminOps(auth),
+    admin: createAdminOps(auth, database.db),
     heavy,
     cursorFor,
     async stop(): Promise<void> {

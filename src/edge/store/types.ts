@@ -140,6 +140,22 @@ export interface Eviction {
   evict(limitBytes: number): number;
 }
 
+export interface RetryResult {
+  /** Failed items queued again: their old and new mutation numbers. */
+  retried: { from: number; to: number }[];
+  /** Failed items a later write of the same memory replaced: dismissed, not sent. */
+  superseded: number[];
+}
+
+/** Writes the VPS refused for good (see sqlite/failed.ts). */
+export interface FailedItems {
+  /** Queues the given failed items (all when none are given) again under new mutation numbers.
+   * Throws `not_found` for an id that is not a failed item. */
+  retryFailed(ids?: number[]): RetryResult;
+  /** Removes a failed item from the queue (the memory stays as it is on this device). */
+  dismissFailed(id: number): void;
+}
+
 /** Which rows an export reads. */
 export interface TransferFilter {
   kind?: string;
@@ -181,6 +197,7 @@ export interface EdgeStore
     FeedSink,
     Settings,
     Eviction,
-    Transfer {
+    Transfer,
+    FailedItems {
   close(): void;
 }

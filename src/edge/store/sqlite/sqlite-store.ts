@@ -9,11 +9,13 @@
  * - feed.ts: `FeedSink`, the pull side, last-write-wins and the conflict log;
  * - identity.ts: `DeviceClock` and `Settings`, the device id, its clock and the meta table;
  * - eviction.ts: `Eviction`, the size on disk and the eviction of cached VPS memories;
- * - transfer.ts: `Transfer`, export and import.
+ * - transfer.ts: `Transfer`, export and import;
+ * - failed.ts: `FailedItems`, retrying and dismissing writes the VPS refused.
  */
 import type { EdgeStore } from "../types.ts";
 import { SqliteContext, type SqliteStoreOptions } from "./context.ts";
 import { sqliteEviction } from "./eviction.ts";
+import { sqliteFailedItems } from "./failed.ts";
 import { sqliteFeed } from "./feed.ts";
 import { noticeCopy, sqliteDeviceClock, sqliteSettings } from "./identity.ts";
 import { sqliteMemories } from "./memories.ts";
@@ -40,6 +42,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): EdgeStore {
     sqliteSettings(ctx),
     sqliteEviction(ctx),
     sqliteTransfer(ctx),
+    sqliteFailedItems(ctx),
     {
       close(): void {
         try {
