@@ -4,6 +4,8 @@ import { PROTOCOL_VERSION } from "../core/protocol/sync.ts";
 import { VERSION } from "../core/version.ts";
 import { registerAsk } from "./commands/ask.ts";
 import { registerBackup } from "./commands/backup.ts";
+import { registerCompletion } from "./commands/completion.ts";
+import { registerConfig } from "./commands/config.ts";
 import { registerConflicts } from "./commands/conflicts.ts";
 import { registerConsolidate } from "./commands/consolidate.ts";
 import { registerExport } from "./commands/export.ts";
@@ -63,6 +65,8 @@ export function buildProgram(): Command {
   registerExport(program);
   registerImport(program);
   registerBackup(program);
+  registerConfig(program);
+  registerCompletion(program);
   registerVps(program);
   return program;
 }

@@ -65,7 +65,7 @@ export interface StartVpsOptions {
 
 export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
-  const log = options.log ?? jsonLogger();
+  const log = options.log ?? jsonLogger(undefined, config.log_level);
   const kind = config.database_url ? "postgres" : "pglite";
   let releaseLock = () => {};
   if (kind === "pglite") {

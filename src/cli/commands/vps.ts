@@ -22,12 +22,13 @@ export interface DbFlags {
   json?: boolean;
 }
 
-export function configFrom(flags: DbFlags & { port?: string; host?: string }) {
+export function configFrom(flags: DbFlags & { port?: string; host?: string; logLevel?: string }) {
   return loadVpsConfig({
     dataDir: flags.dataDir,
     database_url: flags.databaseUrl,
     port: flags.port,
     host: flags.host,
+    log_level: flags.logLevel,
   });
 }
 
@@ -218,9 +219,10 @@ export function registerVps(program: Command): void {
       .command("serve")
       .description("serve the sync API (PostgreSQL with --database-url, else embedded PGlite)")
       .option("--port <port>", "port to listen on (default 8000)")
-      .option("--host <host>", "address to bind (default 0.0.0.0)"),
+      .option("--host <host>", "address to bind (default 0.0.0.0)")
+      .option("--log-level <level>", "least important log lines written: debug, info, warn, error"),
   ).action(
-    action(async (flags: DbFlags & { port?: string; host?: string }) => {
+    action(async (flags: DbFlags & { port?: string; host?: string; logLevel?: string }) => {
       const config = configFrom(flags);
       const { startVpsServer } = await vpsModules();
       // A failed start exits at once: a PGlite that failed to open may keep the process alive.

@@ -147,8 +147,10 @@ export interface RetryResult {
   superseded: number[];
 }
 
-/** Writes the VPS refused for good (see sqlite/failed.ts). */
-export interface FailedItems {
+/** Upkeep of the sync queue (see sqlite/upkeep.ts). */
+export interface QueueUpkeep {
+  /** Deletes `synced` rows last changed before `before` (ms). Returns how many. */
+  pruneSynced(before: number): number;
   /** Queues the given failed items (all when none are given) again under new mutation numbers.
    * Throws `not_found` for an id that is not a failed item. */
   retryFailed(ids?: number[]): RetryResult;
@@ -198,6 +200,6 @@ export interface EdgeStore
     Settings,
     Eviction,
     Transfer,
-    FailedItems {
+    QueueUpkeep {
   close(): void;
 }

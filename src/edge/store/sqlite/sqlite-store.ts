@@ -10,17 +10,17 @@
  * - identity.ts: `DeviceClock` and `Settings`, the device id, its clock and the meta table;
  * - eviction.ts: `Eviction`, the size on disk and the eviction of cached VPS memories;
  * - transfer.ts: `Transfer`, export and import;
- * - failed.ts: `FailedItems`, retrying and dismissing writes the VPS refused.
+ * - upkeep.ts: `QueueUpkeep`, pruning synced rows, retrying and dismissing refused writes.
  */
 import type { EdgeStore } from "../types.ts";
 import { SqliteContext, type SqliteStoreOptions } from "./context.ts";
 import { sqliteEviction } from "./eviction.ts";
-import { sqliteFailedItems } from "./failed.ts";
 import { sqliteFeed } from "./feed.ts";
 import { noticeCopy, sqliteDeviceClock, sqliteSettings } from "./identity.ts";
 import { sqliteMemories } from "./memories.ts";
 import { sqliteQueue } from "./queue.ts";
 import { sqliteTransfer } from "./transfer.ts";
+import { sqliteQueueUpkeep } from "./upkeep.ts";
 
 export type { SqliteStoreOptions } from "./context.ts";
 
@@ -42,7 +42,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): EdgeStore {
     sqliteSettings(ctx),
     sqliteEviction(ctx),
     sqliteTransfer(ctx),
-    sqliteFailedItems(ctx),
+    sqliteQueueUpkeep(ctx),
     {
       close(): void {
         try {

@@ -1,5 +1,6 @@
 /**
- * Writes the VPS refused for good (`failed` queue items): `dionysus sync retry` and `dismiss`.
+ * Upkeep of the sync queue: synced rows pruned after a while, and the writes the VPS refused for
+ * good (`failed` items): `dionysus sync retry` and `dismiss`.
  *
  * A retry never resends a failed item under its old mutation number: the VPS may have applied
  * later numbers since, and it takes a used number with unknown content for another history
@@ -8,12 +9,12 @@
  * replaced is not sent again (it would only lose): it is dismissed and reported as superseded.
  */
 import { DionysusError } from "../../../core/errors.ts";
-import type { FailedItems, RetryResult } from "../types.ts";
-import type { SqliteContext } from "./context.ts";
+import type { QueueUpkeep, RetryResult } from "../types.ts";
+import { iso, type SqliteContext } from "./context.ts";
 import { enqueue } from "./queue.ts";
 import type { QueueRow } from "./rows.ts";
 
-export function sqliteFailedItems(ctx: SqliteContext): FailedItems {
+export function sqliteQueueUpkeep(ctx: SqliteContext): QueueUpkeep {
   const { q, write } = ctx;
 
   function failedRows(ids: number[] | undefined): QueueRow[] {
@@ -50,6 +51,14 @@ export function sqliteFailedItems(ctx: SqliteContext): FailedItems {
         }
         return result;
       });
+    },
+
+    pruneSynced(before: number): number {
+      // Synced rows hold no payload; they are only history. Mutation numbers stay gapless: the
+      // next one comes from the meta table as well as the queue.
+      return write(
+        () => q("DELETE FROM sync_queue WHERE status = 'synced' AND updated_at < ?").run(iso(before)).changes,
+      );
     },
 
     dismissFailed(id: number): void {
