@@ -16,12 +16,11 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatHlc } from "../src/core/hlc.ts";
-import type { Memory } from "../src/core/memory.ts";
 import { uuidv7 } from "../src/core/uuid.ts";
 import { exportJsonlFile, exportMarkdown } from "../src/edge/export/export.ts";
 import { importPath } from "../src/edge/export/import.ts";
 import { createSqliteStore } from "../src/edge/store/sqlite/index.ts";
-import type { EdgeStore } from "../src/edge/store/types.ts";
+import type { EdgeStore, ImportVersion } from "../src/edge/store/types.ts";
 import { corpus } from "./corpus.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -75,16 +74,22 @@ const source = fresh();
   const c = corpus(42);
   const node = "bench-writer";
   const start = Date.now() - N;
-  const versions: Memory[] = Array.from({ length: N }, (_, i) => ({
-    id: uuidv7(start + i),
-    ...c.memory(),
-    kind: i % 50 === 0 ? "identity" : "episodic",
-    metadata: i % 4 === 0 ? { source: "bench", i } : {},
-    created_at: new Date(start + i).toISOString(),
-    updated_at: new Date(start + i).toISOString(),
-    hlc: formatHlc({ ms: start + i, counter: 0, node }),
-    deleted: false,
-    origin_device: node,
+  const versions: ImportVersion[] = Array.from({ length: N }, (_, i) => ({
+    private: false,
+    memory: {
+      id: uuidv7(start + i),
+      scope: i % 5 === 0 ? "work" : null,
+      source: "cli",
+      occurred_at: null,
+      ...c.memory(),
+      kind: i % 50 === 0 ? "identity" : "episodic",
+      metadata: i % 4 === 0 ? { source: "bench", i } : {},
+      created_at: new Date(start + i).toISOString(),
+      updated_at: new Date(start + i).toISOString(),
+      hlc: formatHlc({ ms: start + i, counter: 0, node }),
+      deleted: false,
+      origin_device: node,
+    },
   }));
   const store = open(source);
   const t = await time(() => {

@@ -64,7 +64,9 @@ describe("dionysus export / import", () => {
         kind: m.kind,
         created_at: m.created_at,
         updated_at: m.updated_at,
-        source: "local",
+        origin: "local",
+        source: "import",
+        scope: m.scope,
         synced_at: null,
       });
     const again = await cli(["import", file, "--data-dir", dst]);
@@ -134,5 +136,52 @@ describe("dionysus export / import", () => {
     const usage = await cli(["export", "--format", "csv", "--data-dir", dir]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toBe("dionysus: --format must be jsonl or markdown\n");
+  });
+
+  test("scopes, occurred_at and private memories travel; a private one is never queued; --scope filters", async () => {
+    const src = tmp.dir();
+    const work = await cli([
+      "ingest",
+      "standup notes",
+      "--scope",
+      "work",
+      "--occurred-at",
+      "2026-11-01T09:00:00Z",
+      "--json",
+      "--data-dir",
+      src,
+    ]);
+    ok(work);
+    const secret = await cli(["ingest", "my diary", "--private", "--json", "--data-dir", src]);
+    ok(secret);
+    const w = LocalMemory.parse(JSON.parse(work.stdout));
+    const p = LocalMemory.parse(JSON.parse(secret.stdout));
+    const file = join(tmp.dir(), "all.jsonl");
+    ok(await cli(["export", "--out", file, "--data-dir", src]));
+    const scoped = await cli(["export", "--scope", "work", "--no-deleted", "--data-dir", src]);
+    ok(scoped);
+    expect(
+      scoped.stdout
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((l) => JSON.parse(l).id),
+    ).toEqual([w.id]);
+    const badScope = await cli(["export", "--scope", "Not A Scope!", "--data-dir", src]);
+    expect(badScope.code).toBe(2);
+    expect(badScope.stderr).toStartWith("dionysus: --scope: ");
+
+    const dst = tmp.dir();
+    ok(await cli(["import", file, "--data-dir", dst]));
+    const got = await memoriesOf(dst);
+    expect(got.get(w.id)).toMatchObject({
+      scope: "work",
+      occurred_at: "2026-11-01T09:00:00.000Z",
+      source: "import",
+      private: false,
+    });
+    expect(got.get(p.id)).toMatchObject({ content: "my diary", private: true });
+    const status = JSON.parse((await cli(["sync", "status", "--json", "--data-dir", dst])).stdout);
+    expect(status.queue.queued).toBe(1); // the shared one only
   });
 });

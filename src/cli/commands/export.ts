@@ -1,63 +1,55 @@
 /**
- * `dionysus export [--out FILE] [--format jsonl|markdown] [--kind K] [--tag T]...`: the device's
- * memories in a file others (another device, another install, Obsidian) can read. It reads the
- * database directly, in one snapshot, whether or not a daemon runs (SQLite WAL).
+ * `dionysus export [--out FILE] [--format jsonl|markdown] [filters]`: the device's memories in a
+ * file others (another device, another install, Obsidian) can read. It reads the database
+ * directly, in one snapshot, whether or not a daemon runs (SQLite WAL). The filter flags are those
+ * of list and recall; the default scope does not narrow an export (it takes everything unless
+ * `--scope` says otherwise).
  */
 import type { Command } from "commander";
 import { DionysusError } from "../../core/errors.ts";
-import { MemoryKind } from "../../core/memory.ts";
 import { exportJsonl, exportJsonlFile, exportMarkdown } from "../../edge/export/export.ts";
 import { openEdgeStore } from "../edge-command.ts";
+import { type FilterFlags, filterFromFlags, withFilterFlags } from "../filter-flags.ts";
 import { action, printJson } from "../output.ts";
 
-interface ExportFlags {
+interface ExportFlags extends FilterFlags {
   out?: string;
   format: string;
-  kind?: string;
-  tag: string[];
   deleted: boolean;
   json?: boolean;
 }
 
 export function registerExport(program: Command): void {
-  program
-    .command("export")
-    .description("write every memory as JSON Lines (default, stdout without --out) or Markdown files")
-    .option("-o, --out <path>", "the file to write (a directory with --format markdown)")
-    .option("--format <format>", "jsonl or markdown", "jsonl")
-    .option("-k, --kind <kind>", "only memories of this kind")
-    .option(
-      "-t, --tag <tag>",
-      "only memories with this tag (repeatable)",
-      (v: string, p: string[]) => [...p, v],
-      [],
-    )
-    .option("--no-deleted", "leave out tombstones (deletes); Markdown never has them")
-    .option("--json", "print {exported, format, out} as JSON when done")
-    .action(
-      action(async (opts: ExportFlags, cmd: Command) => {
-        if (opts.format !== "jsonl" && opts.format !== "markdown")
-          throw new DionysusError("invalid_input", "--format must be jsonl or markdown");
-        if (opts.format === "markdown" && !opts.out)
-          throw new DionysusError("invalid_input", "--format markdown needs --out DIR (one file per memory)");
-        if (opts.kind !== undefined && !MemoryKind.safeParse(opts.kind).success)
-          throw new DionysusError("invalid_input", `--kind must be one of ${MemoryKind.options.join(", ")}`);
-        const filter = { kind: opts.kind, tags: opts.tag, includeDeleted: opts.deleted };
-        const store = openEdgeStore(cmd);
-        let n: number;
-        try {
-          if (opts.format === "markdown") n = exportMarkdown(store, opts.out!, filter);
-          else if (opts.out) n = await exportJsonlFile(store, store.deviceId, opts.out, filter);
-          else {
-            const out = Bun.stdout.writer();
-            n = await exportJsonl(store, store.deviceId, { write: (t) => out.write(t) }, filter);
-            await out.flush();
-          }
-        } finally {
-          store.close();
+  withFilterFlags(
+    program
+      .command("export")
+      .description("write every memory as JSON Lines (default, stdout without --out) or Markdown files")
+      .option("-o, --out <path>", "the file to write (a directory with --format markdown)")
+      .option("--format <format>", "jsonl or markdown", "jsonl")
+      .option("--no-deleted", "leave out tombstones (deletes); Markdown never has them")
+      .option("--json", "print {exported, format, out} as JSON when done"),
+  ).action(
+    action(async (opts: ExportFlags, cmd: Command) => {
+      if (opts.format !== "jsonl" && opts.format !== "markdown")
+        throw new DionysusError("invalid_input", "--format must be jsonl or markdown");
+      if (opts.format === "markdown" && !opts.out)
+        throw new DionysusError("invalid_input", "--format markdown needs --out DIR (one file per memory)");
+      const filter = { filter: filterFromFlags(opts), includeDeleted: opts.deleted };
+      const store = openEdgeStore(cmd);
+      let n: number;
+      try {
+        if (opts.format === "markdown") n = exportMarkdown(store, opts.out!, filter);
+        else if (opts.out) n = await exportJsonlFile(store, store.deviceId, opts.out, filter);
+        else {
+          const out = Bun.stdout.writer();
+          n = await exportJsonl(store, store.deviceId, { write: (t) => out.write(t) }, filter);
+          await out.flush();
         }
-        if (opts.json) return printJson({ exported: n, format: opts.format, out: opts.out ?? null });
-        if (opts.out) process.stdout.write(`exported ${n} memories to ${opts.out} (${opts.format})\n`);
-      }),
-    );
+      } finally {
+        store.close();
+      }
+      if (opts.json) return printJson({ exported: n, format: opts.format, out: opts.out ?? null });
+      if (opts.out) process.stdout.write(`exported ${n} memories to ${opts.out} (${opts.format})\n`);
+    }),
+  );
 }

@@ -5,7 +5,8 @@
  * every field (the HLC stamp included, so last-write-wins still decides after an import; tombstones
  * included, so deletes travel too). A record may carry `"format"` itself; without it the header's
  * applies. Markdown: one file per memory, `<id>.md`, YAML front matter (id, kind, tags, dates, hlc,
- * origin_device, metadata) and the content as the body: readable in Obsidian, and importable again.
+ * origin_device, metadata, scope, source, occurred_at, private) and the content as the body:
+ * readable in Obsidian, and importable again.
  *
  * Every record is checked as strictly as a local write (schema, then `validateMemoryFields`), so a
  * bad record is refused with its reason and never stored.
@@ -13,6 +14,7 @@
 import { DionysusError, describeIssues, isDionysusError } from "../../core/errors.ts";
 import { parseHlc } from "../../core/hlc.ts";
 import { type LocalMemory, Memory, validateMemoryFields } from "../../core/memory.ts";
+import type { ImportVersion } from "../store/types.ts";
 
 /** The export format this binary writes and the newest it reads. */
 export const EXPORT_FORMAT = 1;
@@ -47,8 +49,9 @@ function newerFormat(format: unknown): string | undefined {
   return undefined;
 }
 
-/** Checks a decoded record as a memory; throws DionysusError with the reason. */
-export function checkRecord(value: unknown, opts: { maxContentBytes: number; now: number }): Memory {
+/** Checks a decoded record as a memory; throws DionysusError with the reason. `private: true`
+ * (a device-only memory of the exporting device) is carried over. */
+export function checkRecord(value: unknown, opts: { maxContentBytes: number; now: number }): ImportVersion {
   const r = Memory.safeParse(value);
   if (!r.success) throw new DionysusError("invalid_input", describeIssues(r.error.issues));
   const m = r.data;
@@ -59,7 +62,7 @@ export function checkRecord(value: unknown, opts: { maxContentBytes: number; now
       "invalid_input",
       `hlc ${m.hlc} is more than ${MAX_IMPORT_SKEW_MS / 1000} s ahead of this device's clock`,
     );
-  return m;
+  return { memory: m, private: (value as { private?: unknown }).private === true };
 }
 
 export const reasonOf = (err: unknown): string =>
@@ -79,7 +82,7 @@ export function readJsonlLine(
   text: string,
   state: JsonlState,
   opts: { maxContentBytes: number; now: number; last: boolean },
-): Memory | "header" | "blank" {
+): ImportVersion | "header" | "blank" {
   if (text.trim() === "") return "blank";
   let value: unknown;
   try {
@@ -117,6 +120,10 @@ export function toMarkdown(m: LocalMemory): string {
     `hlc: ${y(m.hlc)}`,
     `origin_device: ${y(m.origin_device)}`,
     `metadata: ${y(m.metadata)}`,
+    `scope: ${y(m.scope)}`,
+    `source: ${y(m.source)}`,
+    `occurred_at: ${y(m.occurred_at)}`,
+    `private: ${y(m.private)}`,
     `format: ${EXPORT_FORMAT}`,
     "---",
     "",
@@ -125,7 +132,7 @@ export function toMarkdown(m: LocalMemory): string {
 }
 
 /** Reads one Markdown file back into a memory; throws DionysusError for a bad one. */
-export function fromMarkdown(text: string, opts: { maxContentBytes: number; now: number }): Memory {
+export function fromMarkdown(text: string, opts: { maxContentBytes: number; now: number }): ImportVersion {
   const m = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?/.exec(text);
   if (!m) throw new DionysusError("invalid_input", "no front matter (a --- block at the top)");
   let front: unknown;
@@ -151,6 +158,7 @@ export function fromMarkdown(text: string, opts: { maxContentBytes: number; now:
       ...fields,
       created_at: date(f.created_at),
       updated_at: date(f.updated_at),
+      ...(f.occurred_at ? { occurred_at: date(f.occurred_at) } : {}),
       content,
       deleted: false,
     },

@@ -8,8 +8,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DionysusError } from "../../core/errors.ts";
-import type { Memory } from "../../core/memory.ts";
-import type { ImportCounts, Transfer } from "../store/types.ts";
+import type { ImportCounts, ImportVersion, Transfer } from "../store/types.ts";
 import { fromMarkdown, type JsonlState, readJsonlLine, reasonOf } from "./format.ts";
 
 /** Versions per store transaction. */
@@ -64,7 +63,7 @@ function emptySummary(format: ImportSummary["format"]): ImportSummary {
   return { format, records: 0, bad: 0, created: 0, updated: 0, unchanged: 0, older: 0 };
 }
 
-function flush(store: Transfer, batch: Memory[], sum: ImportSummary): void {
+function flush(store: Transfer, batch: ImportVersion[], sum: ImportSummary): void {
   if (batch.length === 0) return;
   const c = store.importMemories(batch);
   sum.created += c.created;
@@ -82,7 +81,7 @@ async function importJsonl(
 ): Promise<ImportSummary> {
   const sum = emptySummary("jsonl");
   const state: JsonlState = { format: 1 };
-  const batch: Memory[] = [];
+  const batch: ImportVersion[] = [];
   const now = opts.now();
   let lineNo = 0;
   let done = 0;
@@ -144,7 +143,7 @@ async function importMarkdownFiles(
   opts: ImportOptions,
 ): Promise<ImportSummary> {
   const sum = emptySummary("markdown");
-  const batch: Memory[] = [];
+  const batch: ImportVersion[] = [];
   const now = opts.now();
   for (const [i, file] of files.entries()) {
     sum.records++;

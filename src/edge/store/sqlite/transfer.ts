@@ -10,11 +10,17 @@
  * and the VPS's version comes back). A version whose stamp is already stored, or whose state
  * (content, kind, tags, metadata, deleted) equals the stored one, is left alone, so an import is
  * idempotent; one older than the stored version never overwrites it.
+ *
+ * A written version gets the source `import`. A private memory (kept on this device only) stays
+ * private and is never queued; a stored memory keeps its own private flag, so an import never
+ * shares a private memory nor takes a shared one off the VPS.
  */
+import { resolveFilter } from "../../../core/filter.ts";
 import { compareHlc, formatHlc, parseHlc } from "../../../core/hlc.ts";
 import type { LocalMemory, Memory } from "../../../core/memory.ts";
-import type { ImportCounts, Transfer, TransferFilter } from "../types.ts";
+import type { ImportCounts, ImportVersion, Transfer, TransferFilter } from "../types.ts";
 import { META, type SqliteContext } from "./context.ts";
+import { filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
 import { MEMORY_COLUMNS, type MemoryRow, sameState, toLocalMemory, toMemory, toMemoryData } from "./rows.ts";
 
@@ -22,41 +28,40 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
   const { q, guard, write } = ctx;
 
   /** Inside a write transaction: writes one imported version if it wins; says what happened. */
-  function importOne(v: Memory): keyof ImportCounts {
+  function importOne({ memory: v, private: wantPrivate }: ImportVersion): keyof ImportCounts {
     const parsed = parseHlc(v.hlc);
     if (!parsed) return "older"; // validated by the caller; never stored
     const own = ctx.currentDeviceId;
     const hlc = parsed.node === own ? v.hlc : formatHlc({ ...parsed, node: own });
     const incoming: Memory = v.deleted
-      ? { ...v, hlc, content: "", tags: [], metadata: {}, embedding: null }
-      : { ...v, hlc };
+      ? { ...v, hlc, source: "import", content: "", tags: [], metadata: {}, embedding: null }
+      : { ...v, hlc, source: "import" };
     const row = ctx.rowById(v.id);
     const current = row ? toMemory(row) : undefined;
     if (current && (current.hlc === v.hlc || current.hlc === hlc || sameState(current, incoming)))
       return "unchanged";
     if (current && compareHlc(hlc, current.hlc) < 0) return "older";
-    if (!current && incoming.deleted) {
-      // A delete of a memory this device never had: kept as a tombstone so that it still wins
-      // over an older version arriving later, and sent so the VPS learns it too.
-      insertRow(incoming);
-      enqueue(ctx, v.id, "delete", hlc, null, null);
-    } else if (!current) {
-      insertRow(incoming);
-      enqueue(ctx, v.id, "create", hlc, null, toMemoryData(incoming));
+    const isPrivate = row ? row.private === 1 : wantPrivate;
+    if (!current) {
+      insertRow(incoming, isPrivate);
+      // A delete of a memory this device never had is kept as a tombstone (it still wins over an
+      // older version arriving later) and sent, so the VPS learns it too. Private: never sent.
+      if (!isPrivate) enqueue(ctx, v.id, incoming.deleted ? "delete" : "create", hlc, null, dataOf(incoming));
     } else {
       q(
         `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, embedding = ?, created_at = ?,
-                             updated_at = ?, hlc = ?, base_hlc = ?, deleted = ?, origin_device = ?,
-                             source = 'local', synced_at = NULL
+                             updated_at = ?, hlc = ?, scope = ?, source = ?, occurred_at = ?, base_hlc = ?,
+                             deleted = ?, origin_device = ?, origin = 'local', synced_at = NULL
          WHERE id = ?`,
       ).run(...fields(incoming), current.hlc, incoming.deleted ? 1 : 0, own, v.id);
-      if (incoming.deleted) enqueue(ctx, v.id, "delete", hlc, current.hlc, null);
-      else
-        enqueue(ctx, v.id, current.deleted ? "create" : "update", hlc, current.hlc, toMemoryData(incoming));
+      const op = incoming.deleted ? "delete" : current.deleted ? "create" : "update";
+      if (!isPrivate) enqueue(ctx, v.id, op, hlc, current.hlc, dataOf(incoming));
     }
     ctx.clock.receive(hlc);
     return current ? "updated" : "created";
   }
+
+  const dataOf = (m: Memory) => (m.deleted ? null : toMemoryData(m));
 
   function fields(m: Memory) {
     return [
@@ -68,31 +73,26 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
       m.created_at,
       m.updated_at,
       m.hlc,
+      m.scope,
+      m.source,
+      m.occurred_at,
     ] as const;
   }
 
-  function insertRow(m: Memory): void {
+  function insertRow(m: Memory, isPrivate: boolean): void {
     q(
       `INSERT INTO memories (id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc,
-                             base_hlc, deleted, origin_device, source, synced_at, last_accessed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, 'local', NULL, NULL)`,
-    ).run(m.id, ...fields(m), m.deleted ? 1 : 0, ctx.currentDeviceId);
+                             scope, source, occurred_at, base_hlc, deleted, origin_device, origin, private,
+                             synced_at, last_accessed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, 'local', ?, NULL, NULL)`,
+    ).run(m.id, ...fields(m), m.deleted ? 1 : 0, ctx.currentDeviceId, isPrivate ? 1 : 0);
   }
 
   return {
-    *exportMemories(filter: TransferFilter = {}): Generator<LocalMemory> {
-      const where: string[] = [];
-      const args: (string | number)[] = [];
-      if (!filter.includeDeleted) where.push("deleted = 0");
-      if (filter.kind) {
-        where.push("kind = ?");
-        args.push(filter.kind);
-      }
-      for (const tag of filter.tags ?? []) {
-        where.push("EXISTS (SELECT 1 FROM json_each(memories.tags) WHERE value = ?)");
-        args.push(tag);
-      }
-      const sql = `SELECT ${MEMORY_COLUMNS} FROM memories ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY rid`;
+    *exportMemories(options: TransferFilter = {}): Generator<LocalMemory> {
+      const f = filterSql(resolveFilter(options.filter, new Date(ctx.now())));
+      const args = f.params;
+      const sql = `SELECT ${MEMORY_COLUMNS} FROM memories AS m WHERE ${options.includeDeleted ? "1" : "m.deleted = 0"}${f.sql} ORDER BY m.rid`;
       // One read transaction: the export is a consistent snapshot while the daemon writes on.
       const stmt = guard(() => ctx.db.prepare(sql));
       guard(() => ctx.db.run("BEGIN"));
@@ -109,7 +109,7 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
         ctx.syncClock();
         const rows = q(
           `SELECT ${MEMORY_COLUMNS} FROM memories AS m
-           WHERE source = 'local' AND substr(hlc, 24) = ?
+           WHERE origin = 'local' AND private = 0 AND substr(hlc, 24) = ?
              AND NOT EXISTS (SELECT 1 FROM sync_queue AS q WHERE q.memory_id = m.id AND q.status != 'synced')
            ORDER BY hlc`,
         ).all(ctx.currentDeviceId) as MemoryRow[];
@@ -122,7 +122,7 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
       });
     },
 
-    importMemories(versions: Memory[]): ImportCounts {
+    importMemories(versions: ImportVersion[]): ImportCounts {
       return write(() => {
         ctx.syncClock();
         const counts: ImportCounts = { created: 0, updated: 0, unchanged: 0, older: 0 };
