@@ -14,6 +14,9 @@ import { iso, type SqliteContext } from "./context.ts";
 import { enqueue } from "./queue.ts";
 import type { QueueRow } from "./rows.ts";
 
+/** Synced rows deleted per transaction. */
+const PRUNE_CHUNK = 2000;
+
 export function sqliteQueueUpkeep(ctx: SqliteContext): QueueUpkeep {
   const { q, write } = ctx;
 
@@ -55,10 +58,18 @@ export function sqliteQueueUpkeep(ctx: SqliteContext): QueueUpkeep {
 
     pruneSynced(before: number): number {
       // Synced rows hold no payload; they are only history. Mutation numbers stay gapless: the
-      // next one comes from the meta table as well as the queue.
-      return write(
-        () => q("DELETE FROM sync_queue WHERE status = 'synced' AND updated_at < ?").run(iso(before)).changes,
+      // next one comes from the meta table as well as the queue. In chunks, each its own
+      // transaction, so that a large backlog never holds the write lock for long.
+      const chunk = q(
+        `DELETE FROM sync_queue WHERE mutation_id IN
+           (SELECT mutation_id FROM sync_queue WHERE status = 'synced' AND updated_at < ? LIMIT ${PRUNE_CHUNK})`,
       );
+      let total = 0;
+      for (;;) {
+        const n = write(() => chunk.run(iso(before)).changes);
+        total += n;
+        if (n < PRUNE_CHUNK) return total;
+      }
     },
 
     dismissFailed(id: number): void {
