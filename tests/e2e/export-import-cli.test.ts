@@ -84,6 +84,15 @@ describe("dionysus export / import", () => {
     const twice = await cli(["import", md, "--data-dir", dst]);
     ok(twice);
     expect(twice.stdout).toContain("0 new, 0 updated, 1 unchanged");
+    // Edited in Obsidian (same stamp, other content): a new edit, stamped now, queued for sync.
+    const mdFile = join(md, `${a.id}.md`);
+    writeFileSync(mdFile, readFileSync(mdFile, "utf8").replace("Line one", "Line one, edited"));
+    const edited = await cli(["import", md, "--data-dir", dst]);
+    ok(edited);
+    expect(edited.stdout).toContain("0 new, 1 updated, 0 unchanged");
+    const after = (await memoriesOf(dst)).get(a.id)!;
+    expect(after.content).toStartWith("Line one, edited\n---");
+    expect(after.hlc > a.hlc).toBe(true);
   });
 
   test("a damaged file: every bad line is reported by number, the good ones go in, nothing stored is touched", async () => {

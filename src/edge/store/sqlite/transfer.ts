@@ -7,9 +7,11 @@
  * node (another device's or another user's export) keeps its wall-clock time and counter and takes
  * this device's node: it orders among the versions of that memory where it was written, and the VPS
  * decides against what it holds by the same last-write-wins rule (an older import is `stale` there
- * and the VPS's version comes back). A version whose stamp is already stored, or whose state
- * (content, kind, tags, metadata, deleted) equals the stored one, is left alone, so an import is
- * idempotent; one older than the stored version never overwrites it.
+ * and the VPS's version comes back). A version whose state (content, kind, tags, metadata, scope,
+ * occurred_at, deleted) equals the stored one is left
+ * alone, so an import is idempotent; one older than the stored version never overwrites it. A
+ * record with the stored version's stamp but another state was edited outside Dionysus (a Markdown
+ * file in Obsidian): it is written as a new edit, with a new stamp.
  *
  * A written version gets the source `import`. A private memory (kept on this device only) stays
  * private and is never queued; a stored memory keeps its own private flag, so an import never
@@ -19,7 +21,7 @@ import { resolveFilter } from "../../../core/filter.ts";
 import { compareHlc, formatHlc, parseHlc } from "../../../core/hlc.ts";
 import type { LocalMemory, Memory } from "../../../core/memory.ts";
 import type { ImportCounts, ImportVersion, Transfer, TransferFilter } from "../types.ts";
-import { META, type SqliteContext } from "./context.ts";
+import { iso, META, type SqliteContext } from "./context.ts";
 import { filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
 import { MEMORY_COLUMNS, type MemoryRow, sameState, toLocalMemory, toMemory, toMemoryData } from "./rows.ts";
@@ -32,14 +34,19 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
     const parsed = parseHlc(v.hlc);
     if (!parsed) return "older"; // validated by the caller; never stored
     const own = ctx.currentDeviceId;
-    const hlc = parsed.node === own ? v.hlc : formatHlc({ ...parsed, node: own });
-    const incoming: Memory = v.deleted
-      ? { ...v, hlc, source: "import", content: "", tags: [], metadata: {}, embedding: null }
-      : { ...v, hlc, source: "import" };
     const row = ctx.rowById(v.id);
     const current = row ? toMemory(row) : undefined;
-    if (current && (current.hlc === v.hlc || current.hlc === hlc || sameState(current, incoming)))
-      return "unchanged";
+    const state: Memory = v.deleted ? { ...v, content: "", tags: [], metadata: {}, embedding: null } : v;
+    if (current && sameState(current, state)) return "unchanged";
+    let hlc = parsed.node === own ? v.hlc : formatHlc({ ...parsed, node: own });
+    let updated_at = v.updated_at;
+    if (current && (current.hlc === v.hlc || current.hlc === hlc)) {
+      // The stored version itself, but another state: the record was edited outside Dionysus
+      // (a Markdown file in Obsidian). That edit is a new version, stamped now.
+      hlc = ctx.stamp();
+      updated_at = iso(ctx.clockNow());
+    }
+    const incoming: Memory = { ...state, hlc, updated_at, source: "import" };
     if (current && compareHlc(hlc, current.hlc) < 0) return "older";
     const isPrivate = row ? row.private === 1 : wantPrivate;
     if (!current) {
