@@ -29,6 +29,8 @@ export interface VpsInstanceOptions {
   /** Run the background job worker (embeddings, graph, consolidation); `vps serve` does. Tests
    * leave it off and call `heavy.worker.drain()`. */
   worker?: boolean;
+  /** Share of the time the worker may be busy in a backlog (see JobWorkerOptions.busyShare). */
+  workerBusyShare?: number;
   /** Replacements for the heavy-query adapters (tests). */
   heavy?: HeavyOverrides;
 }
@@ -54,6 +56,7 @@ export async function createVpsInstance(
   // dispatcher is made below, once the sync service that reads the feed position exists.
   let serverChanged: (userId: string) => void = () => {};
   const heavy = createHeavyQueries(config, database, log, {
+    ...(options.workerBusyShare ? { workerBusyShare: options.workerBusyShare } : {}),
     ...options.heavy,
     onChanges: (userId) => serverChanged(userId),
   });
@@ -111,9 +114,10 @@ export async function createVpsInstance(
       heavy.worker.wake();
     } else if (ev?.type === "revoke") hub.disconnectDevice(ev.user_id, ev.device_id);
     else if (ev?.type === "job") hub.sendJob(ev.user_id, ev.job);
+    else if (ev?.type === "wake") heavy.worker.wake();
   });
   if (options.worker) heavy.startWorker();
-  // Pruning runs beside the worker (`vps serve`); several instances pruning is harmless.
+  // Pruning runs where the job worker runs (`vps serve`, or `vps worker`); several at once is harmless.
   const stopPruning = options.worker
     ? every(config.prune_interval_s * 1000, async () => {
         try {
