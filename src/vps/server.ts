@@ -160,7 +160,11 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     workerMode === "process"
       ? superviseWorker(
           [...options.workerCommand!, "vps", "worker", "--data-dir", config.data_dir, "--exit-with-stdin"],
-          { ...process.env, DIONYSUS_VPS_DATABASE_URL: config.database_url },
+          {
+            ...process.env,
+            DIONYSUS_VPS_DATABASE_URL: config.database_url,
+            DIONYSUS_VPS_LOG_LEVEL: config.log_level,
+          },
           log,
         )
       : undefined;
