@@ -413,36 +413,6 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         expect(ids(store.claimBatch(10))).toEqual([2]);
       });
 
-      test("retryFailed requeues the failed items asked for (or all), due at once; others untouched", () => {
-        const { store } = withWrites(4);
-        store.claimBatch(4);
-        const reject = (index: number, mutation_id: number) => ({
-          index,
-          mutation_id,
-          status: "rejected" as const,
-          code: "invalid_input",
-          reason: `bad ${mutation_id}`,
-          retryable: false,
-        });
-        store.settle([
-          reject(0, 1),
-          reject(1, 2),
-          reject(2, 3),
-          { index: 3, mutation_id: 4, status: "applied" },
-        ]);
-        expect(store.queueCounts()).toEqual({ queued: 0, syncing: 0, synced: 1, failed: 3 });
-        // Unknown ids, a synced item and an id twice change nothing more.
-        expect(store.retryFailed([2, 4, 99, 2])).toBe(1);
-        expect(store.queueCounts()).toEqual({ queued: 1, syncing: 0, synced: 1, failed: 2 });
-        expect(ids(store.claimBatch(10))).toEqual([2]);
-        expect(store.retryFailed()).toBe(2);
-        expect(store.queueItems("queued", 10).map((i) => [i.mutation_id, i.next_attempt_at])).toEqual([
-          [1, null],
-          [3, null],
-        ]);
-        expect(store.retryFailed()).toBe(0);
-      });
-
       test("release backs the items off; they are not claimed before they are due", () => {
         const clock = fakeClock();
         const { store } = withWrites(2, { now: clock.now });

@@ -324,6 +324,24 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     return c.json({ report, queue: store.queueCounts(), ...sync.status() });
   });
 
+  // Failed items (writes the VPS refused): queued again under new numbers, or dismissed.
+  const MutationIds = z.object({ ids: z.array(z.number().int().positive()).max(1000).optional() });
+  app.post("/v1/sync/retry", limitBody, jsonBody, zValidator("json", MutationIds, onInvalid), (c) => {
+    const result = store.retryFailed(c.req.valid("json").ids);
+    if (result.retried.length > 0) deps.sync?.onLocalWrite();
+    return c.json(result);
+  });
+  app.post(
+    "/v1/sync/dismiss",
+    limitBody,
+    jsonBody,
+    zValidator("json", z.object({ id: z.number().int().positive() }), onInvalid),
+    (c) => {
+      store.dismissFailed(c.req.valid("json").id);
+      return c.body(null, 204);
+    },
+  );
+
   app.get("/v1/conflicts", zValidator("query", z.object({ limit: Limit.default(20) }), onInvalid), (c) => {
     const limit = c.req.valid("query").limit;
     return c.json({ conflicts: store.conflicts(limit) });

@@ -118,9 +118,6 @@ export interface SyncQueue {
    * the store's own clock unless `stamp` is given; that clock has seen every stamp this device
    * wrote or received, so a write is never stamped below the version it replaced. */
   restamp(mutationIds: number[], stamp?: () => string): void;
-  /** Puts `failed` items (all of them, or those of `mutationIds`) back to `queued`, due at once;
-   * their last error stays visible until the next answer. Returns how many were requeued. */
-  retryFailed(mutationIds?: number[]): number;
 }
 
 /** The pull side: remote versions from the VPS's change feed, and the conflict log. */
@@ -158,6 +155,70 @@ export interface Eviction {
   evict(limitBytes: number): number;
 }
 
-export interface EdgeStore extends DeviceClock, MemoryStore, SyncQueue, FeedSink, Settings, Eviction {
+export interface RetryResult {
+  /** Failed items queued again: their old and new mutation numbers. */
+  retried: { from: number; to: number }[];
+  /** Failed items a later write of the same memory replaced: dismissed, not sent. */
+  superseded: number[];
+}
+
+/** Upkeep of the sync queue (see sqlite/upkeep.ts). */
+export interface QueueUpkeep {
+  /** Deletes `synced` rows last changed before `before` (ms). Returns how many. */
+  pruneSynced(before: number): number;
+  /** Queues the given failed items (all when none are given) again under new mutation numbers.
+   * Throws `not_found` for an id that is not a failed item. */
+  retryFailed(ids?: number[]): RetryResult;
+  /** Removes a failed item from the queue (the memory stays as it is on this device). */
+  dismissFailed(id: number): void;
+}
+
+/** Which rows an export reads. */
+export interface TransferFilter {
+  filter?: MemoryFilter;
+  /** Tombstones too (they carry deletes to wherever the export is imported). */
+  includeDeleted?: boolean;
+}
+
+/** One record of an import: the memory, and whether the export had it private (device-only). */
+export interface ImportVersion {
+  memory: Memory;
+  private: boolean;
+}
+
+/** What an import did with each version it was given. */
+export interface ImportCounts {
+  /** New memories. */
+  created: number;
+  /** Memories whose stored version was older, replaced. */
+  updated: number;
+  /** The stored version is this one (same stamp or same state). */
+  unchanged: number;
+  /** The stored version is newer and was kept. */
+  older: number;
+}
+
+/** `dionysus export` and `dionysus import` (see sqlite/transfer.ts for the rule). */
+export interface Transfer {
+  /** Every matching row, oldest first, read in one snapshot. */
+  exportMemories(filter?: TransferFilter): Generator<LocalMemory>;
+  /** Writes each version that wins by last-write-wins as a local write (queued for the VPS), in
+   * one transaction. The versions must be valid memories. */
+  importMemories(versions: ImportVersion[]): ImportCounts;
+  /** Queues again the current version of every memory this device wrote last (its own stamp, no
+   * unsent write), unchanged: after the VPS lost history (a restore, a new epoch) it may lack them.
+   * The VPS answers those it has as stale with the same version. Returns how many. */
+  resendOwnVersions(): number;
+}
+
+export interface EdgeStore
+  extends DeviceClock,
+    MemoryStore,
+    SyncQueue,
+    FeedSink,
+    Settings,
+    Eviction,
+    Transfer,
+    QueueUpkeep {
   close(): void;
 }

@@ -118,7 +118,13 @@ export function statusPageRoutes(deps: StatusPageDeps): Hono {
     const ids = raw.map((v) => (typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : Number.NaN));
     if (ids.some((n) => !Number.isSafeInteger(n)))
       throw new DionysusError("invalid_input", "id must be the number of a failed sync item");
-    const n = form.all === "1" ? store.retryFailed() : ids.length === 0 ? 0 : store.retryFailed(ids);
+    // Only items still failed: a page shown before another retry may name items requeued since.
+    const failedNow = store.queueCounts().failed;
+    const stillFailed = new Set(
+      failedNow === 0 ? [] : store.queueItems("failed", failedNow).map((i) => i.mutation_id),
+    );
+    const wanted = form.all === "1" ? undefined : ids.filter((id) => stillFailed.has(id));
+    const n = wanted?.length === 0 || failedNow === 0 ? 0 : store.retryFailed(wanted).retried.length;
     if (n > 0) deps.sync?.onLocalWrite();
     return c.redirect(`/?retried=${n}`, 303);
   });

@@ -191,19 +191,6 @@ export function sqliteQueue(ctx: SqliteContext): SyncQueue {
       });
     },
 
-    retryFailed(mutationIds?: number[]): number {
-      return write(() => {
-        const at = iso(ctx.now());
-        const sqlText = `UPDATE sync_queue SET status = 'queued', next_attempt_at = NULL, updated_at = ?
-                         WHERE status = 'failed'`;
-        if (mutationIds === undefined) return q(sqlText).run(at).changes;
-        const stmt = q(`${sqlText} AND mutation_id = ?`);
-        let n = 0;
-        for (const id of mutationIds) n += stmt.run(at, id).changes;
-        return n;
-      });
-    },
-
     restamp(mutationIds: number[], stamp?: () => string): void {
       write(() => {
         ctx.syncClock();
