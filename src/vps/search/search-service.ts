@@ -2,9 +2,7 @@
  * `POST /v1/search`: the user's memories by keyword (PostgreSQL full-text search),
  * by meaning (vector similarity) or both (hybrid, fused by reciprocal rank fusion).
  *
- * - keyword: the query's words (user text, never tsquery syntax) become one `plainto_tsquery`
- *   each, OR-ed, so that a memory matching more of them ranks higher (`ts_rank`, normalised by
- *   length), as the edge's FTS5 search does;
+ * - keyword: PostgreSQL full-text search ranked by BM25, as the edge ranks (bm25.ts);
  * - semantic: the query is embedded and compared with every current vector of the user, by an
  *   exact scan over the cached decoded vectors (see vector-index.ts), or through pgvector's index
  *   when the database has it;
@@ -18,6 +16,7 @@ import { queryTokens } from "../../core/query.ts";
 import { MEMORY_COLUMNS, rowToMemory } from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
 import { MAX_EMBED_CHARS } from "../jobs/embed-jobs.ts";
+import { createBm25Search } from "./bm25.ts";
 import { reciprocalRankFusion } from "./fusion.ts";
 import type { ScoredId } from "./vector.ts";
 import type { VectorIndex } from "./vector-index.ts";
@@ -61,22 +60,7 @@ export type SearchService = ReturnType<typeof createSearchService>;
 
 export function createSearchService(deps: SearchServiceDeps) {
   const { db, embedder, vectors } = deps;
-
-  async function keyword(userId: string, text: string, k: number): Promise<ScoredId[]> {
-    const tokens = queryTokens(text);
-    if (tokens.length === 0) return [];
-    const tsq = sql.join(
-      tokens.map((t) => sql`plainto_tsquery('english', ${t})`),
-      sql` || `,
-    );
-    const r = await sql<{ id: string; score: number }>`
-      select m.id, ts_rank(m.tsv, q.q, 1) as score
-      from memories m, (select ${tsq} as q) q
-      where m.user_id = ${userId} and not m.deleted and m.tsv @@ q.q
-      order by score desc, m.id desc
-      limit ${k}`.execute(db);
-    return r.rows.map((x) => ({ id: x.id, score: Number(x.score) }));
-  }
+  const bm25Search = createBm25Search(db);
 
   async function semantic(userId: string, text: string, k: number): Promise<ScoredId[]> {
     const [q] = await embedder.embed([text.slice(0, MAX_EMBED_CHARS)]);
@@ -98,11 +82,11 @@ export function createSearchService(deps: SearchServiceDeps) {
       const started = performance.now();
       const depth = Math.min(100, Math.max(req.limit * 3, 30));
       let ranked: ScoredId[];
-      if (req.mode === "keyword") ranked = await keyword(userId, req.query, req.limit);
+      if (req.mode === "keyword") ranked = await bm25Search(userId, req.query, req.limit);
       else if (req.mode === "semantic") ranked = await semantic(userId, req.query, req.limit);
       else {
         const [kw, sem] = await Promise.all([
-          keyword(userId, req.query, depth),
+          bm25Search(userId, req.query, depth),
           semantic(userId, req.query, depth),
         ]);
         ranked = reciprocalRankFusion([kw.map((h) => h.id), sem.map((h) => h.id)], { limit: req.limit }).map(
