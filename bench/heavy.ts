@@ -18,6 +18,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { VpsConfig } from "../src/core/config.ts";
+import { createBuiltinEmbedder } from "../src/core/embedding/builtin-embedder.ts";
 import { API_KEY_GRANT, TokenResponse } from "../src/core/protocol/auth.ts";
 import { RecallResponse } from "../src/core/protocol/edge-api.ts";
 import { SearchResponse } from "../src/core/protocol/heavy.ts";
@@ -31,7 +32,6 @@ import { createVpsDatabase } from "../src/vps/db/database.ts";
 import { vectorToBytes } from "../src/vps/db/vector-bytes.ts";
 import { createVpsApp } from "../src/vps/http/app.ts";
 import { createVpsInstance } from "../src/vps/instance.ts";
-import { createBuiltinEmbedder } from "../src/vps/search/builtin/builtin-embedder.ts";
 import { createTestDatabase } from "../tests/helpers/harness.ts";
 
 const MEMORIES = Number(process.env.BENCH_MEMORIES ?? 100_000);
