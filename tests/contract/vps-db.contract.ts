@@ -18,6 +18,7 @@ import { createBm25Search } from "../../src/vps/search/bm25.ts";
 import { createSyncService } from "../../src/vps/sync/service.ts";
 import { TestDevice } from "../helpers/memories.ts";
 import { deviceHistoryTests, oauthError } from "./vps-device-history.contract.ts";
+import { vpsFilterTests } from "./vps-filters.contract.ts";
 
 export interface ContractBackend {
   vdb: VpsDatabase;
@@ -550,5 +551,6 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
     });
 
     deviceHistoryTests(() => vdb);
+    vpsFilterTests(() => vdb);
   });
 }

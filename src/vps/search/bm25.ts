@@ -19,7 +19,7 @@
  *    tsvector to count positions cost 10 times more); `len` is the number of distinct lexemes
  *    (`length(tsv)`) and `avglen` its mean over the candidates.
  */
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import { QUESTION_STOPWORDS, queryTokens } from "../../core/query.ts";
 import type { VpsTables } from "../db/schema.ts";
 import type { ScoredId } from "./vector.ts";
@@ -41,7 +41,13 @@ const B = 0.75;
 /** `ts_rank(tsv, 'lexeme', 0)` of a memory holding the lexeme once. */
 const RANK_OF_ONE = 0.06079271;
 
-export type Bm25Search = (userId: string, text: string, k: number) => Promise<ScoredId[]>;
+/** `where`: a condition on the memory `m` (a search filter) that every answer must meet. */
+export type Bm25Search = (
+  userId: string,
+  text: string,
+  k: number,
+  where?: RawBuilder<unknown>,
+) => Promise<ScoredId[]>;
 
 /** BM25 keyword search over `db`; `now` (ms) dates the cached memory counts. */
 export function createBm25Search(db: Kysely<VpsTables>, now: () => number = Date.now): Bm25Search {
@@ -58,7 +64,7 @@ export function createBm25Search(db: Kysely<VpsTables>, now: () => number = Date
     return n;
   }
 
-  return (userId, text, k) => search(db, userId, text, k, memoryCount);
+  return (userId, text, k, where) => search(db, userId, text, k, where ?? sql`true`, memoryCount);
 }
 
 async function search(
@@ -66,6 +72,7 @@ async function search(
   userId: string,
   text: string,
   k: number,
+  where: RawBuilder<unknown>,
   memoryCount: (userId: string) => Promise<number>,
 ): Promise<ScoredId[]> {
   const all = queryTokens(text);
@@ -104,9 +111,9 @@ async function search(
   const candidates =
     rare.length > 0
       ? sql`select m.id, m.tsv from memories m
-            where m.user_id = ${userId} and not m.deleted and m.tsv @@ (${any})`
+            where m.user_id = ${userId} and not m.deleted and m.tsv @@ (${any}) and ${where}`
       : sql`select m.id, m.tsv from memories m
-            where m.user_id = ${userId} and not m.deleted and m.tsv @@ (${any})
+            where m.user_id = ${userId} and not m.deleted and m.tsv @@ (${any}) and ${where}
             order by m.seq desc limit ${CANDIDATE_BUDGET}`;
 
   const r = await sql<{ id: string; score: number }>`
