@@ -5,6 +5,7 @@ import {
   type ResolvedFilter,
   resolveFilter,
 } from "../../../core/filter.ts";
+import { fuseScores } from "../../../core/fusion.ts";
 import {
   type LocalMemory,
   MemoryPatch,
@@ -14,17 +15,20 @@ import {
 } from "../../../core/memory.ts";
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
-import type { MemoryStore, WriteOptions } from "../types.ts";
+import type { LocalRecallMode, MemoryStore, WriteOptions } from "../types.ts";
 import { invalid, iso, type SqliteContext } from "./context.ts";
 import { type FilterSql, filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
 import { type PlanSource, planRecall, type RecallPlan } from "./recall-plan.ts";
 import { MEMORY_COLUMNS, type MemoryRow, toLocalMemory, toMemoryData } from "./rows.ts";
+import { sqliteVectors } from "./vectors.ts";
 
 /** A `get()` records the access at most this often per memory, so reads rarely write. */
 const TOUCH_INTERVAL_MS = 60_000;
 const SNIPPET_TOKENS = 24;
 const NO_FILTER: FilterSql = { sql: "", params: [] };
+/** Hybrid recall fuses the best this many of the keyword and the vector ranking (as the VPS). */
+const HYBRID_DEPTH = 100;
 
 /** Whether a plan leaves matching memories out: its common words only re-rank the memories the
  * rare ones find (`… NOT …`), or it ranks only the newest matches (`minRowid`). */
@@ -32,6 +36,7 @@ const pruned = (plan: RecallPlan) => plan.minRowid !== undefined || plan.match.i
 
 export function sqliteMemories(ctx: SqliteContext): MemoryStore {
   const { q, guard, write } = ctx;
+  const vectors = sqliteVectors(ctx);
 
   /** Document counts for the recall plan, over the memories the filter lets through (so the plan
    * picks its candidates among them, and a narrow filter still fills its page). */
@@ -96,6 +101,26 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
 
   const resolved = (filter: MemoryFilter | undefined): ResolvedFilter =>
     resolveFilter(filter, new Date(ctx.now()));
+
+  /** Keyword recall's ranked rows (FTS5 bm25), narrowed by `f`. */
+  function keywordRanked(query: string, limit: number, f: FilterSql | undefined) {
+    const plan = planRecall(query, planSource(NO_FILTER));
+    if (!plan) return [];
+    // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
+    // returns only; the memories are then read by rowid. A filter joins the memories in the
+    // same query: SQLite walks the ranked matches and keeps those that pass, up to the LIMIT.
+    let ranked = rank(plan, limit, f);
+    // The plan chose its candidates by how common each word is in the whole store. When it
+    // left some memories out (common words only re-ranked, or only the newest were ranked) and
+    // the filter did not fill the page from the rest, plan again counting only the memories
+    // the filter lets through: a narrow filter then still gets a full page.
+    if (f && ranked.length < limit && pruned(plan)) {
+      const narrow = planRecall(query, planSource(f));
+      if (narrow && (narrow.match !== plan.match || narrow.minRowid !== plan.minRowid))
+        ranked = rank(narrow, limit, f);
+    }
+    return ranked;
+  }
 
   return {
     create(input: NewMemoryInput, options: WriteOptions = {}): LocalMemory {
@@ -267,25 +292,39 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       });
     },
 
-    recall(query: string, limit: number, filter?: MemoryFilter): RecallHit[] {
+    recall(
+      query: string,
+      limit: number,
+      filter?: MemoryFilter,
+      mode: LocalRecallMode = "keyword",
+    ): RecallHit[] {
       return guard(() => {
         const rf = resolved(filter);
-        const f = filterSql(rf);
-        const unfiltered = isEmptyFilter(rf);
-        const plan = planRecall(query, planSource(NO_FILTER));
-        if (!plan) return [];
-        // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
-        // returns only; the memories are then read by rowid. A filter joins the memories in the
-        // same query: SQLite walks the ranked matches and keeps those that pass, up to the LIMIT.
-        let ranked = unfiltered ? rank(plan, limit) : rank(plan, limit, f);
-        // The plan chose its candidates by how common each word is in the whole store. When it
-        // left some memories out (common words only re-ranked, or only the newest were ranked) and
-        // the filter did not fill the page from the rest, plan again counting only the memories
-        // the filter lets through: a narrow filter then still gets a full page.
-        if (!unfiltered && ranked.length < limit && pruned(plan)) {
-          const narrow = planRecall(query, planSource(f));
-          if (narrow && (narrow.match !== plan.match || narrow.minRowid !== plan.minRowid))
-            ranked = rank(narrow, limit, f);
+        const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
+        let ranked: { r: number; score: number; s?: string | null }[];
+        if (mode === "keyword") ranked = keywordRanked(query, limit, f);
+        else {
+          const allowed = f
+            ? new Set(
+                (
+                  q(`SELECT rid FROM memories AS m WHERE m.deleted = 0${f.sql}`).all(...f.params) as {
+                    rid: number;
+                  }[]
+                ).map((x) => x.rid),
+              )
+            : undefined;
+          if (mode === "semantic") ranked = vectors.search(query, limit, allowed);
+          else {
+            const depth = Math.max(limit, HYBRID_DEPTH);
+            const kw = keywordRanked(query, depth, f);
+            const snippets = new Map(kw.map((h) => [h.r, h.s]));
+            const sem = vectors.search(query, depth, allowed);
+            ranked = fuseScores(
+              kw.map((h) => ({ id: String(h.r), score: h.score })),
+              sem.map((h) => ({ id: String(h.r), score: h.score })),
+              { limit },
+            ).map((h) => ({ r: Number(h.id), score: h.score, s: snippets.get(Number(h.id)) }));
+          }
         }
         const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
         const hits: RecallHit[] = [];
