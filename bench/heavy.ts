@@ -18,7 +18,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { VpsConfig } from "../src/core/config.ts";
-import { createBuiltinEmbedder } from "../src/core/embedding/builtin-embedder.ts";
+import { createWordVectorEmbedder } from "../src/core/embedding/word-vector-embedder.ts";
 import { API_KEY_GRANT, TokenResponse } from "../src/core/protocol/auth.ts";
 import { RecallResponse } from "../src/core/protocol/edge-api.ts";
 import { SearchResponse } from "../src/core/protocol/heavy.ts";
@@ -159,6 +159,7 @@ async function benchSearch(): Promise<void> {
     data_dir: dataDir,
     database_url: url.href,
     rate_limit_per_min: 10_000_000,
+    user_rate_limit_per_min: 10_000_000,
   });
   const services = await createVpsInstance(config, database, { log: () => {} });
   const app = createVpsApp({ vps: services });
@@ -179,7 +180,7 @@ async function benchSearch(): Promise<void> {
     const auth = { authorization: `Bearer ${tokens.access_token}`, "content-type": "application/json" };
 
     // Load: memories and their built-in vectors, set-based, in batches.
-    const embedder = createBuiltinEmbedder();
+    const embedder = createWordVectorEmbedder();
     const t0 = performance.now();
     const BATCH = 2000;
     const base = Date.UTC(2025, 0, 1);

@@ -525,6 +525,10 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
       expect(got.indexOf("dog")).toBeLessThan(got.indexOf("a dog and a cat"));
       expect(await search(a.principal.user_id, "what is it?", 10)).toEqual([]);
       expect(await search(a.principal.user_id, "zebra", 10)).toEqual([]);
+      // Counts are reused for a while, but a word that was in no memory is found once written.
+      const zebra = a.device.create("a zebra at the zoo");
+      await sync.push(a.principal, [zebra]);
+      expect((await search(a.principal.user_id, "zebra", 10)).map((h) => h.id)).toEqual([zebra.id]);
       expect(await search(a.principal.user_id, "dog", 2)).toHaveLength(2);
     });
 

@@ -8,8 +8,8 @@
  * 1. The query's words (user text, never tsquery syntax), without the stopwords of questions
  *    (core/query.ts, as the edge drops them), become lexemes with `to_tsvector('english', …)`
  *    (the same stemming as the stored `tsv`). Each lexeme's document frequency is counted
- *    through the index, capped so that a word in most memories costs a bounded time; the user's
- *    memory count is cached for 30 s.
+ *    through the index, capped so that a word in most memories costs a bounded time; these counts
+ *    and the user's memory count are reused for 30 s.
  * 2. Candidates, as the edge plans them (edge/store/sqlite/recall-plan.ts): the rare lexemes
  *    (together in at most {@link CANDIDATE_BUDGET} memories) choose them, the common ones only
  *    add to their scores; when every lexeme is common, the newest memories holding any of them.
@@ -29,8 +29,8 @@ export const CANDIDATE_BUDGET = 3000;
 /** Document frequencies are counted up to this many memories (each count then stays a few ms); a
  * commoner word is taken as this common, which overrates it a little against rarer words. */
 const DF_CAP = CANDIDATE_BUDGET + 1;
-/** How long a user's memory count (BM25's N) is reused: counting 100,000 memories costs tens of
- * ms, and N only scales the idf of every word alike. */
+/** How long a user's memory count (BM25's N) and a word's document frequency are reused:
+ * counting them in 100,000 memories costs tens of ms, and a few writes barely move an idf. */
 const COUNT_TTL_MS = 30_000;
 /** At most this many common lexemes add to the scores. */
 const MAX_COMMON = 4;
@@ -40,6 +40,12 @@ const K1 = 1.2;
 const B = 0.75;
 /** `ts_rank(tsv, 'lexeme', 0)` of a memory holding the lexeme once. */
 const RANK_OF_ONE = 0.06079271;
+
+/** A query lexeme and how many of the user's memories hold it (at most DF_CAP). */
+interface Term {
+  lex: string;
+  df: number;
+}
 
 /** `where`: a condition on the memory `m` (a search filter) that every answer must meet. */
 export type Bm25Search = (
@@ -52,6 +58,41 @@ export type Bm25Search = (
 /** BM25 keyword search over `db`; `now` (ms) dates the cached memory counts. */
 export function createBm25Search(db: Kysely<VpsTables>, now: () => number = Date.now): Bm25Search {
   const counts = new Map<string, { n: number; at: number }>();
+  const frequencies = new Map<string, { terms: Term[]; at: number }>();
+
+  /** Each token's lexemes and their document frequencies, counted at most every 30 s. */
+  async function documentFrequencies(userId: string, tokens: string[]): Promise<Term[]> {
+    const key = (t: string) => `${userId}\u0000${t}`;
+    const fresh = (t: string) => {
+      const c = frequencies.get(key(t));
+      return c !== undefined && now() - c.at < COUNT_TTL_MS;
+    };
+    const todo = tokens.filter((t) => !fresh(t));
+    if (todo.length > 0) {
+      const r = await sql<{ tok: string; lex: string | null; df: number }>`
+        select x.tok, t.lexeme as lex,
+          (select count(*) from (
+            select 1 from memories m
+            where m.user_id = ${userId} and not m.deleted and m.tsv @@ quote_literal(t.lexeme)::tsquery
+            limit ${DF_CAP}) s)::int as df
+        from unnest(${todo}::text[]) as x(tok)
+        left join lateral unnest(to_tsvector('english', x.tok)) t on true`.execute(db);
+      if (frequencies.size > 100_000) frequencies.clear();
+      const at = now();
+      for (const t of todo) frequencies.set(key(t), { terms: [], at });
+      for (const row of r.rows)
+        if (row.lex !== null) frequencies.get(key(row.tok))!.terms.push({ lex: row.lex, df: Number(row.df) });
+    }
+    const seen = new Map<string, Term>();
+    for (const t of tokens) {
+      const { terms } = frequencies.get(key(t))!;
+      for (const term of terms) seen.set(term.lex, term);
+      // A word in no memory yet is counted again next time: a memory written a moment ago is
+      // found at once.
+      if (terms.some((term) => term.df === 0)) frequencies.delete(key(t));
+    }
+    return [...seen.values()];
+  }
 
   async function memoryCount(userId: string): Promise<number> {
     const cached = counts.get(userId);
@@ -64,7 +105,8 @@ export function createBm25Search(db: Kysely<VpsTables>, now: () => number = Date
     return n;
   }
 
-  return (userId, text, k, where) => search(db, userId, text, k, where ?? sql`true`, memoryCount);
+  return (userId, text, k, where) =>
+    search(db, userId, text, k, where ?? sql`true`, memoryCount, documentFrequencies);
 }
 
 async function search(
@@ -74,20 +116,14 @@ async function search(
   k: number,
   where: RawBuilder<unknown>,
   memoryCount: (userId: string) => Promise<number>,
+  documentFrequencies: (userId: string, tokens: string[]) => Promise<Term[]>,
 ): Promise<ScoredId[]> {
   const all = queryTokens(text);
   const meaningful = all.filter((t) => !QUESTION_STOPWORDS.has(t));
   const tokens = meaningful.length > 0 ? meaningful : all.slice(0, MAX_STOPWORDS);
   if (tokens.length === 0) return [];
 
-  const counted = await sql<{ lex: string; df: number }>`
-    select t.lexeme as lex,
-      (select count(*) from (
-        select 1 from memories m
-        where m.user_id = ${userId} and not m.deleted and m.tsv @@ quote_literal(t.lexeme)::tsquery
-        limit ${DF_CAP}) s)::int as df
-    from unnest(to_tsvector('english', ${tokens.join(" ")})) t`.execute(db);
-  const terms = counted.rows.map((r) => ({ lex: r.lex, df: Number(r.df) })).filter((r) => r.df > 0);
+  const terms = (await documentFrequencies(userId, tokens)).filter((r) => r.df > 0);
   if (terms.length === 0) return [];
   const n = Math.max(await memoryCount(userId), ...terms.map((t) => t.df));
 
