@@ -12,7 +12,8 @@
  *    and the user's memory count are reused for 30 s.
  * 2. Candidates, as the edge plans them (edge/store/sqlite/recall-plan.ts): the rare lexemes
  *    (together in at most {@link CANDIDATE_BUDGET} memories) choose them, the common ones only
- *    add to their scores; when every lexeme is common, the newest memories holding any of them.
+ *    add to their scores; when every lexeme is common, the memories holding any of them among the
+ *    newest changes of the user's feed.
  * 3. Each candidate scores `Σ idf · tf·(k1+1) / (tf + k1·(1 − b + b·len/avglen))` over the
  *    lexemes it holds, k1 = 1.2, b = 0.75. `tf` is read with `ts_rank` on that one lexeme,
  *    relative to one occurrence (1, 1.25, 1.36, … saturating at 1.6: unnesting every candidate's
@@ -32,6 +33,9 @@ const DF_CAP = CANDIDATE_BUDGET + 1;
 /** How long a user's memory count (BM25's N) and a word's document frequency are reused:
  * counting them in 100,000 memories costs tens of ms, and a few writes barely move an idf. */
 const COUNT_TTL_MS = 30_000;
+/** A query of common words only ranks the memories among the newest this many changes of the
+ * user's feed (each holds a common word with a chance of at least DF_CAP / N). */
+const COMMON_WINDOW = 3 * CANDIDATE_BUDGET;
 /** At most this many common lexemes add to the scores. */
 const MAX_COMMON = 4;
 /** A query made only of stopwords uses its first words only. */
@@ -143,14 +147,16 @@ async function search(
     choosing.map((t) => sql`quote_literal(${t.lex}::text)::tsquery`),
     sql` || `,
   );
-  // Rare lexemes: every memory holding one. All common: the newest memories holding any.
+  // Rare lexemes: every memory holding one. All common: those among the newest memories (a
+  // range of the feed index, so the common words' long posting lists are never read whole).
   const candidates =
     rare.length > 0
       ? sql`select m.id, m.tsv from memories m
             where m.user_id = ${userId} and not m.deleted and m.tsv @@ (${any}) and ${where}`
       : sql`select m.id, m.tsv from memories m
-            where m.user_id = ${userId} and not m.deleted and m.tsv @@ (${any}) and ${where}
-            order by m.seq desc limit ${CANDIDATE_BUDGET}`;
+            where m.user_id = ${userId}
+              and m.seq > (select u.seq from users u where u.id = ${userId}) - ${COMMON_WINDOW}
+              and not m.deleted and m.tsv @@ (${any}) and ${where}`;
 
   const r = await sql<{ id: string; score: number }>`
     with terms as (

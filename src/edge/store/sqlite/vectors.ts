@@ -76,9 +76,10 @@ export function sqliteVectors(ctx: SqliteContext) {
   }
 
   function load(): Matrix {
+    // Nothing changed since the matrix was built: no memory can be missing its vector.
+    if (matrix?.key === changeKey()) return matrix;
     embedMissing();
     const key = changeKey();
-    if (matrix?.key === key) return matrix;
     const rows = q(
       `SELECT v.rid AS rid, v.vector AS vector FROM memory_vectors v JOIN memories m ON m.rid = v.rid
        WHERE m.deleted = 0 AND v.model = ?`,
