@@ -266,7 +266,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     const asked = c.req.valid("json");
     const filter = withDefaultScope(asked.filter, defaultScope);
     const req = filter ? { ...asked, filter } : asked;
-    return c.json(await routeRecall(req, (q, n) => store.recall(q, n, filter), deps.heavy));
+    return c.json(await routeRecall(req, (q, n, mode) => store.recall(q, n, filter, mode), deps.heavy));
   });
 
   // ---- VPS queries ("heavy", see docs/architecture.md): always on the VPS (503 when it cannot be used) ----

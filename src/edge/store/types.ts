@@ -14,6 +14,10 @@
 import type { MemoryFilter } from "../../core/filter.ts";
 import type { LocalMemory, Memory, MemoryPatch, MemorySource, NewMemoryInput } from "../../core/memory.ts";
 import type { RecallHit } from "../../core/protocol/edge-api.ts";
+
+/** How the device can recall on its own. */
+export type LocalRecallMode = "keyword" | "semantic" | "hybrid";
+
 import type { Change, ConflictEntry, Mutation, PushResult, QueueCounts } from "../../core/protocol/sync.ts";
 
 export type QueueStatus = "queued" | "syncing" | "synced" | "failed";
@@ -82,9 +86,11 @@ export interface MemoryStore {
   /** Live memories, newest `updated_at` first, narrowed by `filter` inside the query (relative
    * times are taken against the store's clock). */
   recent(limit: number, filter?: MemoryFilter): LocalMemory[];
-  /** Keyword recall over FTS5 (bm25); user text is sanitised, never raw MATCH syntax. `filter`
-   * narrows inside the query, so a filtered recall still fills its page. */
-  recall(query: string, limit: number, filter?: MemoryFilter): RecallHit[];
+  /** Recall on the device. `keyword` (the default): FTS5 bm25; user text is sanitised, never raw
+   * MATCH syntax. `semantic`: the built-in embedder's vectors (store/sqlite/vectors.ts).
+   * `hybrid`: both, fused as on the VPS (core/fusion.ts). `filter` narrows inside the query, so
+   * a filtered recall still fills its page. */
+  recall(query: string, limit: number, filter?: MemoryFilter, mode?: LocalRecallMode): RecallHit[];
   /** Counts of live memories. */
   countMemories(): number;
 }
