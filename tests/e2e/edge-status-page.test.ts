@@ -103,7 +103,11 @@ describe.skipIf(!hasChromium)("edge status page (chromium)", () => {
     // No VPS runs here to refuse a write, so one queue row is marked failed in the database, as
     // the engine does after a permanent refusal.
     const db = new Database(join(dir, "edge.db"));
+    let memoryId: string;
     try {
+      memoryId = (
+        db.query("SELECT memory_id FROM sync_queue WHERE mutation_id = 2").get() as { memory_id: string }
+      ).memory_id;
       db.run(
         "UPDATE sync_queue SET status = 'failed', last_error = 'invalid_input: refused' WHERE mutation_id = 2",
       );
@@ -126,9 +130,12 @@ describe.skipIf(!hasChromium)("edge status page (chromium)", () => {
 
     const check = new Database(join(dir, "edge.db"), { readonly: true });
     try {
-      expect(check.query("SELECT status FROM sync_queue WHERE mutation_id = 2").get()).toEqual({
-        status: "queued",
-      });
+      // Requeued under a new mutation number (the VPS has already answered the old one): the
+      // failed row is gone, and the same memory waits queued under a number after the others.
+      expect(check.query("SELECT status FROM sync_queue WHERE mutation_id = 2").get()).toBeNull();
+      expect(
+        check.query("SELECT mutation_id, status FROM sync_queue WHERE memory_id = ?").all(memoryId),
+      ).toEqual([{ mutation_id: 4, status: "queued" }]);
     } finally {
       check.close();
     }
