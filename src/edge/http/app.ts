@@ -1,7 +1,8 @@
 /**
  * The edge agent's local HTTP API (127.0.0.1:8080): memories, keyword recall, health and sync
  * status, as Hono routes over an {@link EdgeStore}. Every error is `application/problem+json`.
- * Every route but `GET /health` and `GET /session` needs the API token (see ./guard.ts).
+ * Every route but `GET /health`, `GET /session` and the API's description (`GET /openapi.json`,
+ * `GET /docs`, see ./openapi.ts) needs the API token (see ./guard.ts).
  */
 import { randomBytes } from "node:crypto";
 import { zValidator } from "@hono/zod-validator";
@@ -29,6 +30,7 @@ import { routeRecall, withoutVector } from "../heavy/recall.ts";
 import type { VpsQueryClient } from "../heavy/service.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, isLoopbackAddress, originGuard, sessionCookie, tokenGuard } from "./guard.ts";
+import { mountOpenApi } from "./openapi.ts";
 
 export interface EdgeAppDeps {
   store: EdgeStore;
@@ -186,6 +188,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     };
     return c.json(body);
   });
+
+  mountOpenApi(app);
 
   app.post("/v1/memories", limitBody, jsonBody, zValidator("json", NewMemory, onInvalid), async (c) => {
     await deps.ready;

@@ -1,0 +1,285 @@
+/**
+ * The edge API's route table for its OpenAPI document (`GET /openapi.json`) and reference page
+ * (`GET /docs`): every route of ./app.ts with its request and response schemas and its error
+ * statuses. The schemas are the ones the routes validate with, so the document follows them; a
+ * route missing here fails tests/integration/openapi.test.ts.
+ */
+import type { Hono } from "hono";
+import { z } from "zod";
+import { LocalMemory, Memory, MemoryPatch, NewMemory } from "../../core/memory.ts";
+import { EdgeHealth, Limit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
+import {
+  AskEvent,
+  AskRequest,
+  ConsolidateResponse,
+  GraphQueryRequest,
+  Job,
+} from "../../core/protocol/heavy.ts";
+import { type ApiSpec, type OperationSpec, openApiDocument } from "../../core/protocol/openapi.ts";
+import { DOCS_PAGE_CSP, renderApiPage } from "../../core/protocol/openapi-page.ts";
+import { ConflictEntry, QueueCounts } from "../../core/protocol/sync.ts";
+import { VERSION } from "../../core/version.ts";
+import { GraphAnswer } from "../heavy/service.ts";
+import { JobWaitQuery, RecentQuery } from "./app.ts";
+
+/** Either credential the token guard accepts (./guard.ts). */
+const TOKEN = ["apiToken", "session"];
+/** Every route passes the Host and Origin guards (403) and, with a token, the token guard (401). */
+const GUARDED = [401, 403, 500];
+/** Routes with a JSON body. */
+const BODY = [400, 413, 415];
+
+const Memories = z.object({ memories: z.array(LocalMemory) });
+const Conflicts = z.object({ conflicts: z.array(ConflictEntry) });
+const JobAnswer = z.object({ job: Job });
+const SyncStatus = z
+  .object({ queue: QueueCounts })
+  .catchall(z.unknown())
+  .describe("The queue counts, and the sync engine's state when there is one (docs/sync.md).");
+const SyncRun = z
+  .object({ report: z.record(z.string(), z.unknown()), queue: QueueCounts })
+  .catchall(z.unknown())
+  .describe("The cycle's report, then the same fields as `GET /v1/sync/status`.");
+const MemoryId = z.object({ id: z.string().describe("The memory's id (a UUID).") });
+
+function operations(): OperationSpec[] {
+  return [
+    {
+      method: "get",
+      path: "/health",
+      summary: "Health, version, queue and sign-in state",
+      tag: "daemon",
+      security: [],
+      responses: { 200: { description: "The daemon is up", schema: EdgeHealth } },
+      problems: [403],
+    },
+    {
+      method: "get",
+      path: "/session",
+      summary: "Browser session cookie for a page served by the daemon",
+      description:
+        "Sets `dionysus_session` (HttpOnly, SameSite=Strict), which the API accepts instead of the " +
+        "bearer token. Only over loopback, and only past the Host and Origin guards.",
+      tag: "daemon",
+      security: [],
+      responses: {
+        204: { description: "The cookie is set", headers: { "Set-Cookie": "dionysus_session=…" } },
+      },
+      problems: [403],
+    },
+    {
+      method: "get",
+      path: "/openapi.json",
+      summary: "This OpenAPI document",
+      tag: "daemon",
+      security: [],
+      responses: { 200: { description: "OpenAPI 3.1", mediaType: "application/json" } },
+      problems: [403],
+    },
+    {
+      method: "get",
+      path: "/docs",
+      summary: "The API reference as a page (no scripts, no network)",
+      tag: "daemon",
+      security: [],
+      responses: { 200: { description: "HTML", mediaType: "text/html" } },
+      problems: [403],
+    },
+    {
+      method: "post",
+      path: "/v1/memories",
+      summary: "Store a memory",
+      tag: "memories",
+      security: TOKEN,
+      body: {
+        schema: NewMemory,
+        example: { content: "Coffee with Ana at the museum", tags: ["ana"] },
+      },
+      responses: {
+        201: { description: "Stored", schema: LocalMemory, headers: { Location: "/v1/memories/<id>" } },
+      },
+      problems: [...BODY, ...GUARDED],
+    },
+    {
+      method: "get",
+      path: "/v1/memories",
+      summary: "Newest memories first",
+      tag: "memories",
+      security: TOKEN,
+      query: RecentQuery,
+      responses: { 200: { description: "The memories", schema: Memories } },
+      problems: [400, ...GUARDED],
+    },
+    {
+      method: "get",
+      path: "/v1/memories/{id}",
+      summary: "One memory (records the access)",
+      tag: "memories",
+      security: TOKEN,
+      params: MemoryId,
+      responses: { 200: { description: "The memory", schema: LocalMemory } },
+      problems: [404, ...GUARDED],
+    },
+    {
+      method: "patch",
+      path: "/v1/memories/{id}",
+      summary: "Change a memory (any of content, kind, tags, metadata)",
+      tag: "memories",
+      security: TOKEN,
+      params: MemoryId,
+      body: { schema: MemoryPatch, example: { tags: ["ana", "museum"] } },
+      responses: { 200: { description: "The updated memory", schema: LocalMemory } },
+      problems: [...BODY, 404, ...GUARDED],
+    },
+    {
+      method: "delete",
+      path: "/v1/memories/{id}",
+      summary: "Delete a memory (a tombstone syncs the delete)",
+      tag: "memories",
+      security: TOKEN,
+      params: MemoryId,
+      responses: { 204: { description: "Deleted" } },
+      problems: [404, ...GUARDED],
+    },
+    {
+      method: "post",
+      path: "/v1/recall",
+      summary: "Recall memories for a query, locally or on the VPS",
+      description:
+        "`route: auto` picks the local index or the VPS (docs/heavy.md); `degraded` says a fallback was taken.",
+      tag: "recall",
+      security: TOKEN,
+      body: { schema: RecallRequest, example: { query: "museum", limit: 5 } },
+      responses: { 200: { description: "The hits, best first", schema: RecallResponse } },
+      problems: [...BODY, ...GUARDED, 503],
+    },
+    {
+      method: "post",
+      path: "/v1/graph/query",
+      summary: "Entities around one entity (answered by the VPS, cached)",
+      tag: "vps queries",
+      security: TOKEN,
+      body: { schema: GraphQueryRequest, example: { entity: "Ana Lima", depth: 2 } },
+      responses: { 200: { description: "The graph around the entity", schema: GraphAnswer } },
+      problems: [...BODY, ...GUARDED, 429, 503],
+    },
+    {
+      method: "post",
+      path: "/v1/consolidate",
+      summary: "Start a consolidation job on the VPS",
+      tag: "vps queries",
+      security: TOKEN,
+      responses: {
+        202: { description: "The job (started, or the one already running)", schema: ConsolidateResponse },
+      },
+      problems: [...GUARDED, 429, 503],
+    },
+    {
+      method: "get",
+      path: "/v1/jobs/{id}",
+      summary: "A VPS job, optionally waiting for it to finish",
+      tag: "vps queries",
+      security: TOKEN,
+      params: z.object({ id: z.string().describe("The job's id (a UUID).") }),
+      query: JobWaitQuery,
+      responses: { 200: { description: "The job", schema: JobAnswer } },
+      problems: [400, 404, ...GUARDED, 429, 503],
+    },
+    {
+      method: "post",
+      path: "/v1/ask",
+      summary: "Ask a question answered from memories by the VPS's model (streamed)",
+      tag: "vps queries",
+      security: TOKEN,
+      body: { schema: AskRequest, example: { question: "Where did I leave the spare key?" } },
+      responses: {
+        200: {
+          description: "One event per line: `sources`, `delta`s, then `done` (or `error`)",
+          schema: AskEvent,
+          mediaType: "application/x-ndjson",
+        },
+      },
+      problems: [...BODY, ...GUARDED, 429, 503],
+    },
+    {
+      method: "get",
+      path: "/v1/sync/status",
+      summary: "Sync queue and engine state",
+      tag: "sync",
+      security: TOKEN,
+      responses: { 200: { description: "The status", schema: SyncStatus } },
+      problems: GUARDED,
+    },
+    {
+      method: "post",
+      path: "/v1/sync/run",
+      summary: "Run one sync cycle now",
+      tag: "sync",
+      security: TOKEN,
+      responses: { 200: { description: "The cycle's report and the status after it", schema: SyncRun } },
+      problems: [...GUARDED, 503],
+    },
+    {
+      method: "get",
+      path: "/v1/conflicts",
+      summary: "The local conflict log, newest first",
+      tag: "sync",
+      security: TOKEN,
+      query: z.object({ limit: Limit.default(20) }),
+      responses: { 200: { description: "The versions that lost", schema: Conflicts } },
+      problems: [400, ...GUARDED],
+    },
+  ];
+}
+
+/** The edge API's description; built on first use (it walks every schema). */
+export function edgeApiSpec(): ApiSpec {
+  return {
+    title: "Dionysus edge agent",
+    version: VERSION,
+    description:
+      "The local API of `dionysus serve` (127.0.0.1:8080). It answers loopback Host names only and " +
+      "refuses cross-origin browser requests (403). Errors are `application/problem+json`.",
+    securitySchemes: {
+      apiToken: {
+        type: "http",
+        scheme: "bearer",
+        description: "The content of `<data dir>/api-token` (owner-only), which `dionysus serve` creates.",
+      },
+      session: {
+        type: "apiKey",
+        in: "cookie",
+        name: "dionysus_session",
+        description: "The browser session `GET /session` hands a page served by the daemon, over loopback.",
+      },
+    },
+    components: {
+      Memory,
+      LocalMemory,
+      RecallResponse,
+      EdgeHealth,
+      GraphAnswer,
+      ConsolidateResponse,
+      Job,
+      AskEvent,
+      ConflictEntry,
+      QueueCounts,
+    },
+    operations: operations(),
+  };
+}
+
+let cached: { json: string; html: string } | undefined;
+
+/** Serves `GET /openapi.json` and `GET /docs` (both need no token: they hold no user data). */
+export function mountOpenApi(app: Hono): void {
+  const built = () => {
+    if (!cached) {
+      const doc = openApiDocument(edgeApiSpec());
+      cached = { json: JSON.stringify(doc), html: renderApiPage(doc) };
+    }
+    return cached;
+  };
+  app.get("/openapi.json", (c) => c.body(built().json, 200, { "Content-Type": "application/json" }));
+  app.get("/docs", (c) => c.html(built().html, 200, { "Content-Security-Policy": DOCS_PAGE_CSP }));
+}
