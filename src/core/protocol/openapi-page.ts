@@ -17,8 +17,8 @@ code,pre{font:13px/1.4 ui-monospace,monospace}pre{background:#f5f5f7;padding:.6r
 section.op{border:1px solid #ddd;border-radius:6px;padding:.8rem 1rem;margin:1rem 0}
 .m{display:inline-block;min-width:4.2rem;font-weight:700;text-transform:uppercase}
 .get{color:#0a6}.post{color:#06c}.patch{color:#a60}.delete{color:#c22}.put{color:#a0a}
-table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
-nav ul{columns:2}a{color:#06c}
+table{border-collapse:collapse;margin:.4rem 0 .8rem}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
+nav ul{columns:2}a{color:#06c}summary{cursor:pointer;color:#666}h3[id]{margin-top:1.5rem}
 @media (prefers-color-scheme:dark){body{background:#111;color:#eee}pre{background:#222}a{color:#6af}}
 `;
 
@@ -41,6 +41,72 @@ function json(value: unknown): string {
   )}</pre>`;
 }
 
+/** A one-line type: `string (1..4096)`, `"a" | "b"`, `array of Memory`, links for `$ref`s. */
+function typeOf(schema: Json | undefined): string {
+  if (!schema || Object.keys(schema).length === 0) return "any";
+  if (typeof schema.$ref === "string") {
+    const name = schema.$ref.split("/").pop()!;
+    return `<a href="#${anchor(name)}">${esc(name)}</a>`;
+  }
+  if (Array.isArray(schema.enum))
+    return schema.enum.map((v) => `<code>${esc(JSON.stringify(v))}</code>`).join(" | ");
+  if (schema.const !== undefined) return `<code>${esc(JSON.stringify(schema.const))}</code>`;
+  const alternatives = (schema.anyOf ?? schema.oneOf) as Json[] | undefined;
+  if (alternatives) return alternatives.map(typeOf).join(" or ");
+  if (schema.type === "array") return `array of ${typeOf(schema.items as Json | undefined)}`;
+  return esc(Array.isArray(schema.type) ? schema.type.join(" or ") : String(schema.type ?? "any"));
+}
+
+/** Bounds, pattern, format and default of a schema, as short notes. */
+function notes(schema: Json): string[] {
+  const out: string[] = [];
+  const range = (lo: unknown, hi: unknown, unit: string) => {
+    const safe = (v: unknown) => typeof v === "number" && Math.abs(v) < Number.MAX_SAFE_INTEGER;
+    if (lo === 1 && hi === undefined && unit === " characters") out.push("not empty");
+    else if (safe(lo) && safe(hi)) out.push(`${lo}..${hi}${unit}`);
+    else if (safe(lo)) out.push(`at least ${lo}${unit}`);
+    else if (safe(hi)) out.push(`at most ${hi}${unit}`);
+  };
+  range(schema.minLength, schema.maxLength, " characters");
+  range(schema.minimum, schema.maximum, "");
+  range(schema.minItems, schema.maxItems, " items");
+  if (typeof schema.format === "string") out.push(`format ${esc(schema.format)}`);
+  else if (typeof schema.pattern === "string") out.push(`pattern <code>${esc(schema.pattern)}</code>`);
+  if (schema.default !== undefined) out.push(`default <code>${esc(JSON.stringify(schema.default))}</code>`);
+  if (schema.description) out.push(text(schema.description));
+  return out;
+}
+
+/** An object schema as a table of its fields (each alternative of a union its own table), and
+ * the JSON Schema itself folded below. */
+function schemaView(schema: Json): string {
+  const union = (schema.oneOf ?? schema.anyOf) as Json[] | undefined;
+  const tables = union ?? [schema];
+  const parts: string[] = [];
+  if (schema.description) parts.push(`<p>${text(schema.description)}</p>`);
+  if (union) parts.push(`<p>One of these ${union.length}:</p>`);
+  for (const t of tables) {
+    const props = t.properties as Record<string, Json> | undefined;
+    if (!props) {
+      parts.push(`<p>${typeOf(t)}${notes(t).length ? `: ${notes(t).join("; ")}` : ""}</p>`);
+      continue;
+    }
+    const required = new Set((t.required as string[] | undefined) ?? []);
+    parts.push(
+      "<table><tr><th>field</th><th>type</th><th></th></tr>",
+      ...Object.entries(props).map(
+        ([name, p]) =>
+          `<tr><td><code>${esc(name)}</code>${required.has(name) ? "" : "?"}</td><td>${typeOf(p)}</td><td>${notes(p).join("; ")}</td></tr>`,
+      ),
+      "</table>",
+    );
+    if (t.additionalProperties && typeof t.additionalProperties === "object")
+      parts.push("<p>Other fields are allowed.</p>");
+  }
+  parts.push(`<details><summary>JSON Schema</summary>${json(schema)}</details>`);
+  return parts.join("\n");
+}
+
 function operation(path: string, method: string, op: Json): string {
   const id = String(op.operationId ?? `${method}${path}`);
   const security = (op.security as Json[] | undefined) ?? [];
@@ -60,17 +126,25 @@ function operation(path: string, method: string, op: Json): string {
   ];
   if (params.length)
     parts.push(
-      "<table><tr><th>parameter</th><th>in</th><th>required</th><th>schema</th></tr>",
+      "<table><tr><th>parameter</th><th>in</th><th>required</th><th>type</th></tr>",
       ...params.map(
         (p) =>
           `<tr><td><code>${esc(String(p.name))}</code></td><td>${esc(String(p.in))}</td><td>${
             p.required ? "yes" : "no"
-          }</td><td><code>${esc(JSON.stringify(p.schema))}</code>${p.description ? ` ${text(p.description)}` : ""}</td></tr>`,
+          }</td><td>${typeOf(p.schema as Json)}${[
+            ...notes(p.schema as Json),
+            ...(p.description ? [text(p.description)] : []),
+          ]
+            .map((n) => `; ${n}`)
+            .join("")}</td></tr>`,
       ),
       "</table>",
     );
-  for (const [type, media] of Object.entries(body?.content ?? {})) {
-    parts.push(`<p>Request body <code>${esc(type)}</code>:</p>`, json(media.schema));
+  // The servers take one schema in every media type they accept: shown once.
+  const media = Object.values(body?.content ?? {})[0];
+  if (media) {
+    const types = Object.keys(body!.content!).map((t) => `<code>${esc(t)}</code>`);
+    parts.push(`<p>Request body, ${types.join(" or ")}:</p>`, schemaView(media.schema as Json));
     if (media.example !== undefined) parts.push("<p>Example:</p>", json(media.example));
   }
   parts.push("<p>Responses:</p><ul>");
@@ -81,7 +155,7 @@ function operation(path: string, method: string, op: Json): string {
       const ref = typeof schema?.$ref === "string" ? schema.$ref.split("/").pop()! : undefined;
       return ref
         ? ` <code>${esc(type)}</code> <a href="#${anchor(ref)}">${esc(ref)}</a>`
-        : ` <code>${esc(type)}</code>${schema && schema.type !== "string" ? json(schema) : ""}`;
+        : ` <code>${esc(type)}</code>${schema && Object.keys(schema).length && schema.type !== "string" ? schemaView(schema) : ""}`;
     });
     parts.push(`<li><b>${esc(status)}</b> ${text(r.description)}${shown.join("")}</li>`);
   }
@@ -130,7 +204,7 @@ export function renderApiPage(doc: Json): string {
     ...[...byTag].map(([tag, ops]) => `<h2>${esc(tag)}</h2>\n${ops.join("\n")}`),
     "<h2>Schemas</h2>",
     ...Object.entries(components.schemas ?? {}).map(
-      ([name, schema]) => `<h3 id="${anchor(name)}">${esc(name)}</h3>${json(schema)}`,
+      ([name, schema]) => `<h3 id="${anchor(name)}">${esc(name)}</h3>${schemaView(schema)}`,
     ),
     "</body></html>",
   ].join("\n");
