@@ -201,6 +201,30 @@ describe("edge API document", () => {
     expect((await app.request("/v1/memories")).status).toBe(401);
   });
 
+  test("a browser on this machine opens /docs over a real socket, without a token", async () => {
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+    try {
+      const base = `http://127.0.0.1:${server.port}`;
+      // What a browser sends when the user types the address.
+      const page = await fetch(`${base}/docs`, {
+        headers: { "Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate" },
+      });
+      expect(page.status).toBe(200);
+      expect(page.headers.get("content-type")).toContain("text/html");
+      expect(await page.text()).toContain('<a href="openapi.json">');
+      // The page's link to the document is same-origin.
+      const doc = await fetch(`${base}/openapi.json`, {
+        headers: { Origin: base, "Sec-Fetch-Site": "same-origin" },
+      });
+      expect(doc.status).toBe(200);
+      expect(((await doc.json()) as { openapi: string }).openapi).toBe("3.1.0");
+      const api = await fetch(`${base}/v1/conflicts`, { headers: { Origin: base } });
+      expect(api.status).toBe(401);
+    } finally {
+      server.stop(true);
+    }
+  });
+
   test("real answers match the documented response schemas", async () => {
     const auth = { Authorization: `Bearer ${TOKEN}` };
     const json = { ...auth, "Content-Type": "application/json" };
