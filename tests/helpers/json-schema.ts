@@ -127,6 +127,23 @@ export function checkJsonSchema(value: unknown, schema: Schema, root: unknown, a
           fail(`${key}: ${passing} of ${(r as Schema[]).length} alternatives match`);
         break;
       }
+      case "not":
+        if (checkJsonSchema(value, r as Schema, root, at).length === 0) fail("matches a schema it must not");
+        break;
+      case "multipleOf":
+        if (typeof value === "number" && !Number.isInteger(value / r)) fail(`not a multiple of ${r}`);
+        break;
+      case "minProperties":
+      case "maxProperties":
+        if (typeOf(value) === "object") {
+          const n = Object.keys(value as object).length;
+          if (key === "minProperties" ? n < r : n > r) fail(`${key} ${r}, got ${n}`);
+        }
+        break;
+      case "uniqueItems":
+        if (r && Array.isArray(value) && new Set(value.map((v) => JSON.stringify(v))).size !== value.length)
+          fail("items are not unique");
+        break;
       case "allOf":
         for (const s of r as Schema[]) errors.push(...checkJsonSchema(value, s, root, at));
         break;
