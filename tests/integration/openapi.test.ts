@@ -314,6 +314,38 @@ describe("VPS API document", () => {
   });
 });
 
+describe("document structure", () => {
+  /** Every `$ref` string anywhere in a value. */
+  const refs = (v: unknown): string[] =>
+    Array.isArray(v)
+      ? v.flatMap(refs)
+      : v && typeof v === "object"
+        ? Object.entries(v).flatMap(([k, x]) => (k === "$ref" && typeof x === "string" ? [x] : refs(x)))
+        : [];
+
+  for (const [name, doc] of [
+    ["edge", edgeDoc],
+    ["vps", vpsDoc],
+  ] as const)
+    test(`${name}: every $ref resolves, operation ids are unique, path parameters are declared`, () => {
+      const all = refs(doc);
+      expect(all.length).toBeGreaterThan(20);
+      for (const ref of all)
+        expect(doc.components.schemas[ref.replace("#/components/schemas/", "")], ref).toBeDefined();
+      const ids: string[] = [];
+      for (const [path, methods] of Object.entries(doc.paths))
+        for (const op of Object.values(methods)) {
+          ids.push(op.operationId as string);
+          const declared = ((op.parameters ?? []) as Array<{ name: string; in: string }>)
+            .filter((p) => p.in === "path")
+            .map((p) => p.name);
+          expect(declared, path).toEqual([...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!));
+          expect(Object.keys(op.responses as object).length, path).toBeGreaterThan(0);
+        }
+      expect(new Set(ids).size).toBe(ids.length);
+    });
+});
+
 describe("request examples", () => {
   test("every example of the route tables validates", () => {
     let count = 0;
