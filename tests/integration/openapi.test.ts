@@ -346,6 +346,22 @@ describe("document structure", () => {
     });
 });
 
+test("parameters and their .describe() texts reach the document", () => {
+  const events = vpsDoc.paths["/v1/events"]!.get!.parameters as Array<Record<string, unknown>>;
+  const header = events.find((p) => p.in === "header" && p.name === "Last-Event-ID");
+  expect(header?.description).toContain("seq");
+  const byId = edgeDoc.paths["/v1/memories/{id}"]!.get!.parameters as Array<Record<string, unknown>>;
+  expect(byId).toEqual([
+    {
+      name: "id",
+      in: "path",
+      required: true,
+      description: "The memory's id (a UUID).",
+      schema: { type: "string" },
+    },
+  ]);
+});
+
 describe("request examples", () => {
   test("every example of the route tables validates", () => {
     let count = 0;

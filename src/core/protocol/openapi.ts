@@ -34,6 +34,8 @@ export interface OperationSpec {
   /** Path parameters (every `{name}` of the path; a missing one is documented as a string). */
   params?: z.ZodObject;
   query?: z.ZodObject;
+  /** Request headers the route reads (names as sent). */
+  headers?: z.ZodObject;
   /** Request body; `mediaTypes` defaults to `application/json`. */
   body?: { schema: z.ZodType; mediaTypes?: string[]; description?: string; example?: unknown };
   responses: Record<number, ResponseSpec>;
@@ -100,11 +102,7 @@ type Json = Record<string, unknown>;
 
 /** JSON Schema of a schema's input side, inlined (request bodies and parameters). */
 function inputSchema(schema: z.ZodType): Json {
-  const { $schema: _, ...json } = z.toJSONSchema(schema, {
-    io: "input",
-    unrepresentable: "any",
-    metadata: z.registry(),
-  }) as Json;
+  const { $schema: _, ...json } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as Json;
   return json;
 }
 
@@ -115,16 +113,21 @@ function parameters(op: OperationSpec): Json[] {
   const pathProps = (pathSchema.properties ?? {}) as Record<string, Json>;
   for (const m of op.path.matchAll(/\{([^}]+)\}/g)) {
     const name = m[1]!;
-    out.push({ name, in: "path", required: true, schema: pathProps[name] ?? { type: "string" } });
+    const { description, ...schema } = pathProps[name] ?? { type: "string" };
+    out.push({ name, in: "path", required: true, ...(description ? { description } : {}), schema });
   }
-  if (op.query) {
-    const q = inputSchema(op.query);
-    const required = new Set((q.required ?? []) as string[]);
-    for (const [name, schema] of Object.entries((q.properties ?? {}) as Record<string, Json>)) {
-      const { description, ...rest } = schema;
+  for (const [where, schema] of [
+    ["query", op.query],
+    ["header", op.headers],
+  ] as const) {
+    if (!schema) continue;
+    const json = inputSchema(schema);
+    const required = new Set((json.required ?? []) as string[]);
+    for (const [name, property] of Object.entries((json.properties ?? {}) as Record<string, Json>)) {
+      const { description, ...rest } = property;
       out.push({
         name,
-        in: "query",
+        in: where,
         required: required.has(name),
         ...(description ? { description } : {}),
         schema: rest,

@@ -64,6 +64,10 @@ const VpsHealth = z.object({
   protocol_version: z.number().int().describe("The sync protocol version this server speaks."),
   database: z.enum(["ok", "unreachable"]),
 });
+const SeqParam = z
+  .string()
+  .regex(/^\d{1,15}$/)
+  .optional();
 const Devices = z.object({ devices: z.array(Device) });
 const Conflicts = z.object({ conflicts: z.array(ConflictEntry) });
 const JobAnswer = z.object({ job: Job });
@@ -277,11 +281,11 @@ function operations(): OperationSpec[] {
         "Resume with the `Last-Event-ID` header (or `last_event_id`); a heartbeat comment every 15 s.",
       tag: "realtime",
       security: TOKEN,
-      query: z.object({
-        last_event_id: z
-          .string()
-          .regex(/^\d{1,15}$/)
-          .optional(),
+      query: z.object({ last_event_id: SeqParam.describe("As `Last-Event-ID`.") }),
+      headers: z.object({
+        "Last-Event-ID": SeqParam.describe(
+          "The last `changes` seq seen: a poke comes at once if the feed moved past it.",
+        ),
       }),
       responses: { 200: { description: "The event stream", mediaType: "text/event-stream" } },
       problems: [400, ...AUTHED],
