@@ -77,6 +77,20 @@ function notes(schema: Json): string[] {
   return out;
 }
 
+/** The table rows of an object's fields; the fields of an inline object (or of an array's inline
+ * objects) follow as `parent.field` (`parent[].field`), two levels deep. */
+function rows(object: Json, prefix: string): string[] {
+  const required = new Set((object.required as string[] | undefined) ?? []);
+  return Object.entries((object.properties ?? {}) as Record<string, Json>).flatMap(([name, p]) => {
+    const row = `<tr><td><code>${esc(prefix + name)}</code>${required.has(name) ? "" : "?"}</td><td>${typeOf(p)}</td><td>${notes(p).join("; ")}</td></tr>`;
+    const items = p.items as Json | undefined;
+    const inner = p.properties ? p : items?.properties ? items : undefined;
+    const depth = prefix.split(".").length;
+    if (!inner || depth > 2) return [row];
+    return [row, ...rows(inner, `${prefix}${name}${inner === items ? "[]" : ""}.`)];
+  });
+}
+
 /** An object schema as a table of its fields (each alternative of a union its own table), and
  * the JSON Schema itself folded below. */
 function schemaView(schema: Json): string {
@@ -91,15 +105,7 @@ function schemaView(schema: Json): string {
       parts.push(`<p>${typeOf(t)}${notes(t).length ? `: ${notes(t).join("; ")}` : ""}</p>`);
       continue;
     }
-    const required = new Set((t.required as string[] | undefined) ?? []);
-    parts.push(
-      "<table><tr><th>field</th><th>type</th><th></th></tr>",
-      ...Object.entries(props).map(
-        ([name, p]) =>
-          `<tr><td><code>${esc(name)}</code>${required.has(name) ? "" : "?"}</td><td>${typeOf(p)}</td><td>${notes(p).join("; ")}</td></tr>`,
-      ),
-      "</table>",
-    );
+    parts.push("<table><tr><th>field</th><th>type</th><th></th></tr>", ...rows(t, ""), "</table>");
     if (t.additionalProperties && typeof t.additionalProperties === "object")
       parts.push("<p>Other fields are allowed.</p>");
   }
