@@ -22,10 +22,14 @@ export function formatMemory(m: LocalMemory): string {
     `id        ${m.id}`,
     `kind      ${m.kind}`,
     `tags      ${m.tags.length ? m.tags.join(", ") : "-"}`,
+    `scope     ${m.scope ?? "-"}`,
+    `source    ${m.source}`,
     `created   ${m.created_at}`,
     `updated   ${m.updated_at}`,
-    `source    ${m.source === "local" ? `written on this device (${m.synced_at ? `synced ${m.synced_at}` : "not synced yet"})` : "from the VPS"}`,
+    `origin    ${m.origin === "local" ? `written on this device (${m.synced_at ? `synced ${m.synced_at}` : "not synced yet"})` : "from the VPS"}`,
   ];
+  if (m.occurred_at) lines.push(`occurred  ${m.occurred_at}`);
+  if (m.private) lines.push("private   yes (kept on this device, never sent to the VPS)");
   if (Object.keys(m.metadata).length) lines.push(`metadata  ${JSON.stringify(m.metadata)}`);
   return lines.join("\n");
 }

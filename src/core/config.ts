@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { parseCidr } from "./ip.ts";
-import { DEFAULT_MAX_CONTENT_BYTES } from "./memory.ts";
+import { DEFAULT_MAX_CONTENT_BYTES, Scope } from "./memory.ts";
 import { MAX_PUSH_BYTES, MAX_PUSH_MUTATIONS } from "./protocol/sync.ts";
 
 const Port = z.coerce.number().int().min(0).max(65535);
@@ -48,6 +48,9 @@ export const EdgeConfig = z.object({
     .default(1024 * 1024 * 1024),
   /** How long VPS query results are cached locally. */
   cache_ttl_s: z.coerce.number().nonnegative().default(300),
+  /** Default scope (`DIONYSUS_SCOPE`): writes without a scope get it, and recall and list without
+   * a scope filter are narrowed to it and the scopes below it (`--scope '*'` reads everything). */
+  scope: Scope.optional(),
 });
 export type EdgeConfig = z.infer<typeof EdgeConfig>;
 

@@ -236,16 +236,21 @@ export function normalizeQueryText(query: string): string {
  * that differ only in case, spacing, punctuation or `route` share a key.
  */
 export function recallCacheKey(
-  req: { query: string; mode: ResolvedMode; limit: number },
+  req: { query: string; mode: ResolvedMode; limit: number; filter?: object },
   scope = "",
 ): string {
-  return `v1|${scope}|recall|${req.mode}|${req.limit}|${normalizeQueryText(req.query)}`;
+  const filter = req.filter && Object.keys(req.filter).length > 0 ? `|${JSON.stringify(req.filter)}` : "";
+  return `v1|${scope}|recall|${req.mode}|${req.limit}|${normalizeQueryText(req.query)}${filter}`;
 }
 
 /** The cache key of a VPS graph query: normalised entity name, depth and limit. */
-export function graphCacheKey(req: { entity: string; depth: number; limit: number }, scope = ""): string {
+export function graphCacheKey(
+  req: { entity: string; depth: number; limit: number; filter?: object },
+  scope = "",
+): string {
   const entity = req.entity.normalize("NFKC").toLowerCase().trim().replace(/\s+/g, " ");
-  return `v1|${scope}|graph|${req.depth}|${req.limit}|${entity}`;
+  const filter = req.filter && Object.keys(req.filter).length > 0 ? `|${JSON.stringify(req.filter)}` : "";
+  return `v1|${scope}|graph|${req.depth}|${req.limit}|${entity}${filter}`;
 }
 
 /** Is an entry stored at `storedAtMs` still fresh at `nowMs` with a TTL of `ttlS` seconds?

@@ -6,9 +6,11 @@
 import ky, { type KyInstance } from "ky";
 import type { EdgeConfig } from "../core/config.ts";
 import { DionysusError, fromProblem } from "../core/errors.ts";
-import { LocalMemory, type NewMemory } from "../core/memory.ts";
+import { type MemoryFilter, withDefaultScope, writeScope } from "../core/filter.ts";
+import { LocalMemory, type MemorySource, type NewMemoryInput } from "../core/memory.ts";
 import {
   type AuthState,
+  CLIENT_HEADER,
   EdgeHealth,
   type RecallMode,
   RecallResponse,
@@ -23,7 +25,7 @@ import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-fil
 import { routeRecall, withoutVector } from "./heavy/recall.ts";
 import { createVpsQueryClient, GraphAnswer, type GraphAsk, type VpsQueryClient } from "./heavy/service.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
-import type { EdgeStore } from "./store/types.ts";
+import type { EdgeStore, WriteOptions } from "./store/types.ts";
 import { SyncEngine, type SyncProgress, type SyncReport, type SyncStatus } from "./sync/engine.ts";
 import { readNdjsonLines } from "./vps-http.ts";
 
@@ -55,12 +57,16 @@ export interface EdgeClient {
   sync(onProgress?: (p: SyncProgress) => void): Promise<SyncRun>;
   syncStatus(): Promise<SyncStatusView>;
   conflicts(limit: number): Promise<ConflictEntry[]>;
-  create(input: NewMemory): Promise<LocalMemory>;
+  /** Writes as the client's `source` (`ConnectOptions.source`, or `options.source` for this
+   * write: the MCP server learns its client's name only after connecting), in the default scope
+   * when the input names none. */
+  create(input: NewMemoryInput, options?: WriteOptions): Promise<LocalMemory>;
   /** Throws `not_found` for unknown or deleted ids. */
   get(id: string): Promise<LocalMemory>;
   /** Throws `not_found` for unknown or deleted ids. */
   forget(id: string): Promise<void>;
-  recent(limit: number): Promise<LocalMemory[]>;
+  /** Newest first; without a scope in `filter`, narrowed to the default scope when there is one. */
+  recent(limit: number, filter?: MemoryFilter): Promise<LocalMemory[]>;
   /** Recall, routed (see src/edge/heavy/recall.ts): `mode` and `route` default to `auto`. */
   recall(query: string, limit: number, options?: RecallOptions): Promise<RecallResponse>;
   /** A knowledge-graph query on the VPS (503 `unavailable` when it cannot be reached). */
@@ -78,16 +84,41 @@ export interface EdgeClient {
 export interface RecallOptions {
   mode?: RecallMode;
   route?: RecallRoute;
+  /** Without a scope, narrowed to the default scope when there is one. */
+  filter?: MemoryFilter;
 }
 
 export interface ConnectOptions {
   /** How long to wait for a daemon's answers (ms). */
   timeoutMs?: number;
+  /** Who writes through this client: `cli` (the default) or `mcp:<client>` (see `mcpSource`). */
+  source?: MemorySource;
+  /** The default scope (`--scope` on `dionysus mcp`); default: the config's `scope`
+   * (`DIONYSUS_SCOPE`). Writes without a scope get it; reads without a scope filter are narrowed
+   * to it and the scopes below it. */
+  scope?: string | null;
+}
+
+/** The answer of `DaemonClient`'s list: the filter as query parameters of `GET /v1/memories`. */
+export function filterQuery(filter: MemoryFilter | undefined): URLSearchParams {
+  const p = new URLSearchParams();
+  if (!filter) return p;
+  for (const key of ["scope", "kind", "source", "since", "until"] as const) {
+    const v = filter[key];
+    if (v !== undefined) p.set(key, v);
+  }
+  for (const t of filter.tags ?? []) p.append("tag", t);
+  for (const [k, v] of Object.entries(filter.metadata ?? {})) p.append("meta", `${k}=${String(v)}`);
+  return p;
 }
 
 /** Connects to the running daemon of `config.data_dir` (with the API token kept in that data
  * dir), else opens its database directly. */
 export async function connectEdge(config: EdgeConfig, options: ConnectOptions = {}): Promise<EdgeClient> {
+  const who: Who = {
+    source: options.source ?? "cli",
+    scope: options.scope !== undefined ? options.scope : (config.scope ?? null),
+  };
   const info = readDaemonInfo(config.data_dir);
   if (info && info.port !== null) {
     const token = readApiToken(config.data_dir);
@@ -96,17 +127,23 @@ export async function connectEdge(config: EdgeConfig, options: ConnectOptions = 
       timeout: options.timeoutMs ?? 10_000,
       retry: 0,
       throwHttpErrors: false,
-      ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}),
+      headers: { [CLIENT_HEADER]: who.source, ...(token ? { Authorization: `Bearer ${token}` } : {}) },
     });
     try {
       const res = await http.get("health", { timeout: 1500 });
       const health = EdgeHealth.safeParse(res.ok ? await res.json() : undefined);
-      if (health.success) return new DaemonClient(http, info, config);
+      if (health.success) return new DaemonClient(http, info, config, who);
     } catch {
       // a daemon.json left behind by a daemon that died: fall through to direct access
     }
   }
-  return new DirectClient(config);
+  return new DirectClient(config, who);
+}
+
+/** Who a client writes as, and its default scope. */
+interface Who {
+  source: MemorySource;
+  scope: string | null;
 }
 
 /** How long a command waits for a daemon that asks the VPS (ms). */
@@ -117,7 +154,10 @@ class DirectClient implements EdgeClient {
   private readonly store: EdgeStore;
   private syncEngine: SyncEngine | undefined;
 
-  constructor(private readonly config: EdgeConfig) {
+  constructor(
+    private readonly config: EdgeConfig,
+    private readonly who: Who,
+  ) {
     // The daemon runs the full integrity check when it starts; a one-shot command only checks
     // the header, owner and version, and SQLite reports any corruption it reads.
     this.store = createSqliteStore({
@@ -158,8 +198,11 @@ class DirectClient implements EdgeClient {
   async conflicts(limit: number) {
     return this.store.conflicts(limit);
   }
-  async create(input: NewMemory) {
-    return this.store.create(input);
+  async create(input: NewMemoryInput, options: WriteOptions = {}) {
+    return this.store.create(
+      { ...input, scope: writeScope(input.scope, this.who.scope) },
+      { source: options.source ?? this.who.source },
+    );
   }
   async get(id: string) {
     const m = this.store.get(id);
@@ -169,15 +212,23 @@ class DirectClient implements EdgeClient {
   async forget(id: string) {
     this.store.delete(id);
   }
-  async recent(limit: number) {
-    return this.store.recent(limit).map(withoutVector);
+  async recent(limit: number, filter?: MemoryFilter) {
+    return this.store.recent(limit, withDefaultScope(filter, this.who.scope)).map(withoutVector);
   }
   async recall(query: string, limit: number, options: RecallOptions = {}): Promise<RecallResponse> {
-    const req = { query, limit, mode: options.mode ?? "auto", route: options.route ?? "auto" } as const;
-    return routeRecall(req, (q, n) => this.store.recall(q, n), this.heavy());
+    const filter = withDefaultScope(options.filter, this.who.scope);
+    const req = {
+      query,
+      limit,
+      mode: options.mode ?? "auto",
+      route: options.route ?? "auto",
+      ...(filter ? { filter } : {}),
+    } as const;
+    return routeRecall(req, (q, n) => this.store.recall(q, n, filter), this.heavy());
   }
   async graph(req: GraphAsk) {
-    return this.heavy().graph(req);
+    const filter = withDefaultScope(req.filter, this.who.scope);
+    return this.heavy().graph(filter ? { ...req, filter } : req);
   }
   async consolidate() {
     return this.heavy().consolidate();
@@ -217,6 +268,7 @@ class DaemonClient implements EdgeClient {
     private readonly http: KyInstance,
     private readonly info: DaemonInfo,
     private readonly config: EdgeConfig,
+    private readonly who: Who,
   ) {
     this.url = daemonUrl(info.host, info.port ?? 0);
   }
@@ -227,6 +279,7 @@ class DaemonClient implements EdgeClient {
     path: string,
     json?: unknown,
     timeout?: false | number,
+    headers?: Record<string, string>,
   ): Promise<unknown> {
     let res: Response;
     try {
@@ -234,6 +287,7 @@ class DaemonClient implements EdgeClient {
         method,
         ...(json === undefined ? {} : { json }),
         ...(timeout === undefined ? {} : { timeout }),
+        ...(headers ? { headers } : {}),
       });
     } catch (cause) {
       throw new DionysusError(
@@ -265,8 +319,18 @@ class DaemonClient implements EdgeClient {
     const body = (await this.call("get", `v1/conflicts?limit=${limit}`)) as { conflicts: ConflictEntry[] };
     return body.conflicts;
   }
-  async create(input: NewMemory) {
-    return LocalMemory.parse(await this.call("post", "v1/memories", input));
+  async create(input: NewMemoryInput, options: WriteOptions = {}) {
+    // The daemon records the source from the client header; the scope is this client's default.
+    const scope = writeScope(input.scope, this.who.scope);
+    return LocalMemory.parse(
+      await this.call(
+        "post",
+        "v1/memories",
+        { ...input, ...(scope === null ? {} : { scope }) },
+        undefined,
+        options.source ? { [CLIENT_HEADER]: options.source } : undefined,
+      ),
+    );
   }
   async get(id: string) {
     return LocalMemory.parse(await this.call("get", `v1/memories/${encodeURIComponent(id)}`));
@@ -274,18 +338,29 @@ class DaemonClient implements EdgeClient {
   async forget(id: string) {
     await this.call("delete", `v1/memories/${encodeURIComponent(id)}`);
   }
-  async recent(limit: number) {
-    const body = (await this.call("get", `v1/memories?recent=${limit}`)) as { memories: unknown[] };
+  async recent(limit: number, filter?: MemoryFilter) {
+    const params = filterQuery(withDefaultScope(filter, this.who.scope));
+    params.set("recent", String(limit));
+    const body = (await this.call("get", `v1/memories?${params}`)) as { memories: unknown[] };
     return body.memories.map((m) => LocalMemory.parse(m));
   }
   async recall(query: string, limit: number, options: RecallOptions = {}) {
+    const filter = withDefaultScope(options.filter, this.who.scope);
     // The daemon may wait on the VPS (10 s) before it falls back to local search.
     return RecallResponse.parse(
-      await this.call("post", "v1/recall", { query, limit, ...options }, HEAVY_TIMEOUT_MS),
+      await this.call(
+        "post",
+        "v1/recall",
+        { query, limit, ...options, ...(filter ? { filter } : {}) },
+        HEAVY_TIMEOUT_MS,
+      ),
     );
   }
   async graph(req: GraphAsk) {
-    return GraphAnswer.parse(await this.call("post", "v1/graph/query", req, HEAVY_TIMEOUT_MS));
+    const filter = withDefaultScope(req.filter, this.who.scope);
+    return GraphAnswer.parse(
+      await this.call("post", "v1/graph/query", filter ? { ...req, filter } : req, HEAVY_TIMEOUT_MS),
+    );
   }
   async consolidate() {
     return ConsolidateResponse.parse(await this.call("post", "v1/consolidate", undefined, HEAVY_TIMEOUT_MS));

@@ -5,9 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DionysusError } from "../../src/core/errors.ts";
 import { createSqliteStore, SCHEMA_VERSION } from "../../src/edge/store/sqlite/index.ts";
+import { APPLICATION_ID, MIGRATIONS } from "../../src/edge/store/sqlite/schema.ts";
 import { edgeStoreContract, remoteChange } from "./edge-store.contract.ts";
+import { edgeFilterContract } from "./edge-store-filters.contract.ts";
 
 edgeStoreContract("sqlite", (opts) => createSqliteStore(opts));
+edgeFilterContract("sqlite", (opts) => createSqliteStore(opts));
 
 describe("sqlite adapter specifics", () => {
   const dirs: string[] = [];
@@ -122,6 +125,76 @@ describe("sqlite adapter specifics", () => {
       "works",
     );
     store.close();
+  });
+
+  test("a schema-1 database (before scopes) migrates with its memories and queue intact", () => {
+    const path = join(tmp(), "edge.db");
+    const raw = new Database(path);
+    raw.run("PRAGMA journal_mode = WAL");
+    for (const statement of MIGRATIONS[0]!) raw.run(statement);
+    raw.run(`PRAGMA application_id = ${APPLICATION_ID}`);
+    raw.run("PRAGMA user_version = 1");
+    raw.run("INSERT INTO meta (key, value) VALUES ('device_id', '0190b7e0-0000-7000-8000-00000000d001')");
+    const at = "2026-01-01T00:00:00.000Z";
+    const hlc = "001767225600000-000000-0190b7e0-0000-7000-8000-00000000d001";
+    raw.run(
+      `INSERT INTO memories (id, content, kind, tags, metadata, created_at, updated_at, hlc, origin_device, source)
+       VALUES ('0190b7e0-0000-7000-8000-000000000001', 'an unsynced memory from before', 'episodic', '["old"]',
+               '{"k":1}', ?, ?, ?, '0190b7e0-0000-7000-8000-00000000d001', 'local'),
+              ('0190b7e0-0000-7000-8000-000000000002', 'a pulled memory from before', 'identity', '[]', '{}', ?, ?,
+               '001767225600000-000000-other', 'other', 'vps')`,
+      [at, at, hlc, at, at],
+    );
+    raw.run(
+      `INSERT INTO sync_queue (mutation_id, memory_id, op, hlc, payload, status, created_at, updated_at)
+       VALUES (1, '0190b7e0-0000-7000-8000-000000000001', 'create', ?, ?, 'queued', ?, ?)`,
+      [
+        hlc,
+        JSON.stringify({
+          content: "an unsynced memory from before",
+          kind: "episodic",
+          tags: ["old"],
+          metadata: { k: 1 },
+          created_at: at,
+          updated_at: at,
+        }),
+        at,
+        at,
+      ],
+    );
+    raw.run("INSERT INTO meta (key, value) VALUES ('last_mutation_id', '1')");
+    raw.close();
+
+    const store = createSqliteStore({ path });
+    expect(store.get("0190b7e0-0000-7000-8000-000000000001")).toMatchObject({
+      content: "an unsynced memory from before",
+      tags: ["old"],
+      metadata: { k: 1 },
+      origin: "local",
+      private: false,
+      scope: null,
+      source: "unknown",
+      occurred_at: null,
+    });
+    expect(store.get("0190b7e0-0000-7000-8000-000000000002")).toMatchObject({
+      kind: "identity",
+      origin: "vps",
+    });
+    expect(store.recall("before", 10)).toHaveLength(2);
+    const [queued] = store.claimBatch(10);
+    expect(queued).toMatchObject({
+      mutation_id: 1,
+      op: "create",
+      id: "0190b7e0-0000-7000-8000-000000000001",
+    });
+    // The next write continues the numbering.
+    store.release([1], "test", 0);
+    store.create({ content: "after the upgrade", scope: "work" });
+    expect(store.claimBatch(10).map((m) => m.mutation_id)).toEqual([1, 2]);
+    store.close();
+    const check = new Database(path);
+    expect(check.query("PRAGMA user_version").values()[0]?.[0]).toBe(SCHEMA_VERSION);
+    check.close();
   });
 
   test("creates the data directory when it is missing", () => {

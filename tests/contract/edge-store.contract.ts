@@ -54,6 +54,9 @@ export function remoteChange(
     hlc: rest.hlc ?? formatHlc({ ms, counter, node }),
     deleted: rest.deleted ?? false,
     origin_device: rest.origin_device ?? node,
+    scope: rest.scope ?? null,
+    source: rest.source ?? "cli",
+    occurred_at: rest.occurred_at ?? null,
     seq: rest.seq ?? 1,
     ...(rest.base_hlc !== undefined ? { base_hlc: rest.base_hlc } : {}),
   };
@@ -121,7 +124,11 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
           metadata: { a: 1 },
           deleted: false,
           origin_device: store.deviceId,
-          source: "local",
+          origin: "local",
+          private: false,
+          scope: null,
+          source: "unknown",
+          occurred_at: null,
           synced_at: null,
           created_at: new Date(T0).toISOString(),
           updated_at: new Date(T0).toISOString(),
@@ -283,7 +290,7 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         expect(hits[0]!.score).toBeGreaterThan(hits[1]!.score);
         expect(hits[1]!.score).toBeGreaterThan(0);
         expect(hits[0]!.snippet).toContain("**running**");
-        expect(hits[0]!.memory).toMatchObject({ content: run.content, source: "local" });
+        expect(hits[0]!.memory).toMatchObject({ content: run.content, origin: "local" });
       });
 
       test("finds words in tags and respects the limit", () => {
@@ -470,7 +477,7 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         expect(store.cursor()).toBe("e1.1");
         expect(store.get(c.id)).toMatchObject({
           content: c.content,
-          source: "vps",
+          origin: "vps",
           hlc: c.hlc,
           origin_device: "device-b",
         });
@@ -487,7 +494,7 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         const c = remoteChange({ ms: T0 + 5_000, id: m.id, content: "remote version" });
         const r = store.applyChanges([c], "e1.2");
         expect(r).toEqual({ applied: 1, skipped: 0, conflicts: 1 });
-        expect(store.get(m.id)).toMatchObject({ content: "remote version", source: "vps", hlc: c.hlc });
+        expect(store.get(m.id)).toMatchObject({ content: "remote version", origin: "vps", hlc: c.hlc });
         const [entry] = store.conflicts(10);
         expect(entry).toMatchObject({ memory_id: m.id, winner_hlc: c.hlc, loser_hlc: m.hlc });
         expect(entry!.loser?.content).toBe("local version");
@@ -513,10 +520,10 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
       test("our own write echoed back only marks it synced", () => {
         const { store } = fresh();
         const m = store.create({ content: "mine", kind: "episodic", tags: [], metadata: {} });
-        const { source: _s, synced_at: _y, last_accessed_at: _l, ...plain } = m;
+        const { origin: _o, private: _p, synced_at: _y, last_accessed_at: _l, ...plain } = m;
         const r = store.applyChanges([{ ...plain, seq: 7 }], "e1.7");
         expect(r).toEqual({ applied: 0, skipped: 0, conflicts: 0 });
-        expect(store.get(m.id)).toMatchObject({ source: "local", content: "mine" });
+        expect(store.get(m.id)).toMatchObject({ origin: "local", content: "mine" });
         expect(store.get(m.id)?.synced_at).not.toBeNull();
         expect(store.conflicts(10)).toEqual([]);
       });
@@ -609,7 +616,7 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
           content: "I am Ana",
         });
         expect(store.applyIdentity([identity])).toBe(1);
-        expect(store.get(identity.id)).toMatchObject({ kind: "identity", source: "vps" });
+        expect(store.get(identity.id)).toMatchObject({ kind: "identity", origin: "vps" });
         expect(store.cursor()).toBe("e1.5");
       });
 

@@ -17,6 +17,7 @@ import { migrateToLatest } from "../../src/vps/db/migrations.ts";
 import { createSyncService } from "../../src/vps/sync/service.ts";
 import { TestDevice } from "../helpers/memories.ts";
 import { deviceHistoryTests, oauthError } from "./vps-device-history.contract.ts";
+import { vpsFilterTests } from "./vps-filters.contract.ts";
 
 export interface ContractBackend {
   vdb: VpsDatabase;
@@ -516,5 +517,6 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
     });
 
     deviceHistoryTests(() => vdb);
+    vpsFilterTests(() => vdb);
   });
 }

@@ -69,7 +69,8 @@ describe("dionysus CLI without a daemon (direct database access)", () => {
     expect(fromStdin).toMatchObject({
       content: "I prefer tea over coffee in the evening.",
       kind: "identity",
-      source: "local",
+      origin: "local",
+      source: "cli",
     });
 
     const r = await cli(["recall", "coffee", "museum", "--json", "--data-dir", dir]);
@@ -310,5 +311,77 @@ describe("dionysus serve and the CLI through it", () => {
     expect(new Set(stamps).size).toBe(46);
     expect([...stamps].sort()).toEqual(stamps);
     db.close();
+  });
+});
+
+describe("scopes, filters and private memories in the CLI", () => {
+  test("ingest --scope/--occurred-at/--private/--meta; list and recall filters; DIONYSUS_SCOPE", async () => {
+    const dir = tmp.dir();
+    const work = await cli([
+      "ingest",
+      "--json",
+      "planning the release notes",
+      "--scope",
+      "Work/Release",
+      "--occurred-at",
+      "2026-02-27T09:00:00Z",
+      "--meta",
+      "priority=2",
+      "--tag",
+      "plan",
+      "--data-dir",
+      dir,
+    ]);
+    ok(work);
+    expect(LocalMemory.parse(JSON.parse(work.stdout))).toMatchObject({
+      scope: "work/release",
+      occurred_at: "2026-02-27T09:00:00.000Z",
+      metadata: { priority: 2 },
+      source: "cli",
+      private: false,
+    });
+    const home = await cli(["ingest", "--private", "planning the garden", "--data-dir", dir], {
+      env: { DIONYSUS_SCOPE: "home" },
+    });
+    ok(home);
+    expect(home.stdout).toContain("scope home");
+    expect(home.stdout).toContain("private");
+
+    const listed = async (args: string[], env: Record<string, string> = {}) => {
+      const r = await cli(["list", "--json", ...args, "--data-dir", dir], { env });
+      ok(r);
+      return (JSON.parse(r.stdout) as { memories: LocalMemory[] }).memories.map((m) => m.content).sort();
+    };
+    expect(await listed(["--scope", "work/*"])).toEqual(["planning the release notes"]);
+    expect(await listed(["--meta", "priority=2", "--tag", "plan"])).toEqual(["planning the release notes"]);
+    expect(await listed(["--source", "cli", "--since", "1h"])).toHaveLength(2);
+    // The default scope narrows reads; --scope '*' reads everything.
+    expect(await listed([], { DIONYSUS_SCOPE: "home" })).toEqual(["planning the garden"]);
+    expect(await listed(["--scope", "*"], { DIONYSUS_SCOPE: "home" })).toHaveLength(2);
+
+    const r = await cli(["recall", "planning", "--json", "--scope", "home", "--data-dir", dir]);
+    ok(r);
+    expect(RecallResponse.parse(JSON.parse(r.stdout)).results.map((h) => h.memory.content)).toEqual([
+      "planning the garden",
+    ]);
+  });
+
+  test("bad scopes, times and filters: exit 2 naming the flag, nothing stored", async () => {
+    const dir = tmp.dir();
+    ok(await cli(["ingest", "the one memory", "--data-dir", dir]));
+    refused(await cli(["ingest", "x", "--scope", "Not A Scope!", "--data-dir", dir]), 2, "--scope");
+    refused(
+      await cli(["ingest", "x", "--occurred-at", "last tuesday", "--data-dir", dir]),
+      2,
+      "--occurred-at",
+    );
+    refused(await cli(["ingest", "x", "--meta", "novalue", "--data-dir", dir]), 2, "--meta");
+    refused(await cli(["recall", "x", "--since", "7x", "--data-dir", dir]), 2, "--since");
+    refused(await cli(["recall", "x", "--since", "1h", "--until", "2h", "--data-dir", dir]), 2, "--since");
+    refused(await cli(["list", "--scope", "a//b", "--data-dir", dir]), 2, "--scope");
+    refused(await cli(["list", "--kind", "dream", "--data-dir", dir]), 2, "--kind");
+    refused(await cli(["list", "--source", "me", "--data-dir", dir]), 2, "--source");
+    refused(await cli(["list", "--data-dir", dir], { env: { DIONYSUS_SCOPE: "Bad Scope" } }), 2, "scope");
+    expect((await statusJson(dir)).memories).toBe(1);
   });
 });

@@ -63,8 +63,12 @@ const json = (body: unknown, headers: Record<string, string> = {}) => ({
   body: typeof body === "string" ? body : JSON.stringify(body),
 });
 
-async function create(content: string, extra: Record<string, unknown> = {}) {
-  const res = await app.request("/v1/memories", json({ content, ...extra }));
+async function create(
+  content: string,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+) {
+  const res = await app.request("/v1/memories", json({ content, ...extra }, headers));
   expect(res.status).toBe(201);
   return LocalMemory.parse(await res.json());
 }
@@ -116,7 +120,7 @@ describe("memories", () => {
     expect(res.status).toBe(201);
     const m = LocalMemory.parse(await res.json());
     expect(res.headers.get("location")).toBe(`/v1/memories/${m.id}`);
-    expect(m).toMatchObject({ content: "Lunch with Sam", tags: ["sam"], kind: "identity", source: "local" });
+    expect(m).toMatchObject({ content: "Lunch with Sam", tags: ["sam"], kind: "identity", origin: "local" });
     expect(writes).toBe(1);
     expect(store.queueCounts().queued).toBe(1);
   });
@@ -534,5 +538,107 @@ describe("the API token", () => {
     }
     for (const address of ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
       expect((await app.request("/session", {}, peer(address))).status).toBe(204);
+  });
+});
+
+describe("scopes, sources, filters and private memories over HTTP", () => {
+  test("source is api, or cli/mcp from Dionysus's client header; a body naming it is refused", async () => {
+    expect((await create("from curl")).source).toBe("api");
+    expect((await create("from the CLI", {}, { "X-Dionysus-Client": "cli" })).source).toBe("cli");
+    expect((await create("from MCP", {}, { "X-Dionysus-Client": "mcp:claude-desktop" })).source).toBe(
+      "mcp:claude-desktop",
+    );
+    expect((await create("a stranger", {}, { "X-Dionysus-Client": "vps" })).source).toBe("api");
+    const before = storedState();
+    const body = await expectProblem(
+      await app.request("/v1/memories", json({ content: "x", source: "cli" })),
+      400,
+      "invalid_input",
+    );
+    expect(body.detail).toContain("source");
+    expect(storedState()).toEqual(before);
+  });
+
+  test("scope and occurred_at are stored; a bad one is a 400 naming the field and stores nothing", async () => {
+    const m = await create("met Ana", { scope: "project/dionysus", occurred_at: "2026-02-27T09:00:00Z" });
+    expect(m).toMatchObject({ scope: "project/dionysus", occurred_at: "2026-02-27T09:00:00Z" });
+    const before = storedState();
+    for (const [extra, field] of [
+      [{ scope: "bad scope" }, "scope"],
+      [{ scope: "a//b" }, "scope"],
+      [{ occurred_at: "last tuesday" }, "occurred_at"],
+    ] as const) {
+      const body = await expectProblem(
+        await app.request("/v1/memories", json({ content: "x", ...extra })),
+        400,
+        "invalid_input",
+      );
+      expect(body.detail).toContain(field);
+    }
+    expect(storedState()).toEqual(before);
+  });
+
+  test("list and recall take the filter; bad filters are 400s naming the field", async () => {
+    const work = await create("work note", { scope: "work", tags: ["a", "b"], metadata: { n: 2 } });
+    await create("home note", { scope: "home", tags: ["a"] });
+    const list = async (q: string) => {
+      const res = await app.request(`/v1/memories?${q}`);
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { memories: LocalMemory[] }).memories.map((m) => m.content);
+    };
+    expect(await list("scope=work")).toEqual(["work note"]);
+    expect(await list("tag=a&tag=b")).toEqual(["work note"]);
+    expect(await list("meta=n=2")).toEqual(["work note"]);
+    expect(await list("source=api&since=1h")).toHaveLength(2);
+    const recall = await app.request("/v1/recall", json({ query: "note", filter: { scope: "work" } }));
+    expect(RecallResponse.parse(await recall.json()).results.map((h) => h.memory.id)).toEqual([work.id]);
+
+    const bad: Array<[string, RequestInit | undefined, string]> = [
+      ["/v1/memories?scope=Bad Scope", undefined, "scope"],
+      ["/v1/memories?since=yesterday", undefined, "since"],
+      ["/v1/memories?since=1h&until=2h", undefined, "since"],
+      ["/v1/memories?meta=novalue", undefined, "meta"],
+      ["/v1/recall", json({ query: "note", filter: { color: "red" } }), "color"],
+      ["/v1/recall", json({ query: "note", filter: { scope: "a//b" } }), "filter.scope"],
+      ["/v1/recall", json({ query: "note", filter: { since: "7x" } }), "filter.since"],
+      [
+        "/v1/recall",
+        json({ query: "note", filter: { since: "2026-02-01T00:00:00Z", until: "2026-01-01T00:00:00Z" } }),
+        "until",
+      ],
+      ["/v1/recall", json({ query: "note", filter: { metadata: { k: { nested: 1 } } } }), "filter.metadata"],
+    ];
+    for (const [path, init, field] of bad) {
+      const body = await expectProblem(await app.request(path, init), 400, "invalid_input");
+      expect(body.detail).toContain(field);
+    }
+  });
+
+  test("a default scope goes to writes without one and narrows reads; * reads everything", async () => {
+    store.close();
+    make({ config: { host: "127.0.0.1", max_content_bytes: 1000, scope: "project" } });
+    const m = await create("scoped by default");
+    expect(m.scope).toBe("project");
+    expect((await create("explicit", { scope: "home" })).scope).toBe("home");
+    expect((await create("sub", { scope: "project/sub" })).scope).toBe("project/sub");
+    const list = async (q: string) =>
+      ((await (await app.request(`/v1/memories?${q}`)).json()) as { memories: LocalMemory[] }).memories
+        .map((x) => x.content)
+        .sort();
+    expect(await list("")).toEqual(["scoped by default", "sub"]);
+    expect(await list("scope=*")).toEqual(["explicit", "scoped by default", "sub"]);
+    expect(await list("scope=home")).toEqual(["explicit"]);
+  });
+
+  test("private: true is stored, listed and never queued; PATCH private moves it off and back", async () => {
+    const p = await create("a private thought", { private: true });
+    expect(p.private).toBe(true);
+    expect(store.queueCounts().queued).toBe(0);
+    const patched = await app.request(`/v1/memories/${p.id}`, {
+      ...json({ private: false }),
+      method: "PATCH",
+    });
+    expect(patched.status).toBe(200);
+    expect(store.queueCounts().queued).toBe(1);
   });
 });

@@ -143,12 +143,12 @@ describe("recall routing on the edge", () => {
     const kw = await recall(e.app, { query: "spare key" });
     expect(kw.routed).toBe("local");
     expect(kw.degraded).toBeUndefined();
-    expect(kw.results[0]?.memory.source).toBe("local");
+    expect(kw.results[0]?.memory.origin).toBe("local");
 
     const first = await recall(e.app, { query: "where is the spare key", mode: "semantic", limit: 3 });
     expect(first.routed).toBe("vps");
     expect(first.results[0]?.memory.id).toBe(ids.key!);
-    expect(first.results[0]?.memory.source).toBe("vps");
+    expect(first.results[0]?.memory.origin).toBe("vps");
     expect(first.results[0]?.memory.embedding).toBeUndefined();
     const searches = () => vps.logs.filter((l) => l.route === "/v1/search").length;
     const before = searches();

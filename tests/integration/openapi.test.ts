@@ -225,6 +225,41 @@ describe("edge API document", () => {
     }
   });
 
+  test("the documented query parameters of GET /v1/memories are the ones the route reads", async () => {
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    const create = (body: object) =>
+      app.request("/v1/memories", {
+        method: "POST",
+        headers: { ...auth, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect(
+      (await create({ content: "in scope", scope: "work/x", tags: ["a", "b"], metadata: { k: "v" } })).status,
+    ).toBe(201);
+    expect((await create({ content: "elsewhere", scope: "home", tags: ["a"] })).status).toBe(201);
+    const values: Record<string, string[]> = {
+      recent: ["5"],
+      scope: ["work/*"],
+      tag: ["a", "b"],
+      kind: ["episodic"],
+      source: ["api"],
+      since: ["7d"],
+      until: ["2100-01-01T00:00:00Z"],
+      meta: ["k=v"],
+    };
+    const params = (
+      edgeDoc.paths["/v1/memories"]!.get!.parameters as Array<{ name: string; in: string }>
+    ).filter((p) => p.in === "query");
+    expect(params.map((p) => p.name).sort()).toEqual(Object.keys(values).sort());
+    const query = new URLSearchParams();
+    for (const p of params) for (const v of values[p.name]!) query.append(p.name, v);
+    const res = await app.request(`/v1/memories?${query}`, { headers: auth });
+    expect(res.status).toBe(200);
+    const { memories } = (await res.json()) as { memories: Array<{ content: string }> };
+    // Every parameter took effect: only the memory in scope, with both tags and the metadata.
+    expect(memories.map((m) => m.content)).toEqual(["in scope"]);
+  });
+
   test("real answers match the documented response schemas", async () => {
     const auth = { Authorization: `Bearer ${TOKEN}` };
     const json = { ...auth, "Content-Type": "application/json" };

@@ -120,6 +120,22 @@ describe("search", () => {
       expect(r.results[i - 1]!.score).toBeGreaterThanOrEqual(r.results[i]!.score);
   });
 
+  test("semantic with a filter: the exact scan considers only the filter's memories", async () => {
+    const q = { query: "meetings of the design team about logos", mode: "semantic", limit: 3 };
+    const all = SearchResponse.parse((await post(s, "/v1/search", q)).body);
+    const same = SearchResponse.parse(
+      (await post(s, "/v1/search", { ...q, filter: { source: "unknown" } })).body,
+    );
+    expect(same.results.map((h) => h.memory.id)).toEqual(all.results.map((h) => h.memory.id));
+    const narrowed = SearchResponse.parse(
+      (await post(s, "/v1/search", { ...q, limit: 10, filter: { tags: ["no-such-tag"] } })).body,
+    );
+    expect(narrowed.results).toEqual([]);
+    const bad = await post(s, "/v1/search", { ...q, filter: { scope: "A B" } });
+    expect(bad.status).toBe(400);
+    expect(String(bad.body.detail)).toContain("filter.scope");
+  });
+
   test("hybrid: both lists fused; a memory found by either appears", async () => {
     const r = await search(s, "where is the spare key", "hybrid", 5);
     expect(r.mode).toBe("hybrid");
@@ -209,7 +225,7 @@ describe("graph queries", () => {
     const dev = new TestDevice("dev-graph");
     await push(s, [
       dev.create("Had coffee with Ana Lima in Lisbon yesterday."),
-      dev.create("Ana Lima and Bruno Costa planned the garden project."),
+      dev.create("Ana Lima and Bruno Costa planned the garden project.", { scope: "work/garden" }),
       dev.create("Bruno Costa moved to Porto."),
     ]);
     await t.services.heavy.worker.drain();
@@ -230,6 +246,19 @@ describe("graph queries", () => {
       (await post(s, "/v1/graph/query", { entity: "ANA LIMA's", depth: 2 })).body,
     );
     expect(g2.nodes.map((n) => n.name)).toContain("Porto");
+  });
+
+  test("a filter narrows the memories answered; the nodes stay the graph's", async () => {
+    const r = await post(s, "/v1/graph/query", { entity: "ana lima", depth: 1, filter: { scope: "work/*" } });
+    expect(r.status).toBe(200);
+    const g = GraphQueryResponse.parse(r.body);
+    expect(g.memories.map((m) => m.memory.content)).toEqual([
+      "Ana Lima and Bruno Costa planned the garden project.",
+    ]);
+    expect(g.nodes.map((n) => n.name)).toContain("Lisbon");
+    const bad = await post(s, "/v1/graph/query", { entity: "ana lima", filter: { colour: "red" } });
+    expect(bad.status).toBe(400);
+    expect(String(bad.body.detail)).toContain("colour");
   });
 
   test("an unknown entity is an empty answer, not an error; bad depth or empty entity is 400", async () => {
@@ -268,6 +297,26 @@ describe("graph queries", () => {
 });
 
 describe("consolidation", () => {
+  test("duplicates are merged within a scope, never across scopes", async () => {
+    const s = await signIn(t, "dev-cons-scope");
+    const dev = new TestDevice("dev-cons-scope");
+    const text = "Booked the dentist for Thursday morning";
+    const work1 = dev.create(text, { scope: "work" });
+    const work2 = dev.create(`${text}!`, { scope: "work" });
+    const home = dev.create(text, { scope: "home" });
+    const none = dev.create(text);
+    await push(s, [work1, work2, home, none]);
+    const started = ConsolidateResponse.parse((await post(s, "/v1/consolidate", {})).body);
+    await t.services.heavy.worker.drain();
+    const got = await t.req(`/v1/jobs/${started.job.id}`, { headers: s.auth });
+    const job = Job.parse(((await got.json()) as { job: unknown }).job);
+    expect(job.result).toMatchObject({ merged_groups: 1, tombstoned: 1 });
+    const live = new Map((await pullAll(s)).filter((c) => !c.deleted).map((c) => [c.id, c]));
+    expect(live.has(home.id)).toBe(true);
+    expect(live.has(none.id)).toBe(true);
+    expect([live.has(work1.id), live.has(work2.id)].filter(Boolean)).toHaveLength(1);
+  });
+
   test("one job at a time; merges near-duplicates into the oldest, refreshes the graph, writes a summary", async () => {
     const s = await signIn(t, "dev-cons");
     const dev = new TestDevice("dev-cons");

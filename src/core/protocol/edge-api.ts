@@ -2,7 +2,8 @@
  * The edge agent's local HTTP API (127.0.0.1:8080) request and response shapes.
  */
 import { z } from "zod";
-import { LocalMemory } from "../memory.ts";
+import { MemoryFilter } from "../filter.ts";
+import { LocalMemory, type MemorySource } from "../memory.ts";
 import { QueueCounts } from "./sync.ts";
 
 export const RecallMode = z.enum(["auto", "keyword", "semantic", "hybrid"]);
@@ -13,12 +14,24 @@ export type RecallRoute = z.infer<typeof RecallRoute>;
 /** Result limits accepted everywhere (recall, list, search): 1..100. */
 export const Limit = z.coerce.number().int().min(1, "limit must be 1..100").max(100, "limit must be 1..100");
 
+/** The header Dionysus's own clients name themselves with: `cli`, or `mcp:<client>` (the MCP
+ * server going through the daemon). Any other caller of the API writes as `api`. */
+export const CLIENT_HEADER = "X-Dionysus-Client";
+
+/** The `source` of a write through this API: the CLI and the MCP server say who they are. */
+export function requestSource(header: string | undefined): MemorySource {
+  const v = header?.trim().toLowerCase();
+  return v === "cli" || (v !== undefined && /^mcp:[a-z0-9._-]{1,64}$/.test(v)) ? v : "api";
+}
+
 /** `POST /v1/recall`. The query is user text, never FTS5 syntax. */
 export const RecallRequest = z.object({
   query: z.string().trim().min(1, "query must not be empty").max(4096, "query is at most 4096 characters"),
   limit: Limit.default(10),
   mode: RecallMode.default("auto"),
   route: RecallRoute.default("auto"),
+  /** Narrows the recall inside the query (see src/core/filter.ts). */
+  filter: MemoryFilter.optional(),
 });
 export type RecallRequest = z.infer<typeof RecallRequest>;
 

@@ -3,6 +3,7 @@
  * jobs and ask. The VPS validates requests with them and the edge parses answers with them.
  */
 import { z } from "zod";
+import { MemoryFilter } from "../filter.ts";
 import { Memory, Timestamp } from "../memory.ts";
 import { Limit } from "./edge-api.ts";
 
@@ -24,6 +25,8 @@ export const SearchRequest = z.object({
   query: QueryText,
   mode: SearchMode.default("hybrid"),
   limit: Limit.default(10),
+  /** Narrows the search inside the query (see src/core/filter.ts). */
+  filter: MemoryFilter.optional(),
 });
 export type SearchRequest = z.infer<typeof SearchRequest>;
 
@@ -66,6 +69,9 @@ export const GraphQueryRequest = z.object({
     .max(MAX_GRAPH_DEPTH, `depth must be 1..${MAX_GRAPH_DEPTH}`)
     .default(1),
   limit: Limit.default(20),
+  /** Narrows the memories answered (read from the memories table with it); the nodes and edges
+   * are the graph's, whatever the filter. */
+  filter: MemoryFilter.optional(),
 });
 export type GraphQueryRequest = z.infer<typeof GraphQueryRequest>;
 

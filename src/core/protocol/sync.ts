@@ -4,15 +4,18 @@
  * them, so the two sides cannot drift apart.
  */
 import { z } from "zod";
-import { HlcStamp, Memory, MemoryKind, Metadata, Tags, Timestamp } from "../memory.ts";
+import { HlcStamp, Memory, MemoryKind, MemorySource, Metadata, Scope, Tags, Timestamp } from "../memory.ts";
 
 /**
  * The version of the sync protocol these schemas define. The VPS reports it in `GET /health`
  * (`protocol_version`) and `dionysus --version --json` prints the binary's. Raise it when a
  * change to these schemas would break the other side (an older edge or VPS); additions that an
  * older side ignores keep it.
+ *
+ * 2: memories carry `scope`, `source` and `occurred_at`. A VPS of protocol 2 still accepts pushes
+ * of protocol 1 (without them: no scope, source `unknown`, no occurred_at).
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** The full state of a memory written by a create or update. Whole-record last-write-wins. */
 export const MemoryData = z.object({
@@ -22,6 +25,9 @@ export const MemoryData = z.object({
   metadata: Metadata,
   created_at: Timestamp,
   updated_at: Timestamp,
+  scope: Scope.nullable().default(null),
+  source: MemorySource.default("unknown"),
+  occurred_at: Timestamp.nullable().default(null),
 });
 export type MemoryData = z.infer<typeof MemoryData>;
 

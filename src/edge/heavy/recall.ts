@@ -25,6 +25,8 @@ function bare(hits: RecallHit[]): RecallHit[] {
   return hits.map((h) => (h.memory.embedding === undefined ? h : { ...h, memory: withoutVector(h.memory) }));
 }
 
+/** `local` runs the keyword recall on this device; `req.filter` goes with the request to the VPS
+ * (the caller passes it to `local` too). */
 export async function routeRecall(
   req: RecallRequest,
   local: (query: string, limit: number) => RecallHit[],
@@ -35,7 +37,12 @@ export async function routeRecall(
   let plan: RecallPlan = planRecall(req, heavy?.state() ?? NO_VPS);
   if (plan.where === "vps" && heavy) {
     try {
-      const answer = await heavy.search({ query: req.query, mode: plan.mode, limit: req.limit });
+      const answer = await heavy.search({
+        query: req.query,
+        mode: plan.mode,
+        limit: req.limit,
+        ...(req.filter ? { filter: req.filter } : {}),
+      });
       return { results: answer.hits, routed: answer.cached ? "cache" : "vps", took_ms: took() };
     } catch (err) {
       // Our own request being refused is not a reason to answer something else.

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { z } from "zod";
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
+import type { MemoryFilter } from "../../core/filter.ts";
 import type { LocalMemory, Memory } from "../../core/memory.ts";
 import type { RecallHit } from "../../core/protocol/edge-api.ts";
 import {
@@ -43,6 +44,7 @@ export interface GraphAsk {
   entity: string;
   depth: number;
   limit: number;
+  filter?: MemoryFilter;
 }
 
 export interface VpsQueryClientOptions {
@@ -67,6 +69,7 @@ export interface VpsQueryClient {
     query: string;
     mode: ResolvedMode;
     limit: number;
+    filter?: MemoryFilter;
   }): Promise<{ hits: RecallHit[]; cached: boolean }>;
   graph(req: GraphAsk): Promise<GraphAnswer>;
   consolidate(): Promise<ConsolidateResponse>;
@@ -83,7 +86,13 @@ export interface VpsQueryClient {
 /** A VPS search result as a recall hit: the memory as the VPS has it, marked as from the VPS. */
 export function toRecallHit(h: { memory: Memory; score: number; snippet: string }): RecallHit {
   const { embedding: _e, ...memory } = h.memory;
-  const local: LocalMemory = { ...memory, source: "vps", synced_at: null, last_accessed_at: null };
+  const local: LocalMemory = {
+    ...memory,
+    origin: "vps",
+    private: false,
+    synced_at: null,
+    last_accessed_at: null,
+  };
   return { memory: local, score: h.score, snippet: h.snippet };
 }
 

@@ -20,8 +20,16 @@ import {
   PROBLEM_CONTENT_TYPE,
   problemBody,
 } from "../../core/errors.ts";
+import { filterFromQuery, parseFilter, withDefaultScope, writeScope } from "../../core/filter.ts";
 import { DEFAULT_MAX_CONTENT_BYTES, MemoryPatch, NewMemory } from "../../core/memory.ts";
-import { type AuthState, type EdgeHealth, Limit, RecallRequest } from "../../core/protocol/edge-api.ts";
+import {
+  type AuthState,
+  CLIENT_HEADER,
+  type EdgeHealth,
+  Limit,
+  RecallRequest,
+  requestSource,
+} from "../../core/protocol/edge-api.ts";
 import { AskRequest, GraphQueryRequest } from "../../core/protocol/heavy.ts";
 import { classifyOperation, type Operation } from "../../core/router.ts";
 import { CONTENT_JSON_FACTOR, MAX_METADATA_BYTES } from "../../core/validate.ts";
@@ -40,7 +48,7 @@ export interface EdgeAppDeps {
    * on a socket (in-process tests); the daemon always passes the token.
    */
   apiToken: string | null;
-  config?: Partial<Pick<EdgeConfig, "host" | "max_content_bytes" | "allowed_origins">>;
+  config?: Partial<Pick<EdgeConfig, "host" | "max_content_bytes" | "allowed_origins" | "scope">>;
   /** The sync engine; absent: an agent without sync (offline, `POST /v1/sync/run` is a 503). */
   sync?: SyncControl;
   /** Writes wait for this (the daemon's background integrity check); a rejection refuses them. */
@@ -66,7 +74,8 @@ export interface SyncControl {
   syncNow(): Promise<object>;
 }
 
-/** `GET /v1/memories?recent=N`: newest first; 20 unless said otherwise. */
+/** `GET /v1/memories?recent=N`: newest first; 20 unless said otherwise. The filter's parameters
+ * (`scope`, `tag`, `kind`, `source`, `since`, `until`, `meta`) are read by `filterFromQuery`. */
 export const RecentQuery = z.object({ recent: Limit.default(20) });
 
 /** `GET /v1/jobs/:id?wait=S`: wait up to S seconds (0..60) for the job to finish. */
@@ -118,6 +127,8 @@ const jsonBody: MiddlewareHandler = async (c, next) => {
 export function createEdgeApp(deps: EdgeAppDeps): Hono {
   const { store } = deps;
   const maxContent = deps.config?.max_content_bytes ?? DEFAULT_MAX_CONTENT_BYTES;
+  // Writes without a scope get it; reads without a scope filter are narrowed to it and below.
+  const defaultScope = deps.config?.scope ?? null;
   const log = deps.log ?? ((message, err) => console.error(`dionysus: ${message}`, err ?? ""));
   const wrote = () => {
     try {
@@ -193,14 +204,22 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
 
   app.post("/v1/memories", limitBody, jsonBody, zValidator("json", NewMemory, onInvalid), async (c) => {
     await deps.ready;
-    const memory = store.create(c.req.valid("json"));
+    const body = c.req.valid("json");
+    const memory = store.create(
+      { ...body, scope: writeScope(body.scope, defaultScope) },
+      { source: requestSource(c.req.header(CLIENT_HEADER)) },
+    );
     wrote();
     c.header("Location", `/v1/memories/${memory.id}`);
     return c.json(memory, 201);
   });
 
   app.get("/v1/memories", zValidator("query", RecentQuery, onInvalid), (c) => {
-    return c.json({ memories: store.recent(c.req.valid("query").recent).map(withoutVector) });
+    const filter = withDefaultScope(
+      parseFilter(filterFromQuery(new URL(c.req.url).searchParams), null),
+      defaultScope,
+    );
+    return c.json({ memories: store.recent(c.req.valid("query").recent, filter).map(withoutVector) });
   });
 
   app.get("/v1/memories/:id", (c) => {
@@ -239,8 +258,10 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     app.use(path, mayWaitOnVps);
 
   app.post("/v1/recall", limitBody, jsonBody, zValidator("json", RecallRequest, onInvalid), async (c) => {
-    const req = c.req.valid("json");
-    return c.json(await routeRecall(req, (q, n) => store.recall(q, n), deps.heavy));
+    const asked = c.req.valid("json");
+    const filter = withDefaultScope(asked.filter, defaultScope);
+    const req = filter ? { ...asked, filter } : asked;
+    return c.json(await routeRecall(req, (q, n) => store.recall(q, n, filter), deps.heavy));
   });
 
   // ---- VPS queries ("heavy", see docs/architecture.md): always on the VPS (503 when it cannot be used) ----
@@ -255,7 +276,11 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     limitBody,
     jsonBody,
     zValidator("json", GraphQueryRequest, onInvalid),
-    async (c) => c.json(await heavy("graph").graph(c.req.valid("json"))),
+    async (c) => {
+      const req = c.req.valid("json");
+      const filter = withDefaultScope(req.filter, defaultScope);
+      return c.json(await heavy("graph").graph(filter ? { ...req, filter } : req));
+    },
   );
 
   app.post("/v1/consolidate", async (c) => c.json(await heavy("consolidate").consolidate(), 202));

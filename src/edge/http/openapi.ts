@@ -6,8 +6,15 @@
  */
 import type { Hono } from "hono";
 import { z } from "zod";
+import { MemoryFilter } from "../../core/filter.ts";
 import { LocalMemory, Memory, MemoryPatch, NewMemory } from "../../core/memory.ts";
-import { EdgeHealth, Limit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
+import {
+  CLIENT_HEADER,
+  EdgeHealth,
+  Limit,
+  RecallRequest,
+  RecallResponse,
+} from "../../core/protocol/edge-api.ts";
 import {
   AskEvent,
   AskRequest,
@@ -41,6 +48,25 @@ const SyncRun = z
   .catchall(z.unknown())
   .describe("The cycle's report, then the same fields as `GET /v1/sync/status`.");
 const MemoryId = z.object({ id: z.string().describe("The memory's id (a UUID).") });
+
+/** `GET /v1/memories`: `recent`, and the filter as query parameters (`filterFromQuery`: `tag` and
+ * `meta=key=value` repeat), with the filter's own rules. A function: ./app.ts, which defines
+ * `RecentQuery`, imports this module. */
+const listQuery = () =>
+  RecentQuery.extend({
+    scope: MemoryFilter.shape.scope.describe("`work` exactly, `project/*` that scope and below, `*` any."),
+    tag: MemoryFilter.shape.tags.describe("Repeat for several: memories with every one of them."),
+    kind: MemoryFilter.shape.kind,
+    source: MemoryFilter.shape.source,
+    since: MemoryFilter.shape.since.describe(
+      "`created_at` at or after: ISO 8601, or relative (`30m`, `12h`, `7d`, `2w`).",
+    ),
+    until: MemoryFilter.shape.until.describe("`created_at` at or before (the same forms)."),
+    meta: z
+      .array(z.string().regex(/^[^=]+=/))
+      .optional()
+      .describe("`key=value`, repeat for several: equality on top-level metadata keys."),
+  });
 
 function operations(): OperationSpec[] {
   return [
@@ -91,6 +117,14 @@ function operations(): OperationSpec[] {
       summary: "Store a memory",
       tag: "memories",
       security: TOKEN,
+      headers: z.object({
+        [CLIENT_HEADER]: z
+          .string()
+          .optional()
+          .describe(
+            "Dionysus's own clients name themselves (`cli`, `mcp:<client>`); the memory's `source`, else `api`.",
+          ),
+      }),
       body: {
         schema: NewMemory,
         example: { content: "Coffee with Ana at the museum", tags: ["ana"] },
@@ -106,7 +140,7 @@ function operations(): OperationSpec[] {
       summary: "Newest memories first",
       tag: "memories",
       security: TOKEN,
-      query: RecentQuery,
+      query: listQuery(),
       responses: { 200: { description: "The memories", schema: Memories } },
       problems: [400, ...GUARDED],
     },

@@ -11,7 +11,8 @@
  * - A queued item is never dropped; `failed` items stay visible with their reason.
  * - A page of remote changes and its cursor are stored in one transaction.
  */
-import type { LocalMemory, Memory, MemoryPatch, NewMemory } from "../../core/memory.ts";
+import type { MemoryFilter } from "../../core/filter.ts";
+import type { LocalMemory, Memory, MemoryPatch, MemorySource, NewMemoryInput } from "../../core/memory.ts";
 import type { RecallHit } from "../../core/protocol/edge-api.ts";
 import type { Change, ConflictEntry, Mutation, PushResult, QueueCounts } from "../../core/protocol/sync.ts";
 
@@ -57,19 +58,33 @@ export interface DeviceClock {
   setClockOffset(ms: number): void;
 }
 
-/** The user's memories: local reads and writes (each write also queues it for the VPS). */
+/** Who writes, for in-process callers (the edge HTTP app, the CLI's direct client, the MCP
+ * server): Dionysus sets a memory's `source`, never the request body. */
+export interface WriteOptions {
+  /** Which client writes: `cli`, `api`, `mcp:<client>` (see `mcpSource`), `import`. Default `unknown`. */
+  source?: MemorySource;
+}
+
+/** The user's memories: local reads and writes (each write of a shared memory also queues it for
+ * the VPS; a private memory's writes are never queued and take no mutation number). */
 export interface MemoryStore {
-  create(input: NewMemory): LocalMemory;
+  /** `input.private`: kept on this device only. `options.source` is recorded as the memory's
+   * `source` (kept by later updates: it names the client that created the memory). */
+  create(input: NewMemoryInput, options?: WriteOptions): LocalMemory;
   /** Reads a live memory and records the access (for LRU eviction). Tombstones read as not found. */
   get(id: string): LocalMemory | undefined;
-  /** Throws DionysusError `not_found` for unknown or deleted ids. */
+  /** Throws DionysusError `not_found` for unknown or deleted ids. `patch.private: true` on a shared
+   * memory queues a delete for the VPS and keeps the local copy; `false` on a private one queues
+   * it like a new write. */
   update(id: string, patch: MemoryPatch): LocalMemory;
   /** Tombstones the memory and queues the delete. Throws `not_found` for unknown or deleted ids. */
   delete(id: string): void;
-  /** Live memories, newest `updated_at` first. */
-  recent(limit: number): LocalMemory[];
-  /** Keyword recall over FTS5 (bm25); user text is sanitised, never raw MATCH syntax. */
-  recall(query: string, limit: number): RecallHit[];
+  /** Live memories, newest `updated_at` first, narrowed by `filter` inside the query (relative
+   * times are taken against the store's clock). */
+  recent(limit: number, filter?: MemoryFilter): LocalMemory[];
+  /** Keyword recall over FTS5 (bm25); user text is sanitised, never raw MATCH syntax. `filter`
+   * narrows inside the query, so a filtered recall still fills its page. */
+  recall(query: string, limit: number, filter?: MemoryFilter): RecallHit[];
   /** Counts of live memories. */
   countMemories(): number;
 }
@@ -111,7 +126,7 @@ export interface FeedSink {
   cursor(): string | undefined;
   /**
    * Applies a page of remote changes with last-write-wins by HLC and stores `cursor`, in one
-   * transaction. Remote rows get `source = 'vps'`; overwritten versions go to the conflict log.
+   * transaction. Remote rows get `origin = 'vps'`; a private local row is never overwritten; overwritten versions go to the conflict log.
    * A local row with queued (unsynced) writes keeps them queued. `conflicts` are entries of the
    * VPS's conflict log (found by another device or the VPS); they join the local log, once each.
    */

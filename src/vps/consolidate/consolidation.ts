@@ -56,6 +56,7 @@ interface Candidate {
   kind: string;
   created_at: string;
   hlc: string;
+  scope: string | null;
 }
 
 export async function runConsolidation(
@@ -69,11 +70,16 @@ export async function runConsolidation(
 
   // 1. merge duplicates
   const live = await sql<Candidate>`
-    select id, content, kind, created_at, hlc from memories
+    select id, content, kind, created_at, hlc, scope from memories
     where user_id = ${userId} and not deleted and kind <> 'summary'`.execute(db);
   const seen = new Map(live.rows.map((r) => [r.id, r]));
+  // Duplicates are looked for within one kind and one scope: two assistants' memories that say
+  // the same thing stay each in its own scope.
   const byKind = new Map<string, Candidate[]>();
-  for (const r of live.rows) byKind.set(r.kind, [...(byKind.get(r.kind) ?? []), r]);
+  for (const r of live.rows) {
+    const key = `${r.kind}\u0000${r.scope ?? ""}`;
+    byKind.set(key, [...(byKind.get(key) ?? []), r]);
+  }
   const groups = [...byKind.values()].flatMap((list) => findDuplicateGroups(list));
   await beat();
 
@@ -114,6 +120,9 @@ export async function runConsolidation(
             hlc: deps.clock.tick(),
             deleted: true,
             origin_device: VPS_DEVICE,
+            scope: d.scope,
+            source: d.source,
+            occurred_at: null,
             base_hlc: d.hlc,
           });
           merges.push({ merged_id: d.id, survivor_id: survivor.id, merged: d });
@@ -197,8 +206,8 @@ async function writeSummary(
     where user_id = ${userId} and kind = 'summary' and not deleted and origin_device = ${VPS_DEVICE}
     order by seq desc limit 1`.execute(db);
   const since = last.rows[0]?.until ?? "";
-  const inputs = await sql<{ id: string; content: string; created_at: string }>`
-    select id, content, created_at from memories
+  const inputs = await sql<{ id: string; content: string; created_at: string; scope: string | null }>`
+    select id, content, created_at, scope from memories
     where user_id = ${userId} and not deleted and kind <> 'summary' and created_at > ${since}
     order by created_at desc, id desc
     limit ${SUMMARY_INPUTS}`.execute(db);
@@ -239,6 +248,10 @@ async function writeSummary(
     hlc: deps.clock.tick(),
     deleted: false,
     origin_device: VPS_DEVICE,
+    // The scope of what it summarises, when that is one scope.
+    scope: new Set(chronological.map((m) => m.scope)).size === 1 ? chronological[0]!.scope : null,
+    source: "vps",
+    occurred_at: null,
     base_hlc: null,
   };
   await db.transaction().execute((tx) => writeServerVersions(tx, userId, [memory]));

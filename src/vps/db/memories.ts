@@ -23,6 +23,9 @@ export const MEMORY_FIELDS = [
   "base_hlc",
   "deleted",
   "origin_device",
+  "scope",
+  "source",
+  "occurred_at",
   "seq",
   "server_updated_at",
 ] as const;
@@ -63,6 +66,9 @@ export const rowToMemory = (r: MemoryRow): Memory => ({
   hlc: r.hlc,
   deleted: r.deleted,
   origin_device: r.origin_device,
+  scope: r.scope,
+  source: r.source,
+  occurred_at: r.occurred_at,
 });
 
 /** A memories row as `row_to_json` renders it. */

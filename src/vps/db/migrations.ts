@@ -297,6 +297,27 @@ const m0005: Migration = {
   },
 };
 
+/**
+ * Protocol 2: a memory's scope (a path, compared in byte order so that prefix ranges are exact),
+ * which client wrote it, and when the remembered event happened. Rows from before get no scope,
+ * source `unknown`, no occurred_at.
+ */
+const m0006: Migration = {
+  async up(db: AnyDb) {
+    await sql`alter table memories add column scope text collate "C"`.execute(db);
+    await sql`alter table memories add column source text not null default 'unknown'`.execute(db);
+    await sql`alter table memories add column occurred_at text`.execute(db);
+    await sql`
+      create index memories_scope on memories (user_id, scope)
+      where not deleted and scope is not null`.execute(db);
+  },
+  async down(db: AnyDb) {
+    await sql`drop index if exists memories_scope`.execute(db);
+    for (const c of ["scope", "source", "occurred_at"])
+      await sql`alter table memories drop column if exists ${sql.ref(c)}`.execute(db);
+  },
+};
+
 /** Every migration, by name; names sort in application order. */
 export const vpsMigrations: Record<string, Migration> = {
   "0001_initial": m0001,
@@ -304,6 +325,7 @@ export const vpsMigrations: Record<string, Migration> = {
   "0003_heavy": m0003,
   "0004_device_history": m0004,
   "0005_fts_cap": m0005,
+  "0006_scope_source": m0006,
 };
 
 class InCodeProvider implements MigrationProvider {

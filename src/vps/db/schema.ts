@@ -109,6 +109,11 @@ export interface MemoriesTable {
   base_hlc: string | null;
   deleted: boolean;
   origin_device: string;
+  /** A path such as `project/dionysus`, `COLLATE "C"` (prefix ranges compare in byte order). */
+  scope: string | null;
+  /** Which client wrote it (`cli`, `api`, `mcp:<client>`, `vps`, …; `unknown` before protocol 2). */
+  source: ColumnType<string, string | undefined, string>;
+  occurred_at: string | null;
   /** Position in the user's change feed. */
   seq: number;
   server_updated_at: ColumnType<Date, Date | string | undefined, Date | string>;

@@ -9,7 +9,7 @@
  * was built (docs/heavy.md, "Embeddings"); the exact scan is the tested path.
  */
 import { createHash } from "node:crypto";
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import type { Embedder } from "../../core/ports/embedder.ts";
 import type { VpsTables } from "../db/schema.ts";
 import { bytesToVector } from "../db/vector-bytes.ts";
@@ -93,14 +93,19 @@ export async function setupPgvector(
         and memory_id = any(${memoryIds}::text[])`.execute(tx);
       await fill(tx, userId, memoryIds);
     },
-    async search(userId: string, query: readonly number[], k: number): Promise<ScoredId[]> {
+    async search(
+      userId: string,
+      query: readonly number[],
+      k: number,
+      where?: RawBuilder<unknown>,
+    ): Promise<ScoredId[]> {
       const q = literal(query);
       const r = await sql<{ id: string; score: number }>`
         select e.memory_id as id, 1 - ((e.vec::vector(${d})) <=> ${q}::vector(${d})) as score
         from embeddings e
         join memories m on m.user_id = e.user_id and m.id = e.memory_id
         where e.user_id = ${userId} and e.model = ${embedder.id} and e.vec is not null
-          and not m.deleted and e.content_hash = md5(m.content)
+          and not m.deleted and e.content_hash = md5(m.content) and ${where ?? sql`true`}
         order by (e.vec::vector(${d})) <=> ${q}::vector(${d})
         limit ${k}`.execute(db);
       return r.rows.map((x) => ({ id: x.id, score: Number(x.score) })).filter((x) => x.score > 0);

@@ -9,12 +9,17 @@
  *   exact scan over the cached decoded vectors (see vector-index.ts), or through pgvector's index
  *   when the database has it;
  * - hybrid: both lists (three times the limit, at least 30, at most 100 each) fused with RRF.
+ *
+ * A `filter` (src/core/filter.ts) narrows inside each query: a WHERE condition of the keyword
+ * search and of pgvector's, and the set of memories the exact vector scan considers.
  */
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
+import { isEmptyFilter, resolveFilter } from "../../core/filter.ts";
 import type { Memory } from "../../core/memory.ts";
 import type { Embedder } from "../../core/ports/embedder.ts";
 import type { SearchHit, SearchRequest, SearchResponse } from "../../core/protocol/heavy.ts";
 import { queryTokens } from "../../core/query.ts";
+import { filterWhere } from "../db/filter-sql.ts";
 import { MEMORY_COLUMNS, rowToMemory } from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
 import { MAX_EMBED_CHARS } from "../jobs/embed-jobs.ts";
@@ -24,7 +29,13 @@ import type { VectorIndex } from "./vector-index.ts";
 
 /** Vector search through pgvector, when the database has it (see pgvector.ts). */
 export interface AnnSearch {
-  search(userId: string, query: readonly number[], k: number): Promise<ScoredId[]>;
+  /** `where`: a condition on the memories (aliased `m`) the search is narrowed to. */
+  search(
+    userId: string,
+    query: readonly number[],
+    k: number,
+    where?: RawBuilder<unknown>,
+  ): Promise<ScoredId[]>;
 }
 
 export interface SearchServiceDeps {
@@ -33,6 +44,13 @@ export interface SearchServiceDeps {
   vectors: VectorIndex;
   /** pgvector, when available (known after start-up); otherwise the exact scan. */
   ann?: () => AnnSearch | undefined;
+  /** The clock relative filter times are taken against (ms; default Date.now). */
+  now?: () => number;
+}
+
+/** A filter as the queries use it: the condition, or none. */
+interface Narrowing {
+  where: RawBuilder<unknown>;
 }
 
 /** The memory as search answers it: without its vector (large, and not what was asked). */
@@ -62,7 +80,7 @@ export type SearchService = ReturnType<typeof createSearchService>;
 export function createSearchService(deps: SearchServiceDeps) {
   const { db, embedder, vectors } = deps;
 
-  async function keyword(userId: string, text: string, k: number): Promise<ScoredId[]> {
+  async function keyword(userId: string, text: string, k: number, f?: Narrowing): Promise<ScoredId[]> {
     const tokens = queryTokens(text);
     if (tokens.length === 0) return [];
     const tsq = sql.join(
@@ -72,17 +90,22 @@ export function createSearchService(deps: SearchServiceDeps) {
     const r = await sql<{ id: string; score: number }>`
       select m.id, ts_rank(m.tsv, q.q, 1) as score
       from memories m, (select ${tsq} as q) q
-      where m.user_id = ${userId} and not m.deleted and m.tsv @@ q.q
+      where m.user_id = ${userId} and not m.deleted and m.tsv @@ q.q and ${f?.where ?? sql`true`}
       order by score desc, m.id desc
       limit ${k}`.execute(db);
     return r.rows.map((x) => ({ id: x.id, score: Number(x.score) }));
   }
 
-  async function semantic(userId: string, text: string, k: number): Promise<ScoredId[]> {
+  async function semantic(userId: string, text: string, k: number, f?: Narrowing): Promise<ScoredId[]> {
     const [q] = await embedder.embed([text.slice(0, MAX_EMBED_CHARS)]);
     if (!q) return [];
     const ann = deps.ann?.();
-    return ann ? ann.search(userId, q, k) : vectors.search(userId, q, k);
+    if (ann) return ann.search(userId, q, k, f?.where);
+    if (!f) return vectors.search(userId, q, k);
+    // The exact scan considers only the memories the filter lets through.
+    const allowed = await sql<{ id: string }>`
+      select m.id from memories m where m.user_id = ${userId} and not m.deleted and ${f.where}`.execute(db);
+    return vectors.search(userId, q, k, new Set(allowed.rows.map((r) => r.id)));
   }
 
   async function load(userId: string, ids: string[]): Promise<Map<string, Memory>> {
@@ -97,13 +120,15 @@ export function createSearchService(deps: SearchServiceDeps) {
     async search(userId: string, req: SearchRequest): Promise<SearchResponse> {
       const started = performance.now();
       const depth = Math.min(100, Math.max(req.limit * 3, 30));
+      const resolved = resolveFilter(req.filter, new Date((deps.now ?? Date.now)()));
+      const f = isEmptyFilter(resolved) ? undefined : { where: filterWhere(resolved) };
       let ranked: ScoredId[];
-      if (req.mode === "keyword") ranked = await keyword(userId, req.query, req.limit);
-      else if (req.mode === "semantic") ranked = await semantic(userId, req.query, req.limit);
+      if (req.mode === "keyword") ranked = await keyword(userId, req.query, req.limit, f);
+      else if (req.mode === "semantic") ranked = await semantic(userId, req.query, req.limit, f);
       else {
         const [kw, sem] = await Promise.all([
-          keyword(userId, req.query, depth),
-          semantic(userId, req.query, depth),
+          keyword(userId, req.query, depth, f),
+          semantic(userId, req.query, depth, f),
         ]);
         ranked = reciprocalRankFusion([kw.map((h) => h.id), sem.map((h) => h.id)], { limit: req.limit }).map(
           (h) => ({ id: h.id, score: h.score }),

@@ -69,8 +69,8 @@ class UserVectors {
   }
 
   /** The `k` rows most similar to `q` (dot product; cosine for unit vectors), best first;
-   * only scores above `minScore`. */
-  topK(q: Float32Array, k: number, minScore: number): ScoredId[] {
+   * only scores above `minScore`, and only memories in `allow` when given. */
+  topK(q: Float32Array, k: number, minScore: number, allow?: ReadonlySet<string>): ScoredId[] {
     const d = this.dims;
     if (q.length !== d || k <= 0) return [];
     const data = this.data;
@@ -78,6 +78,7 @@ class UserVectors {
     const bestScore: number[] = [];
     let floor = minScore;
     for (let r = 0, off = 0; r < this.n; r++, off += d) {
+      if (allow && !allow.has(this.ids[r]!)) continue;
       let dot = 0;
       let i = 0;
       for (; i + 3 < d; i += 4)
@@ -177,9 +178,15 @@ export function createVectorIndex(db: Kysely<VpsTables>, model: string, options:
   }
 
   return {
-    /** The `k` memories of the user most similar to `query`, best first (scores above 0). */
-    async search(userId: string, query: readonly number[], k: number): Promise<ScoredId[]> {
-      return (await current(userId)).topK(Float32Array.from(query), k, 0);
+    /** The `k` memories of the user most similar to `query`, best first (scores above 0); only
+     * those in `allow` when given (a filter's memories). */
+    async search(
+      userId: string,
+      query: readonly number[],
+      k: number,
+      allow?: ReadonlySet<string>,
+    ): Promise<ScoredId[]> {
+      return (await current(userId)).topK(Float32Array.from(query), k, 0, allow);
     },
     /** Loads the user's vectors ahead of their first semantic search (in the background). */
     warm(userId: string): void {

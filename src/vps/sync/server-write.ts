@@ -44,6 +44,9 @@ export async function writeServerVersions(
       base_hlc: v.base_hlc,
       deleted: v.deleted,
       origin_device: v.origin_device,
+      scope: v.scope,
+      source: v.source,
+      occurred_at: v.occurred_at,
     })),
   );
   const r = await sql<{ seq: number | string }>`
@@ -70,18 +73,19 @@ export function memoryWriteCtes(userId: string, n: number, rowsJson: string): Ra
       select x.*, (select seq from u) - ${n} + x.ord as new_seq
       from jsonb_to_recordset(${rowsJson}::jsonb) as x(
         ord int, id text, content text, kind text, tags jsonb, metadata jsonb, created_at text,
-        updated_at text, hlc text, base_hlc text, deleted boolean, origin_device text)
+        updated_at text, hlc text, base_hlc text, deleted boolean, origin_device text, scope text,
+        source text, occurred_at text)
     ), ins as (
       insert into memories (user_id, id, content, kind, tags, metadata, embedding, created_at,
-        updated_at, hlc, base_hlc, deleted, origin_device, seq, server_updated_at)
+        updated_at, hlc, base_hlc, deleted, origin_device, scope, source, occurred_at, seq, server_updated_at)
       select ${userId}, id, content, kind, tags, metadata, null, created_at, updated_at, hlc,
-        base_hlc, deleted, origin_device, new_seq, now()
+        base_hlc, deleted, origin_device, scope, coalesce(source, 'unknown'), occurred_at, new_seq, now()
       from r where new_seq is not null
       on conflict (user_id, id) do update set content = excluded.content, kind = excluded.kind,
         tags = excluded.tags, metadata = excluded.metadata, embedding = null,
         created_at = excluded.created_at, updated_at = excluded.updated_at, hlc = excluded.hlc,
         base_hlc = excluded.base_hlc, deleted = excluded.deleted, origin_device = excluded.origin_device,
-        seq = excluded.seq, server_updated_at = excluded.server_updated_at
+        scope = excluded.scope, source = excluded.source, occurred_at = excluded.occurred_at, seq = excluded.seq, server_updated_at = excluded.server_updated_at
       returning 1
     ), j as (
       -- Embedding and graph extraction happen in the background (src/vps/jobs); one queued

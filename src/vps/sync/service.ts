@@ -23,6 +23,7 @@ import {
   type ConflictEntry,
   decodeCursor,
   encodeCursor,
+  type MemoryData,
   Mutation,
   type PullQuery,
   type PullResponse,
@@ -83,10 +84,23 @@ export const MUTATION_HISTORY = 10_000;
  * does not.
  */
 export function mutationDigest(m: Mutation): string {
-  const data = m.op === "delete" ? null : m.data;
+  const data = m.op === "delete" ? null : protocol1Compatible(m.data);
   return createHash("sha256")
     .update(JSON.stringify([m.op, m.id, m.hlc, m.base_hlc ?? null, data]))
     .digest("base64url");
+}
+
+/** The fields protocol 2 added are left out of a digest while they hold their defaults, so that a
+ * write pushed before an upgrade and resent after it keeps its digest (it is a `duplicate`, not a
+ * different history). */
+function protocol1Compatible(d: MemoryData): Partial<MemoryData> {
+  const { scope, source, occurred_at, ...rest } = d;
+  return {
+    ...rest,
+    ...(scope === null ? {} : { scope }),
+    ...(source === "unknown" ? {} : { source }),
+    ...(occurred_at === null ? {} : { occurred_at }),
+  };
 }
 
 function positiveInt(v: unknown): number | undefined {
@@ -369,6 +383,9 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
                   hlc: m.hlc,
                   deleted: true,
                   origin_device: p.device_id,
+                  scope: cur?.scope ?? null,
+                  source: cur?.source ?? "unknown",
+                  occurred_at: null,
                 }
               : { id: m.id, ...m.data, hlc: m.hlc, deleted: false, origin_device: p.device_id };
           const lww = resolve(cur, incoming, { incomingBase: m.base_hlc, withoutBase: "other-device" });

@@ -110,7 +110,17 @@ describe("push sizing", () => {
     op: "create",
     id: "0190b7e0-0000-7000-8000-000000000000",
     hlc: "0001700000000000-0000-dev",
-    data: { content, kind: "episodic", tags: [], metadata: {}, created_at: t, updated_at: t },
+    data: {
+      content,
+      kind: "episodic",
+      tags: [],
+      metadata: {},
+      created_at: t,
+      updated_at: t,
+      scope: null,
+      source: "cli",
+      occurred_at: null,
+    },
   });
 
   test("batches are cut by the bytes actually sent, escapes included", () => {

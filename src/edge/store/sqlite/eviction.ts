@@ -29,7 +29,7 @@ export function sqliteEviction(ctx: SqliteContext): Eviction {
             `SELECT rid, length(CAST(content AS BLOB)) + length(tags) + length(metadata)
                       + coalesce(length(embedding), 0) AS bytes
              FROM memories AS m
-             WHERE source = 'vps' AND NOT EXISTS
+             WHERE origin = 'vps' AND NOT EXISTS
                (SELECT 1 FROM sync_queue AS q WHERE q.memory_id = m.id AND q.status != 'synced')
              ORDER BY coalesce(last_accessed_at, updated_at)
              LIMIT 2000`,

@@ -45,7 +45,7 @@ export function applyRemote(
   const { q } = ctx;
   const { base_hlc, ...rest } = change;
   const remote: Memory = rest.deleted
-    ? { ...rest, content: "", tags: [], metadata: {}, embedding: null }
+    ? { ...rest, content: "", tags: [], metadata: {}, embedding: null, occurred_at: null }
     : { ...rest, embedding: rest.embedding ?? null };
   const base = base_hlc ?? null;
   ctx.clock.receive(remote.hlc);
@@ -55,10 +55,16 @@ export function applyRemote(
     result.applied++;
     return;
   }
+  if (row.private === 1) {
+    // A private memory stays as this device has it: no remote version (the echo of the delete
+    // sent when it turned private, or another device's concurrent edit) replaces it.
+    result.skipped++;
+    return;
+  }
   const local = toMemory(row);
   const lww = resolve(local, remote, {
     incomingBase: base_hlc,
-    contestable: row.source === "local",
+    contestable: row.origin === "local",
     withoutBase: "conflict",
     currentBase: row.base_hlc,
     ownNode: ctx.currentDeviceId,
@@ -92,13 +98,15 @@ function storeRemote(ctx: SqliteContext, m: Memory, base: string | null, at: str
   ctx
     .q(
       `INSERT INTO memories (id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc,
-                           base_hlc, deleted, origin_device, source, synced_at, last_accessed_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'vps', ?, NULL)
+                           base_hlc, deleted, origin_device, origin, scope, source, occurred_at, synced_at,
+                           last_accessed_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'vps', ?, ?, ?, ?, NULL)
      ON CONFLICT (id) DO UPDATE SET
        content = excluded.content, kind = excluded.kind, tags = excluded.tags,
        metadata = excluded.metadata, embedding = excluded.embedding, created_at = excluded.created_at,
        updated_at = excluded.updated_at, hlc = excluded.hlc, base_hlc = excluded.base_hlc,
-       deleted = excluded.deleted, origin_device = excluded.origin_device, source = 'vps',
+       deleted = excluded.deleted, origin_device = excluded.origin_device, origin = 'vps',
+       scope = excluded.scope, source = excluded.source, occurred_at = excluded.occurred_at,
        synced_at = excluded.synced_at`,
     )
     .run(
@@ -114,6 +122,9 @@ function storeRemote(ctx: SqliteContext, m: Memory, base: string | null, at: str
       base,
       m.deleted ? 1 : 0,
       m.origin_device,
+      m.scope ?? null,
+      m.source ?? "unknown",
+      m.occurred_at ?? null,
       at,
     );
 }
@@ -153,7 +164,7 @@ export function sqliteFeed(ctx: SqliteContext): FeedSink {
     resetCache(): void {
       write(() => {
         q(
-          `DELETE FROM memories WHERE source = 'vps' AND NOT EXISTS
+          `DELETE FROM memories WHERE origin = 'vps' AND NOT EXISTS
              (SELECT 1 FROM sync_queue AS q WHERE q.memory_id = memories.id AND q.status != 'synced')`,
         ).run();
         ctx.deleteMeta(META.cursor);

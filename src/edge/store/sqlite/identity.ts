@@ -108,7 +108,7 @@ export function sqliteDeviceClock(ctx: SqliteContext): DeviceClock {
         // versions that unsent edits replaced (their base, unless that base is itself unsent).
         const row = q(
           `SELECT max(h) AS h FROM (
-             SELECT max(hlc) AS h FROM memories WHERE synced_at IS NOT NULL OR source = 'vps'
+             SELECT max(hlc) AS h FROM memories WHERE synced_at IS NOT NULL OR origin = 'vps'
              UNION ALL
              SELECT max(q.base_hlc) FROM sync_queue AS q
              WHERE q.status IN ('queued', 'syncing') AND NOT EXISTS

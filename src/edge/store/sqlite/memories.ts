@@ -1,43 +1,109 @@
 /** The memories part of the SQLite edge store: local reads and writes, and keyword recall. */
-import { type LocalMemory, MemoryPatch, NewMemory, validateMemoryFields } from "../../../core/memory.ts";
+import {
+  isEmptyFilter,
+  type MemoryFilter,
+  type ResolvedFilter,
+  resolveFilter,
+} from "../../../core/filter.ts";
+import {
+  type LocalMemory,
+  MemoryPatch,
+  NewMemory,
+  type NewMemoryInput,
+  validateMemoryFields,
+} from "../../../core/memory.ts";
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
-import type { MemoryStore } from "../types.ts";
+import type { MemoryStore, WriteOptions } from "../types.ts";
 import { invalid, iso, type SqliteContext } from "./context.ts";
+import { type FilterSql, filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
-import { type PlanSource, planRecall } from "./recall-plan.ts";
+import { type PlanSource, planRecall, type RecallPlan } from "./recall-plan.ts";
 import { MEMORY_COLUMNS, type MemoryRow, toLocalMemory, toMemoryData } from "./rows.ts";
 
 /** A `get()` records the access at most this often per memory, so reads rarely write. */
 const TOUCH_INTERVAL_MS = 60_000;
 const SNIPPET_TOKENS = 24;
+const NO_FILTER: FilterSql = { sql: "", params: [] };
+
+/** Whether a plan leaves matching memories out: its common words only re-rank the memories the
+ * rare ones find (`… NOT …`), or it ranks only the newest matches (`minRowid`). */
+const pruned = (plan: RecallPlan) => plan.minRowid !== undefined || plan.match.includes(" NOT ");
 
 export function sqliteMemories(ctx: SqliteContext): MemoryStore {
   const { q, guard, write } = ctx;
 
-  const planSource: PlanSource = {
-    countCapped: (token, cap) =>
-      (
-        q("SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)").get(
-          `"${token}"`,
-          cap,
-        ) as { n: number }
-      ).n,
-    countInWindow: (match, minRowid, cap) =>
-      (
-        q(
-          "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? LIMIT ?)",
-        ).get(match, minRowid, cap) as { n: number }
-      ).n,
-    maxRowid: () => (q("SELECT coalesce(max(rid), 0) AS n FROM memories").get() as { n: number }).n,
-  };
+  /** Document counts for the recall plan, over the memories the filter lets through (so the plan
+   * picks its candidates among them, and a narrow filter still fills its page). */
+  const planSource = (f: FilterSql): PlanSource =>
+    f.sql === ""
+      ? {
+          countCapped: (token, cap) =>
+            (
+              q(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)",
+              ).get(`"${token}"`, cap) as { n: number }
+            ).n,
+          countInWindow: (match, minRowid, cap) =>
+            (
+              q(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? LIMIT ?)",
+              ).get(match, minRowid, cap) as { n: number }
+            ).n,
+          maxRowid: () => (q("SELECT coalesce(max(rid), 0) AS n FROM memories").get() as { n: number }).n,
+        }
+      : {
+          countCapped: (token, cap) =>
+            (
+              q(
+                `SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
+                 WHERE memories_fts MATCH ?${f.sql} LIMIT ?)`,
+              ).get(`"${token}"`, ...f.params, cap) as { n: number }
+            ).n,
+          countInWindow: (match, minRowid, cap) =>
+            (
+              q(
+                `SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
+                 WHERE memories_fts MATCH ? AND memories_fts.rowid >= ?${f.sql} LIMIT ?)`,
+              ).get(match, minRowid, ...f.params, cap) as { n: number }
+            ).n,
+          maxRowid: () =>
+            (
+              q(`SELECT coalesce(max(m.rid), 0) AS n FROM memories AS m WHERE m.deleted = 0${f.sql}`).get(
+                ...f.params,
+              ) as { n: number }
+            ).n,
+        };
+
+  /** The ranked matches of `plan` (rowid, score, snippet), narrowed by `f` when given. */
+  const rank = (plan: RecallPlan, limit: number, f?: FilterSql) =>
+    (f === undefined
+      ? q(
+          `SELECT rowid AS r, -rank AS score, snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
+           FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? ORDER BY rank LIMIT ?`,
+        ).all(plan.match, plan.minRowid ?? 0, limit)
+      : q(
+          `SELECT memories_fts.rowid AS r, -memories_fts.rank AS score,
+                  snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
+           FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
+           WHERE memories_fts MATCH ? AND memories_fts.rowid >= ? AND m.deleted = 0${f.sql}
+           ORDER BY memories_fts.rank LIMIT ?`,
+        ).all(plan.match, plan.minRowid ?? 0, ...f.params, limit)) as {
+      r: number;
+      score: number;
+      s: string | null;
+    }[];
+
+  const resolved = (filter: MemoryFilter | undefined): ResolvedFilter =>
+    resolveFilter(filter, new Date(ctx.now()));
 
   return {
-    create(input: NewMemory): LocalMemory {
+    create(input: NewMemoryInput, options: WriteOptions = {}): LocalMemory {
       const parsed = NewMemory.safeParse(input);
       if (!parsed.success) throw invalid(parsed.error.issues);
       const data = parsed.data;
       validateMemoryFields(data, ctx.maxContentBytes);
+      const source = options.source ?? "unknown";
       return write(() => {
         const hlc = ctx.stamp();
         const now = ctx.clockNow();
@@ -54,14 +120,19 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
           hlc,
           deleted: false,
           origin_device: ctx.currentDeviceId,
-          source: "local",
+          scope: data.scope ?? null,
+          source,
+          occurred_at: data.occurred_at ?? null,
+          origin: "local",
+          private: data.private,
           synced_at: null,
           last_accessed_at: null,
         };
         q(
           `INSERT INTO memories (id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc,
-                                 deleted, origin_device, source, synced_at, last_accessed_at)
-           VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, 0, ?, 'local', NULL, NULL)`,
+                                 deleted, origin_device, origin, scope, source, occurred_at, private,
+                                 synced_at, last_accessed_at)
+           VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, 0, ?, 'local', ?, ?, ?, ?, NULL, NULL)`,
         ).run(
           memory.id,
           memory.content,
@@ -72,8 +143,14 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
           at,
           hlc,
           ctx.currentDeviceId,
+          memory.scope,
+          source,
+          memory.occurred_at,
+          memory.private ? 1 : 0,
         );
-        enqueue(ctx, memory.id, "create", hlc, null, toMemoryData(memory));
+        // A private memory is never queued: it takes no mutation number, so the numbers the VPS
+        // sees stay gapless.
+        if (!memory.private) enqueue(ctx, memory.id, "create", hlc, null, toMemoryData(memory));
         return memory;
       });
     },
@@ -103,7 +180,17 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       const p = parsed.data;
       validateMemoryFields(p, ctx.maxContentBytes);
       return write(() => {
-        const current = toLocalMemory(ctx.liveRow(id));
+        const row = ctx.liveRow(id);
+        const current = toLocalMemory(row);
+        const wasPrivate = current.private;
+        const nowPrivate = p.private ?? wasPrivate;
+        // Shared → private: the VPS gets a delete (its own stamp, below the local version's), and
+        // the local copy stays. Its stamp becomes the base a later "share again" is written on.
+        let tombstone: string | undefined;
+        if (!wasPrivate && nowPrivate) {
+          tombstone = ctx.stamp();
+          enqueue(ctx, id, "delete", tombstone, current.hlc, null);
+        }
         const hlc = ctx.stamp();
         const at = iso(ctx.clockNow());
         const next: LocalMemory = {
@@ -112,70 +199,94 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
           kind: p.kind ?? current.kind,
           tags: p.tags ?? current.tags,
           metadata: p.metadata ?? current.metadata,
+          scope: p.scope !== undefined ? p.scope : current.scope,
+          occurred_at: p.occurred_at !== undefined ? p.occurred_at : current.occurred_at,
+          private: nowPrivate,
           updated_at: at,
           hlc,
-          source: "local",
+          origin: "local",
           synced_at: null,
         };
+        // The version the VPS last saw (or will see) of this memory: a shared write is based on it.
+        const base = tombstone ?? (wasPrivate ? row.base_hlc : current.hlc);
         q(
-          `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, updated_at = ?, hlc = ?,
-                               base_hlc = ?, source = 'local', synced_at = NULL,
-                               embedding = CASE WHEN content = ? THEN embedding END
+          `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, scope = ?, occurred_at = ?,
+                               private = ?, updated_at = ?, hlc = ?, base_hlc = ?, origin = 'local',
+                               synced_at = NULL, embedding = CASE WHEN content = ? THEN embedding END
            WHERE id = ?`,
         ).run(
           next.content,
           next.kind,
           JSON.stringify(next.tags),
           JSON.stringify(next.metadata),
+          next.scope,
+          next.occurred_at,
+          nowPrivate ? 1 : 0,
           at,
           hlc,
-          current.hlc,
+          base,
           next.content,
           id,
         );
         // A vector describes the content it was made from.
         if (next.content !== current.content) next.embedding = null;
-        enqueue(ctx, id, "update", hlc, current.hlc, toMemoryData(next));
+        // Private → shared is sent like a new write: a create when the VPS never had it.
+        if (!nowPrivate) enqueue(ctx, id, base === null ? "create" : "update", hlc, base, toMemoryData(next));
         return next;
       });
     },
 
     delete(id: string): void {
       write(() => {
-        const base = ctx.liveRow(id).hlc;
+        const row = ctx.liveRow(id);
         const hlc = ctx.stamp();
         const at = iso(ctx.clockNow());
+        // A private memory's delete stays here too: it was never sent (or the VPS already had a
+        // delete when it turned private).
+        const base = row.private === 1 ? row.base_hlc : row.hlc;
         q(
           `UPDATE memories SET content = '', tags = '[]', metadata = '{}', embedding = NULL, deleted = 1,
-                               updated_at = ?, hlc = ?, base_hlc = ?, source = 'local', synced_at = NULL
+                               updated_at = ?, hlc = ?, base_hlc = ?, origin = 'local', synced_at = NULL
            WHERE id = ?`,
         ).run(at, hlc, base, id);
         // Unsynced writes keep their payload: the VPS still has to receive them in order (synced
         // rows hold none).
-        enqueue(ctx, id, "delete", hlc, base, null);
+        if (row.private !== 1) enqueue(ctx, id, "delete", hlc, base, null);
       });
     },
 
-    recent(limit: number): LocalMemory[] {
-      return guard(() =>
-        (
+    recent(limit: number, filter?: MemoryFilter): LocalMemory[] {
+      return guard(() => {
+        const f = filterSql(resolved(filter));
+        return (
           q(
-            `SELECT ${MEMORY_COLUMNS} FROM memories WHERE deleted = 0 ORDER BY updated_at DESC, rid DESC LIMIT ?`,
-          ).all(limit) as MemoryRow[]
-        ).map(toLocalMemory),
-      );
+            `SELECT ${MEMORY_COLUMNS} FROM memories AS m WHERE m.deleted = 0${f.sql}
+             ORDER BY m.updated_at DESC, m.rid DESC LIMIT ?`,
+          ).all(...f.params, limit) as MemoryRow[]
+        ).map(toLocalMemory);
+      });
     },
 
-    recall(query: string, limit: number): RecallHit[] {
+    recall(query: string, limit: number, filter?: MemoryFilter): RecallHit[] {
       return guard(() => {
-        const plan = planRecall(query, planSource);
+        const rf = resolved(filter);
+        const f = filterSql(rf);
+        const unfiltered = isEmptyFilter(rf);
+        const plan = planRecall(query, planSource(NO_FILTER));
         if (!plan) return [];
         // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
-        // returns only; the memories are then read by rowid.
-        const ranked = q(
-          `SELECT rowid AS r, -rank AS score, snippet(memories_fts, 0, '**', '**', '…', ${SNIPPET_TOKENS}) AS s
-           FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? ORDER BY rank LIMIT ?`,
-        ).all(plan.match, plan.minRowid ?? 0, limit) as { r: number; score: number; s: string | null }[];
+        // returns only; the memories are then read by rowid. A filter joins the memories in the
+        // same query: SQLite walks the ranked matches and keeps those that pass, up to the LIMIT.
+        let ranked = unfiltered ? rank(plan, limit) : rank(plan, limit, f);
+        // The plan chose its candidates by how common each word is in the whole store. When it
+        // left some memories out (common words only re-ranked, or only the newest were ranked) and
+        // the filter did not fill the page from the rest, plan again counting only the memories
+        // the filter lets through: a narrow filter then still gets a full page.
+        if (!unfiltered && ranked.length < limit && pruned(plan)) {
+          const narrow = planRecall(query, planSource(f));
+          if (narrow && (narrow.match !== plan.match || narrow.minRowid !== plan.minRowid))
+            ranked = rank(narrow, limit, f);
+        }
         const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
         const hits: RecallHit[] = [];
         for (const h of ranked) {

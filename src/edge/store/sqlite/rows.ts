@@ -17,7 +17,11 @@ export interface MemoryRow {
   base_hlc: string | null;
   deleted: number;
   origin_device: string;
+  origin: string;
+  scope: string | null;
   source: string;
+  occurred_at: string | null;
+  private: number;
   synced_at: string | null;
   last_accessed_at: string | null;
 }
@@ -38,7 +42,7 @@ export interface QueueRow {
 }
 
 export const MEMORY_COLUMNS =
-  "rid, id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc, base_hlc, deleted, origin_device, source, synced_at, last_accessed_at";
+  "rid, id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc, base_hlc, deleted, origin_device, origin, scope, source, occurred_at, private, synced_at, last_accessed_at";
 
 export function toMemory(r: MemoryRow): Memory {
   return {
@@ -53,13 +57,17 @@ export function toMemory(r: MemoryRow): Memory {
     hlc: r.hlc,
     deleted: r.deleted === 1,
     origin_device: r.origin_device,
+    scope: r.scope,
+    source: r.source,
+    occurred_at: r.occurred_at,
   };
 }
 
 export function toLocalMemory(r: MemoryRow): LocalMemory {
   return {
     ...toMemory(r),
-    source: r.source as LocalMemory["source"],
+    origin: r.origin as LocalMemory["origin"],
+    private: r.private === 1,
     synced_at: r.synced_at,
     last_accessed_at: r.last_accessed_at,
   };
@@ -73,6 +81,9 @@ export function toMemoryData(m: Memory): MemoryData {
     metadata: m.metadata,
     created_at: m.created_at,
     updated_at: m.updated_at,
+    scope: m.scope,
+    source: m.source,
+    occurred_at: m.occurred_at,
   };
 }
 
@@ -97,6 +108,8 @@ export function sameState(a: Memory, b: Memory): boolean {
     a.content === b.content &&
     a.kind === b.kind &&
     JSON.stringify(a.tags) === JSON.stringify(b.tags) &&
-    JSON.stringify(a.metadata) === JSON.stringify(b.metadata)
+    JSON.stringify(a.metadata) === JSON.stringify(b.metadata) &&
+    a.scope === b.scope &&
+    a.occurred_at === b.occurred_at
   );
 }

@@ -113,6 +113,18 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     // One entry per conflict, whichever device (or the VPS) noticed it.
     "CREATE UNIQUE INDEX conflicts_once ON conflicts (memory_id, winner_hlc, loser_hlc)",
   ],
+  [
+    // Where a row came from (written here, or pulled) was called `source`; that name now means
+    // which client wrote the memory, as on the VPS. Renaming keeps the CHECK and the LRU index.
+    "ALTER TABLE memories RENAME COLUMN source TO origin",
+    "ALTER TABLE memories ADD COLUMN scope TEXT",
+    "ALTER TABLE memories ADD COLUMN source TEXT NOT NULL DEFAULT 'unknown'",
+    "ALTER TABLE memories ADD COLUMN occurred_at TEXT",
+    // Kept on this device only: never queued for the VPS.
+    "ALTER TABLE memories ADD COLUMN private INTEGER NOT NULL DEFAULT 0 CHECK (private IN (0, 1))",
+    // A list narrowed to a scope reads it newest first.
+    "CREATE INDEX memories_scope ON memories (scope, updated_at) WHERE deleted = 0 AND scope IS NOT NULL",
+  ],
 ];
 
 /** The schema version this code writes; a file with a higher `user_version` is refused. */
