@@ -44,6 +44,7 @@ function json(value: unknown): string {
 /** A one-line type: `string (1..4096)`, `"a" | "b"`, `array of Memory`, links for `$ref`s. */
 function typeOf(schema: Json | undefined): string {
   if (!schema || Object.keys(schema).length === 0) return "any";
+  if (schema.not && Object.keys(schema.not).length === 0) return "none (refused)";
   if (typeof schema.$ref === "string") {
     const name = schema.$ref.split("/").pop()!;
     return `<a href="#${anchor(name)}">${esc(name)}</a>`;
