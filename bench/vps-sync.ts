@@ -240,6 +240,11 @@ async function main() {
       oneIds.push(`fam-${i}`);
       oneUser.push(await signIn(oneUserKey, `fam-${i}`));
     }
+    // The worker's backlog when the bursts start: embed and extract jobs of the 10,000 pushed.
+    const jc = new pg.Client({ connectionString: dbUrl });
+    await jc.connect();
+    const backlog = Number((await jc.query("select count(*) as n from jobs")).rows[0].n);
+    await jc.end();
     const cMany = await burst(manyUsers, manyIds);
     const cOne = await burst(oneUser, oneIds);
     const cPaced = await paced(manyUsers, manyIds, ROUNDS + 1);
@@ -319,6 +324,7 @@ async function main() {
         `server RSS, idle → with ${connected} open SSE streams`,
         `${rssBefore.toFixed(0)} MB → ${rssAfter.toFixed(0)} MB`,
       ],
+      [`background jobs queued when the bursts started (the worker busy meanwhile)`, `${backlog}`],
       [`one change reaching ${received.size}/${connected} streams of its user`, `${fanoutMs.toFixed(0)} ms`],
     ];
     const cpu = cpus()[0]?.model ?? "unknown CPU";

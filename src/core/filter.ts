@@ -49,15 +49,23 @@ export const MetadataFilter = z
 
 /** The filter, as requests carry it. An unknown key is an error naming the key. */
 export const MemoryFilter = z
-  .strictObject({
-    scope: ScopeFilter.optional(),
-    tags: z.array(Tag).max(16, "at most 16 tags").optional(),
-    kind: MemoryKind.optional(),
-    source: MemorySource.optional(),
-    since: TimeBound.optional(),
-    until: TimeBound.optional(),
-    metadata: MetadataFilter.optional(),
-  })
+  .strictObject(
+    {
+      scope: ScopeFilter.optional(),
+      tags: z.array(Tag).max(16, "at most 16 tags").optional(),
+      kind: MemoryKind.optional(),
+      source: MemorySource.optional(),
+      since: TimeBound.optional(),
+      until: TimeBound.optional(),
+      metadata: MetadataFilter.optional(),
+    },
+    {
+      error: (iss) =>
+        iss.code === "unrecognized_keys"
+          ? `unknown filter key ${iss.keys.map((k) => `"${k}"`).join(", ")}`
+          : undefined,
+    },
+  )
   .superRefine((f, ctx) => {
     if (f.since === undefined || f.until === undefined) return;
     const now = new Date();
@@ -113,15 +121,7 @@ export function parseFilter(raw: unknown, field: string | null = "filter"): Memo
   const prefix = field === null ? [] : [field];
   throw new DionysusError(
     "invalid_input",
-    describeIssues(
-      r.error.issues.map((i) => ({
-        path: [...prefix, ...i.path],
-        message:
-          i.code === "unrecognized_keys"
-            ? `unknown filter key ${i.keys.map((k) => `"${k}"`).join(", ")}`
-            : i.message,
-      })),
-    ),
+    describeIssues(r.error.issues.map((i) => ({ path: [...prefix, ...i.path], message: i.message }))),
     { details: { field: [...prefix, ...(r.error.issues[0]?.path ?? [])].map(String).join(".") } },
   );
 }

@@ -41,6 +41,8 @@ export interface HeavyOverrides {
   graphStore?: GraphStore;
   /** Worker poll interval (ms). */
   workerPollMs?: number;
+  /** Share of the time the worker may be busy in a backlog (1 in a process of its own). */
+  workerBusyShare?: number;
   /** Told after the worker wrote to a user's change feed (new vectors, consolidation results),
    * so that webhooks fire for those changes as they do for pushes. */
   onChanges?: (userId: string) => void;
@@ -137,6 +139,7 @@ export function createHeavyQueries(
     onJobEvent,
     log: (e) => log(e),
     ...(overrides.workerPollMs ? { pollMs: overrides.workerPollMs } : {}),
+    ...(overrides.workerBusyShare ? { busyShare: overrides.workerBusyShare } : {}),
   });
 
   let closed = false;

@@ -27,6 +27,8 @@ export interface VpsInstanceOptions {
   /** Run the background job worker (embeddings, graph, consolidation); `vps serve` does. Tests
    * leave it off and call `heavy.worker.drain()`. */
   worker?: boolean;
+  /** Share of the time the worker may be busy in a backlog (see JobWorkerOptions.busyShare). */
+  workerBusyShare?: number;
   /** Replacements for the heavy-query adapters (tests). */
   heavy?: HeavyOverrides;
 }
@@ -52,6 +54,7 @@ export async function createVpsInstance(
   // dispatcher is made below, once the sync service that reads the feed position exists.
   let serverChanged: (userId: string) => void = () => {};
   const heavy = createHeavyQueries(config, database, log, {
+    ...(options.workerBusyShare ? { workerBusyShare: options.workerBusyShare } : {}),
     ...options.heavy,
     onChanges: (userId) => serverChanged(userId),
   });
@@ -109,6 +112,7 @@ export async function createVpsInstance(
       heavy.worker.wake();
     } else if (ev?.type === "revoke") hub.disconnectDevice(ev.user_id, ev.device_id);
     else if (ev?.type === "job") hub.sendJob(ev.user_id, ev.job);
+    else if (ev?.type === "wake") heavy.worker.wake();
   });
   if (options.worker) heavy.startWorker();
 

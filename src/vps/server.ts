@@ -16,6 +16,7 @@ import { createVpsApp } from "./http/app.ts";
 import { listeningUrl } from "./http/listen-url.ts";
 import { createVpsInstance } from "./instance.ts";
 import { jsonLogger, type Logger } from "./log.ts";
+import { PGLITE_ONE_PROCESS, superviseWorker } from "./worker-process.ts";
 
 /** What `vps serve` writes to `<data_dir>/vps.json` (mode 0600). */
 export interface ServerFile {
@@ -61,12 +62,26 @@ export interface StartVpsOptions {
   warn?: (line: string) => void;
   /** Least free disk space for the embedded database to start (see createVpsDatabase). */
   minFreeBytes?: number;
+  /**
+   * Where the job worker runs: in this process (the default; always so on PGlite), in a child
+   * process started with `workerCommand` (`dionysus vps worker`; PostgreSQL only), or nowhere
+   * (an API-only instance; PostgreSQL only, another instance or `vps worker` does the jobs).
+   */
+  worker?: "in-process" | "process" | "off";
+  /** The command that runs `vps worker` (the binary and its arguments), for `worker: "process"`. */
+  workerCommand?: string[];
 }
 
 export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
   const log = options.log ?? jsonLogger();
   const kind = config.database_url ? "postgres" : "pglite";
+  const workerMode =
+    kind === "pglite" && options.worker === "process" ? "in-process" : (options.worker ?? "in-process");
+  if (kind === "pglite" && workerMode === "off")
+    throw new DionysusError("invalid_input", `--no-worker: ${PGLITE_ONE_PROCESS}`);
+  if (workerMode === "process" && !options.workerCommand?.length)
+    throw new DionysusError("invalid_input", "a worker process needs the command that runs `vps worker`");
   let releaseLock = () => {};
   if (kind === "pglite") {
     // An admin command may hold the data dir for a moment: wait for it, but not for another server.
@@ -97,7 +112,7 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
   }
   const fatal = new Promise<DionysusError>((resolve) => database.onFatal(resolve));
   const services = await createVpsInstance(config, database, {
-    worker: true,
+    worker: workerMode === "in-process",
     log,
     ...(options.now ? { now: options.now } : {}),
   });
@@ -140,7 +155,22 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
   const path = serverFilePath(config.data_dir);
   writeFileSync(path, JSON.stringify(file, null, 2), { mode: 0o600 });
   chmodSync(path, 0o600);
-  services.log({ msg: "vps listening", url: `http://${config.host}:${port}`, database: kind });
+  // The child gets the database through its environment (never its command line, which `ps` shows).
+  const workerChild =
+    workerMode === "process"
+      ? superviseWorker(
+          [...options.workerCommand!, "vps", "worker", "--data-dir", config.data_dir, "--exit-with-stdin"],
+          { ...process.env, DIONYSUS_VPS_DATABASE_URL: config.database_url },
+          log,
+        )
+      : undefined;
+  services.log({
+    msg: "vps listening",
+    url: `http://${config.host}:${port}`,
+    database: kind,
+    worker: workerMode,
+    ...(workerChild ? { worker_pid: workerChild.pid } : {}),
+  });
   let stopped = false;
   return {
     url: `http://${loopback.includes(":") ? `[${loopback}]` : loopback}:${port}`,
@@ -151,6 +181,7 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
       stopped = true;
       services.hub.closeAll();
       await server.stop(!stopOptions.graceful);
+      await workerChild?.stop();
       await services.stop();
       await database.close();
       const current = readServerFile(config.data_dir);

@@ -243,6 +243,13 @@ export function edgeFilterContract(name: string, open: StoreFactory): void {
           expect((caught as DionysusError).code).toBe("invalid_input");
           expect((caught as DionysusError).message).toContain(field);
         }
+        let caught: unknown;
+        try {
+          store.create({ content: "x" }, { source: "Not A Source" });
+        } catch (err) {
+          caught = err;
+        }
+        expect((caught as DionysusError).message).toContain("source");
         expect(store.countMemories()).toBe(0);
         expect(store.queueCounts().queued).toBe(0);
       });

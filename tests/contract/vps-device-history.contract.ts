@@ -4,7 +4,7 @@
  * node, a server clock that steps back, and the device split grant. Runs inside the VPS database
  * contract (PostgreSQL and PGlite), on its database.
  */
-import { expect, test } from "bun:test";
+import { beforeEach, expect, test } from "bun:test";
 import { formatHlc, parseHlc } from "../../src/core/hlc.ts";
 import { OAuthFailure } from "../../src/vps/auth/errors.ts";
 import { createAuthService, type Principal } from "../../src/vps/auth/service.ts";
@@ -26,6 +26,11 @@ export async function oauthError(p: Promise<unknown>): Promise<string> {
 export function deviceHistoryTests(db: () => VpsDatabase): void {
   let clock = Date.now();
   const now = () => clock;
+  // The devices stamp with the wall clock: each test starts with the server's clock in step with
+  // it (on a slow machine the tests may start more than the allowed skew after registration).
+  beforeEach(() => {
+    clock = Date.now();
+  });
   const services = () => ({
     auth: createAuthService(db().db, { access_token_ttl_s: 3600, refresh_token_ttl_s: 86400, now }),
     sync: createSyncService(db().db, { max_content_bytes: 10_000, max_clock_skew_ms: 60_000, now }),

@@ -34,7 +34,15 @@ describe.skipIf(!TEST_DATABASE_URL)("two VPS instances on one PostgreSQL", () =>
     const migrate = await runCli(["vps", "migrate", "--database-url", tdb.url, "--json"]);
     expect(migrate.code).toBe(0);
     expect(JSON.parse(migrate.stdout)).toEqual({
-      applied: ["0001_initial", "0002_graph", "0003_heavy", "0004_device_history", "0005_fts_cap"],
+      applied: [
+        "0001_initial",
+        "0002_graph",
+        "0003_heavy",
+        "0004_device_history",
+        "0005_fts_cap",
+        "0006_scope_source",
+        "0007_rate_limits",
+      ],
     });
     [one, two] = await Promise.all(
       dirs.map((dir) => startVpsProcess(["--database-url", tdb.url, "--data-dir", dir])),

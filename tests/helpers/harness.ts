@@ -245,14 +245,19 @@ export interface VpsProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `vps serve --port 0` and waits for its "vps listening" log line. */
-export async function startVpsProcess(args: string[], timeoutMs = 60_000): Promise<VpsProcess> {
+/** Starts `vps serve --port 0` (with `env` added to its environment) and waits for its
+ * "vps listening" log line. */
+export async function startVpsProcess(
+  args: string[],
+  timeoutMs = 60_000,
+  env: Record<string, string> = {},
+): Promise<VpsProcess> {
   const proc = Bun.spawn([bun, cliEntry, "vps", "serve", "--port", "0", "--host", "127.0.0.1", ...args], {
     cwd: repoRoot,
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, DATABASE_URL: "" },
+    env: { ...process.env, DATABASE_URL: "", ...env },
   });
   const lines: string[] = [];
   let url: string | undefined;

@@ -21,6 +21,8 @@ export interface InprocDevice {
 
 export interface InprocVps {
   url: string;
+  /** The VPS's PostgreSQL database. */
+  databaseUrl: string;
   /** SQL on the VPS's database. */
   pg: Client;
   /** A new user; returns an API key. */
@@ -67,6 +69,7 @@ export async function startInprocVps(
   const devices: InprocDevice[] = [];
   return {
     url,
+    databaseUrl: db.url,
     pg,
     async newUser() {
       const name = `h${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;

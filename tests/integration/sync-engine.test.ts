@@ -80,7 +80,10 @@ afterAll(async () => {
   for (const d of open.splice(0)) await d.close();
 });
 
-async function device(apiKey: string, opts: { now?: () => number; name?: string } = {}): Promise<Device> {
+async function device(
+  apiKey: string,
+  opts: { now?: () => number; name?: string; log?: (event: Record<string, unknown>) => void } = {},
+): Promise<Device> {
   const dir = tempDir("dionysus-engine-");
   const store = createSqliteStore({
     path: join(dir.path, "edge.db"),
@@ -99,8 +102,10 @@ async function device(apiKey: string, opts: { now?: () => number; name?: string 
     store,
     dataDir: dir.path,
     realtime: false,
-    pushDebounceMs: 20,
+    // No periodic cycle during a test: only what the test does starts one.
+    intervalMs: 3_600_000,
     random: () => 0,
+    ...(opts.log ? { log: opts.log } : {}),
     // The device's one wall clock: the store stamps with it, the engine measures the VPS against it.
     ...(opts.now ? { now: opts.now } : {}),
   });
@@ -171,6 +176,37 @@ describe("sync engine against a real VPS", () => {
       expect(
         d.store.conflicts(10).some((c) => c.winner_hlc === highEdit.hlc && c.loser_hlc === lowEdit.hlc),
       ).toBe(true);
+  });
+
+  test("local writes are pushed without waiting for a timer, and writes of one moment share one cycle", async () => {
+    const user = await newUser();
+    const cycles: Array<Record<string, unknown>> = [];
+    const d = await device(user.key, { log: (e) => e.event === "sync_cycle" && cycles.push(e) });
+    d.engine.start();
+    await eventually(() => (cycles.length === 1 ? true : undefined), 30_000, "the first cycle");
+
+    // The periodic cycle is an hour away: only the write itself can start this push.
+    const writes = ["one", "two", "three", "four", "five"].map((c) => d.store.create(note(c)));
+    for (let i = 0; i < writes.length; i++) d.engine.notifyLocalWrite();
+    await eventually(() => (cycles.length >= 2 ? true : undefined), 30_000, "the write's cycle");
+    expect(cycles[1]).toMatchObject({ pushed: 5 });
+    const remote = await onVps(user.name);
+    for (const w of writes) expect(remote.get(w.id)?.content).toBe(w.content);
+
+    // Writes made while a cycle is in flight are coalesced into one more cycle after it.
+    const running = d.engine.syncNow();
+    const more = ["six", "seven", "eight"].map((c) => {
+      const m = d.store.create(note(c));
+      d.engine.notifyLocalWrite();
+      return m;
+    });
+    await running;
+    await eventually(() => (d.store.queueCounts().queued === 0 ? true : undefined), 30_000, "the drain");
+    await eventually(() => (cycles.length >= 4 ? true : undefined), 30_000, "the coalesced cycle");
+    expect(cycles.slice(2).reduce((n, c) => n + Number(c.pushed), 0)).toBe(3);
+    expect(cycles.length).toBe(4);
+    const after = await onVps(user.name);
+    for (const w of more) expect(after.get(w.id)?.content).toBe(w.content);
   });
 
   test("a push cut mid-request while the engine runs: the write still reaches the VPS", async () => {

@@ -275,7 +275,8 @@ describe("admin API", () => {
 
 describe("rate limits, health, metrics, logs", () => {
   test("per device: 429 with Retry-After and RateLimit headers", async () => {
-    const limited = await makeTestApp(backend, { rate_limit_per_min: 3 });
+    // Counters live in the database the test apps share: an address of this test's own.
+    const limited = await makeTestApp(backend, { rate_limit_per_min: 3 }, { clientIp: () => "192.0.2.31" });
     try {
       const a = await signIn(limited, "rl-a");
       const b = await signIn(limited, "rl-b", a.user);

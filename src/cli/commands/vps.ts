@@ -5,7 +5,7 @@
  * server's loopback-only admin API.
  */
 import { mkdirSync } from "node:fs";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { DionysusError, fromProblem } from "../../core/errors.ts";
 import type { Device } from "../../core/protocol/auth.ts";
 import type { AdminOps } from "../../vps/admin/admin.ts";
@@ -146,6 +146,14 @@ function startOptions(): { minFreeBytes?: number } {
   return v !== undefined && v !== "" && Number.isFinite(Number(v)) ? { minFreeBytes: Number(v) } : {};
 }
 
+/** The command that runs this binary again: a compiled binary is its own program (its script lives
+ * in Bun's embedded file system); from source, Bun runs the entry script. */
+function selfCommand(): string[] {
+  const script = process.argv[1];
+  const embedded = !script || script.startsWith("/$bunfs/") || script.startsWith("B:/~BUN/");
+  return embedded ? [process.execPath] : [process.execPath, script];
+}
+
 /** Reads a password: from the terminal without echo, or the first line of piped stdin. */
 async function readPassword(): Promise<string | undefined> {
   if (!process.stdin.isTTY) {
@@ -214,13 +222,28 @@ export function registerVps(program: Command): void {
       .command("serve")
       .description("serve the sync API (PostgreSQL with --database-url, else embedded PGlite)")
       .option("--port <port>", "port to listen on (default 8000)")
-      .option("--host <host>", "address to bind (default 0.0.0.0)"),
+      .option("--host <host>", "address to bind (default 0.0.0.0)")
+      .option(
+        "--no-worker",
+        "API only: run no job worker (PostgreSQL only; another instance or `vps worker` does the jobs)",
+      ),
   ).action(
-    action(async (flags: DbFlags & { port?: string; host?: string }) => {
+    action(async (flags: DbFlags & { port?: string; host?: string; worker: boolean }) => {
       const config = configFrom(flags);
+      if (!flags.worker && !config.database_url) {
+        const { PGLITE_ONE_PROCESS } = await import("../../vps/worker-process.ts");
+        throw new DionysusError("invalid_input", `--no-worker: ${PGLITE_ONE_PROCESS}`);
+      }
       const { startVpsServer } = await vpsModules();
+      // On PostgreSQL the job worker runs as a child process (`vps worker`), off the API's event
+      // loop; on PGlite it stays in this process (see src/vps/worker-process.ts).
+      const worker = !flags.worker ? "off" : config.database_url ? "process" : "in-process";
       // A failed start exits at once: a PGlite that failed to open may keep the process alive.
-      const running = await startVpsServer(config, startOptions()).catch(exitWith);
+      const running = await startVpsServer(config, {
+        ...startOptions(),
+        worker,
+        workerCommand: selfCommand(),
+      }).catch(exitWith);
       process.stderr.write(`dionysus vps listening on ${running.url} (pid ${process.pid})\n`);
       const fatal = await new Promise<DionysusError | undefined>((resolve) => {
         const stop = () => {
@@ -237,6 +260,31 @@ export function registerVps(program: Command): void {
       // then the process says why and exits non-zero.
       await Promise.race([running.stop({ graceful: true }).catch(() => {}), Bun.sleep(5_000)]);
       exitWith(fatal);
+    }),
+  );
+
+  withDbOptions(
+    vps
+      .command("worker")
+      .description("run the background job worker alone (embeddings, graph, consolidation; PostgreSQL only)")
+      // Set by `vps serve` for its child: stop when the parent's end of stdin closes.
+      .addOption(new Option("--exit-with-stdin").hideHelp()),
+  ).action(
+    action(async (flags: DbFlags & { exitWithStdin?: boolean }) => {
+      const config = configFrom(flags);
+      const { runVpsWorker } = await import("../../vps/worker-process.ts");
+      const running = await runVpsWorker(config);
+      process.stderr.write(`dionysus vps worker running (pid ${process.pid})\n`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+        if (flags.exitWithStdin)
+          void (async () => {
+            for await (const _ of Bun.stdin.stream());
+            resolve();
+          })();
+      });
+      await running.stop();
     }),
   );
 

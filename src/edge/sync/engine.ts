@@ -5,9 +5,11 @@
  * - a cycle pulls, pushes, then pulls again if it pushed anything;
  * - push: due queue items in mutation order, in batches; per-item answers settle the queue;
  * - pull: pages of the change feed until `up_to_date`, each page stored with its cursor;
- * - timers drive it: a debounced push after local writes, a cycle every `intervalMs`, a retry
- *   timer after failures (10 s, 60 s, 300 s with jitter; Retry-After wins), and realtime pokes
- *   from `GET /v1/events`, reconnected with jitter. The periodic pull is the fallback.
+ * - what starts a cycle: a local write (at once when no cycle is in flight; writes made while
+ *   one is are coalesced into one more cycle after it, so there is no fixed debounce), a realtime
+ *   poke from `GET /v1/events` (the same way), a cycle every `intervalMs`, and a retry timer
+ *   after failures (10 s, 60 s, 300 s with jitter; Retry-After wins). The event stream is
+ *   reconnected with jitter; the periodic pull is the fallback.
  *
  * Beside it: ./session.ts (credentials and tokens), ./lease.ts (one pushing engine per
  * database), ./realtime.ts (the event stream) and ./identity.ts (a copied data dir's own device
@@ -68,8 +70,6 @@ export interface SyncEngineOptions {
   dataDir: string;
   /** Background cycle interval (default 30 s). */
   intervalMs?: number;
-  /** Delay between a local write and its push. */
-  pushDebounceMs?: number;
   /** Keep a realtime `GET /v1/events` stream open (default true). */
   realtime?: boolean;
   /** Database size above which cached VPS memories are evicted (LRU). */
@@ -101,7 +101,8 @@ export class SyncEngine {
   private cycle: Promise<SyncReport> | undefined;
   private again = false;
   private intervalTimer: ReturnType<typeof setInterval> | undefined;
-  private pushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A local write's cycle is about to start (writes in the same turn of the event loop share it). */
+  private writeCycleSoon = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private running = false;
 
@@ -119,7 +120,6 @@ export class SyncEngine {
     this.store = options.store;
     this.opts = {
       intervalMs: 30_000,
-      pushDebounceMs: 200,
       realtime: true,
       maxPushBytes: PUSH_MAX_BYTES,
       random: Math.random,
@@ -171,17 +171,24 @@ export class SyncEngine {
   async stop(): Promise<void> {
     this.running = false;
     if (this.intervalTimer) clearInterval(this.intervalTimer);
-    for (const t of [this.pushTimer, this.retryTimer]) if (t) clearTimeout(t);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.realtime.stop();
     await this.cycle?.catch(() => undefined);
     this.lease.release();
   }
 
-  /** Called after each local write: pushes soon (debounced). */
+  /**
+   * Called after each local write: pushes it right after the current turn of the event loop (the
+   * write's own answer goes out first). While a cycle is in flight the write is coalesced: one
+   * more cycle runs after it, for every write made meanwhile.
+   */
   notifyLocalWrite(): void {
-    if (!this.running) return;
-    if (this.pushTimer) clearTimeout(this.pushTimer);
-    this.pushTimer = setTimeout(() => void this.trigger("local-write"), this.opts.pushDebounceMs);
+    if (!this.running || this.writeCycleSoon) return;
+    this.writeCycleSoon = true;
+    setImmediate(() => {
+      this.writeCycleSoon = false;
+      void this.trigger("local-write");
+    });
   }
 
   /**

@@ -13,7 +13,9 @@ export const CHANGES_CHANNEL = "dionysus_changes";
 export type ChannelEvent =
   | { type: "changes"; user_id: string; seq: number }
   | { type: "revoke"; user_id: string; device_id: string }
-  | { type: "job"; user_id: string; job: Job };
+  | { type: "job"; user_id: string; job: Job }
+  /** New background work that no change poke announces (a consolidation): job workers wake. */
+  | { type: "wake" };
 
 export async function notifyChannel(
   tx: Kysely<VpsTables> | Transaction<VpsTables>,
@@ -30,6 +32,7 @@ export function parseChannelEvent(payload: string): ChannelEvent | undefined {
       return { type: "changes", user_id: v.user_id, seq: v.seq };
     if (v.type === "revoke" && typeof v.user_id === "string" && typeof v.device_id === "string")
       return { type: "revoke", user_id: v.user_id, device_id: v.device_id };
+    if (v.type === "wake") return { type: "wake" };
     if (v.type === "job" && typeof v.user_id === "string") {
       const job = Job.safeParse(v.job);
       if (job.success) return { type: "job", user_id: v.user_id, job: job.data };

@@ -318,6 +318,25 @@ const m0006: Migration = {
   },
 };
 
+/**
+ * Rate-limit counters shared by every instance on one database (src/vps/http/shared-rate-limit.ts):
+ * one row per key: the start of its current window (ms) and the count in it. Unlogged: a crash only resets the windows. Not per user (keys
+ * are addresses and devices), so on a distributed Postgres it stays a local table.
+ */
+const m0007: Migration = {
+  async up(db: AnyDb) {
+    await sql`
+      create unlogged table rate_limits (
+        key text primary key,
+        window_start bigint not null,
+        count int not null
+      )`.execute(db);
+  },
+  async down(db: AnyDb) {
+    await sql`drop table if exists rate_limits`.execute(db);
+  },
+};
+
 /** Every migration, by name; names sort in application order. */
 export const vpsMigrations: Record<string, Migration> = {
   "0001_initial": m0001,
@@ -326,6 +345,7 @@ export const vpsMigrations: Record<string, Migration> = {
   "0004_device_history": m0004,
   "0005_fts_cap": m0005,
   "0006_scope_source": m0006,
+  "0007_rate_limits": m0007,
 };
 
 class InCodeProvider implements MigrationProvider {

@@ -29,6 +29,11 @@ import {
 } from "./middleware.ts";
 import { mountOpenApi } from "./openapi.ts";
 import { type RateDecision, RateLimiter } from "./rate-limit.ts";
+import { RateCounterStore, SharedRateLimiter } from "./shared-rate-limit.ts";
+
+/** A request limiter: in this instance's memory, or shared through PostgreSQL. */
+type Limiter = { hit(key: string): RateDecision | Promise<RateDecision> };
+
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { deviceApprovalRoutes } from "./routes/device-approval.ts";
@@ -75,8 +80,13 @@ const REQUEST_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   const { vps } = deps;
   const { config, auth, metrics, log } = vps;
-  const limiter = new RateLimiter(config.rate_limit_per_min);
-  const userLimiter = new RateLimiter(config.user_rate_limit_per_min);
+  // On PostgreSQL the counters are shared by every instance (a device or address balanced over
+  // several gets one limit); embedded PGlite serves one process and counts in memory.
+  const counters = vps.database.kind === "postgres" ? new RateCounterStore(vps.database.db) : undefined;
+  const limiterOf = (perMin: number): Limiter =>
+    counters ? new SharedRateLimiter(counters, perMin) : new RateLimiter(perMin);
+  const limiter = limiterOf(config.rate_limit_per_min);
+  const userLimiter = limiterOf(config.user_rate_limit_per_min);
   const peerIp =
     deps.clientIp ?? ((c: Context<AppEnv>) => c.env?.requestIP?.(c.req.raw)?.address ?? undefined);
   const trusted = config.trusted_proxies.map((p) => parseCidr(p)!);
@@ -139,14 +149,14 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   });
 
   /** Counts a request on each key; the tightest decision sets the headers and a 429. */
-  function limit(
+  async function limit(
     c: Context<AppEnv>,
-    hits: Array<[RateLimiter, string]>,
+    hits: Array<[Limiter, string]>,
     oauthError?: "slow_down" | "invalid_request",
-  ): void {
+  ): Promise<void> {
     let shown: RateDecision | undefined;
-    for (const [l, key] of hits) {
-      const d = l.hit(key);
+    const decisions = await Promise.all(hits.map(([l, key]) => l.hit(key)));
+    for (const d of decisions) {
       if (
         !shown ||
         (!d.allowed && shown.allowed) ||
@@ -161,7 +171,7 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   const ipKey = (c: Context<AppEnv>) => `ip:${clientIp(c) ?? "unknown"}`;
 
   const byIp: MiddlewareHandler<AppEnv> = async (c, next) => {
-    limit(c, [[limiter, ipKey(c)]]);
+    await limit(c, [[limiter, ipKey(c)]]);
     await next();
   };
 
@@ -196,14 +206,14 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
     const principal = m ? await auth.authenticate(m[1]!) : undefined;
     if (!principal) {
-      limit(c, [[limiter, ipKey(c)]]);
+      await limit(c, [[limiter, ipKey(c)]]);
       throw new Unauthorized(
         m ? "the access token is wrong, expired or revoked" : "missing bearer access token",
         m ? 'Bearer realm="dionysus", error="invalid_token"' : 'Bearer realm="dionysus"',
       );
     }
     c.set("principal", principal);
-    limit(c, [
+    await limit(c, [
       [limiter, `device:${principal.user_id}:${principal.device_id}`],
       [userLimiter, `user:${principal.user_id}`],
     ]);

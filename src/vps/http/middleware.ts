@@ -31,7 +31,7 @@ export interface RouteContext {
   /** Rate limit per client address (for routes without a token). */
   byIp: MiddlewareHandler<AppEnv>;
   /** Counts one request of the client address; over the limit, a 429 in the OAuth shape. */
-  limitOAuth(c: Context<AppEnv>, error: "slow_down" | "invalid_request"): void;
+  limitOAuth(c: Context<AppEnv>, error: "slow_down" | "invalid_request"): Promise<void>;
   /** The client's address (see app.ts: trusted proxies). */
   clientIp(c: Context<AppEnv>): string | undefined;
   /** Base of `verification_uri`: `public_url`, else the listening address, never the Host header. */

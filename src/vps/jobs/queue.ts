@@ -13,6 +13,7 @@
 import { type Kysely, sql } from "kysely";
 import type { Job } from "../../core/protocol/heavy.ts";
 import { uuidv7 } from "../../core/uuid.ts";
+import { notifyChannel } from "../db/channel.ts";
 import type { JobRowKind, JobRowStatus, VpsTables } from "../db/schema.ts";
 
 /** Tries per job before it is `failed`. */
@@ -69,7 +70,11 @@ export function createJobQueue(db: Kysely<VpsTables>) {
           insert into jobs (user_id, id, kind) values (${userId}, ${uuidv7()}, 'consolidate')
           on conflict (user_id) where kind = 'consolidate' and status in ('queued', 'running') do nothing
           returning ${COLUMNS}`.execute(db);
-        if (inserted.rows[0]) return { job: toJob(inserted.rows[0]), started: true };
+        if (inserted.rows[0]) {
+          // The worker may run in another process (`vps worker`): wake it through the channel.
+          await notifyChannel(db, { type: "wake" });
+          return { job: toJob(inserted.rows[0]), started: true };
+        }
         const current = await sql<JobRow>`
           select ${COLUMNS} from jobs
           where user_id = ${userId} and kind = 'consolidate' and status in ('queued', 'running')`.execute(db);

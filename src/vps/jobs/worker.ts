@@ -1,6 +1,7 @@
 /**
- * The background worker of one VPS instance (`vps serve` runs one; several instances may run
- * against one database, `FOR UPDATE SKIP LOCKED` keeps them from taking the same job). Each round
+ * The background job worker (on PostgreSQL `vps serve` runs it in a child process, `vps worker`
+ * alone, see ../worker-process.ts; on PGlite inside `vps serve`). Several may run against one
+ * database: `FOR UPDATE SKIP LOCKED` keeps them from taking the same job. Each round
  * it takes, in this order: a batch of `embed` jobs (cheap, and what semantic search waits for),
  * a few `extract` jobs (20-35 ms per KB each), and one `consolidate` job. It sleeps when there is
  * nothing due and wakes on a change poke, on a local enqueue, or after `pollMs`.

@@ -249,7 +249,8 @@ describe("body limits", () => {
 
 describe("429 on the token endpoint", () => {
   test("OAuth shape: slow_down for a device-code poll, invalid_request otherwise, with Retry-After", async () => {
-    const a = await app({ rate_limit_per_min: 1 });
+    // Counters live in the database the test apps share: an address of this test's own.
+    const a = await app({ rate_limit_per_min: 1 }, { clientIp: () => "192.0.2.32" });
     expect(
       (await a.req("/v1/auth/token", form({ grant_type: "refresh_token", refresh_token: "dnr_x" }))).status,
     ).toBe(400);

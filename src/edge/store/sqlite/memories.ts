@@ -8,23 +8,31 @@ import {
 import {
   type LocalMemory,
   MemoryPatch,
+  MemorySource,
   NewMemory,
   type NewMemoryInput,
   validateMemoryFields,
 } from "../../../core/memory.ts";
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
+import { queryTokens } from "../../../core/query.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
 import type { MemoryStore, WriteOptions } from "../types.ts";
 import { invalid, iso, type SqliteContext } from "./context.ts";
 import { type FilterSql, filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
-import { type PlanSource, planRecall, type RecallPlan } from "./recall-plan.ts";
+import { type PlanSource, planRecall, type RecallPlan, STOPWORDS } from "./recall-plan.ts";
 import { MEMORY_COLUMNS, type MemoryRow, toLocalMemory, toMemoryData } from "./rows.ts";
 
 /** A `get()` records the access at most this often per memory, so reads rarely write. */
 const TOUCH_INTERVAL_MS = 60_000;
 const SNIPPET_TOKENS = 24;
-const NO_FILTER: FilterSql = { sql: "", params: [] };
+
+/** The query's words (stopwords dropped when there are others) OR-ed: the unpruned match. */
+function everyWord(query: string): string {
+  const all = queryTokens(query);
+  const meaningful = all.filter((t) => !STOPWORDS.has(t));
+  return (meaningful.length > 0 ? meaningful : all).map((t) => `"${t}"`).join(" OR ");
+}
 
 /** Whether a plan leaves matching memories out: its common words only re-rank the memories the
  * rare ones find (`… NOT …`), or it ranks only the newest matches (`minRowid`). */
@@ -33,48 +41,23 @@ const pruned = (plan: RecallPlan) => plan.minRowid !== undefined || plan.match.i
 export function sqliteMemories(ctx: SqliteContext): MemoryStore {
   const { q, guard, write } = ctx;
 
-  /** Document counts for the recall plan, over the memories the filter lets through (so the plan
-   * picks its candidates among them, and a narrow filter still fills its page). */
-  const planSource = (f: FilterSql): PlanSource =>
-    f.sql === ""
-      ? {
-          countCapped: (token, cap) =>
-            (
-              q(
-                "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)",
-              ).get(`"${token}"`, cap) as { n: number }
-            ).n,
-          countInWindow: (match, minRowid, cap) =>
-            (
-              q(
-                "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? LIMIT ?)",
-              ).get(match, minRowid, cap) as { n: number }
-            ).n,
-          maxRowid: () => (q("SELECT coalesce(max(rid), 0) AS n FROM memories").get() as { n: number }).n,
-        }
-      : {
-          countCapped: (token, cap) =>
-            (
-              q(
-                `SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
-                 WHERE memories_fts MATCH ?${f.sql} LIMIT ?)`,
-              ).get(`"${token}"`, ...f.params, cap) as { n: number }
-            ).n,
-          countInWindow: (match, minRowid, cap) =>
-            (
-              q(
-                `SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
-                 WHERE memories_fts MATCH ? AND memories_fts.rowid >= ?${f.sql} LIMIT ?)`,
-              ).get(match, minRowid, ...f.params, cap) as { n: number }
-            ).n,
-          maxRowid: () =>
-            (
-              q(`SELECT coalesce(max(m.rid), 0) AS n FROM memories AS m WHERE m.deleted = 0${f.sql}`).get(
-                ...f.params,
-              ) as { n: number }
-            ).n,
-        };
-
+  /** Document counts for the recall plan. */
+  const planSource: PlanSource = {
+    countCapped: (token, cap) =>
+      (
+        q("SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)").get(
+          `"${token}"`,
+          cap,
+        ) as { n: number }
+      ).n,
+    countInWindow: (match, minRowid, cap) =>
+      (
+        q(
+          "SELECT count(*) AS n FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? AND rowid >= ? LIMIT ?)",
+        ).get(match, minRowid, cap) as { n: number }
+      ).n,
+    maxRowid: () => (q("SELECT coalesce(max(rid), 0) AS n FROM memories").get() as { n: number }).n,
+  };
   /** The ranked matches of `plan` (rowid, score, snippet), narrowed by `f` when given. */
   const rank = (plan: RecallPlan, limit: number, f?: FilterSql) =>
     (f === undefined
@@ -103,7 +86,8 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       if (!parsed.success) throw invalid(parsed.error.issues);
       const data = parsed.data;
       validateMemoryFields(data, ctx.maxContentBytes);
-      const source = options.source ?? "unknown";
+      const source = MemorySource.safeParse(options.source ?? "unknown");
+      if (!source.success) throw invalid(source.error.issues.map((i) => ({ ...i, path: ["source"] })));
       return write(() => {
         const hlc = ctx.stamp();
         const now = ctx.clockNow();
@@ -121,7 +105,7 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
           deleted: false,
           origin_device: ctx.currentDeviceId,
           scope: data.scope ?? null,
-          source,
+          source: source.data,
           occurred_at: data.occurred_at ?? null,
           origin: "local",
           private: data.private,
@@ -144,7 +128,7 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
           hlc,
           ctx.currentDeviceId,
           memory.scope,
-          source,
+          source.data,
           memory.occurred_at,
           memory.private ? 1 : 0,
         );
@@ -272,21 +256,19 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         const rf = resolved(filter);
         const f = filterSql(rf);
         const unfiltered = isEmptyFilter(rf);
-        const plan = planRecall(query, planSource(NO_FILTER));
+        const plan = planRecall(query, planSource);
         if (!plan) return [];
         // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
         // returns only; the memories are then read by rowid. A filter joins the memories in the
-        // same query: SQLite walks the ranked matches and keeps those that pass, up to the LIMIT.
+        // same query, so only the matches that pass it are ranked for the LIMIT.
         let ranked = unfiltered ? rank(plan, limit) : rank(plan, limit, f);
         // The plan chose its candidates by how common each word is in the whole store. When it
         // left some memories out (common words only re-ranked, or only the newest were ranked) and
-        // the filter did not fill the page from the rest, plan again counting only the memories
-        // the filter lets through: a narrow filter then still gets a full page.
-        if (!unfiltered && ranked.length < limit && pruned(plan)) {
-          const narrow = planRecall(query, planSource(f));
-          if (narrow && (narrow.match !== plan.match || narrow.minRowid !== plan.minRowid))
-            ranked = rank(narrow, limit, f);
-        }
+        // the filter did not fill the page from the rest, rank every memory with any of the words
+        // among those the filter lets through: a narrow filter then still gets a full page (this
+        // costs what an unpruned ranking of those words costs).
+        if (!unfiltered && ranked.length < limit && pruned(plan))
+          ranked = rank({ match: everyWord(query) }, limit, f);
         const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
         const hits: RecallHit[] = [];
         for (const h of ranked) {

@@ -20,7 +20,7 @@ export function authRoutes({ vps, limitOAuth, publicBase }: RouteContext): Hono<
   const app = new Hono<AppEnv>();
 
   app.post("/v1/auth/device", async (c) => {
-    limitOAuth(c, "invalid_request");
+    await limitOAuth(c, "invalid_request");
     const req = parseOAuth(DeviceAuthorizationRequest, await readFormOrJson(c));
     const res = await auth.startDeviceAuthorization(req, `${publicBase()}/device`);
     return c.json(res, 200, { "Cache-Control": "no-store" });
@@ -36,7 +36,7 @@ export function authRoutes({ vps, limitOAuth, publicBase }: RouteContext): Hono<
     }
     // RFC 8628 §3.5: a device polling too fast is told to slow_down; other grants have no
     // rate-limit error in RFC 6749 §5.2, so they get invalid_request (status 429, Retry-After).
-    limitOAuth(c, body?.grant_type === DEVICE_CODE_GRANT ? "slow_down" : "invalid_request");
+    await limitOAuth(c, body?.grant_type === DEVICE_CODE_GRANT ? "slow_down" : "invalid_request");
     if (!body) throw unreadable;
     const grant = body.grant_type;
     if (typeof grant !== "string" || grant === "")

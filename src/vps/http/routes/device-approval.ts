@@ -9,6 +9,10 @@ import { USER_NAME_RE } from "../../auth/service.ts";
 import { DEVICE_PAGE_CSP, type DevicePageState, renderDevicePage } from "../device-page.ts";
 import type { AppEnv, RouteContext } from "../middleware.ts";
 import { FailureBudget } from "../rate-limit.ts";
+import { RateCounterStore, SharedFailureBudget } from "../shared-rate-limit.ts";
+
+/** The window failed sign-ins are counted in. */
+const SIGN_IN_WINDOW_MS = 15 * 60_000;
 
 export interface SignInLimits {
   /** Failed sign-ins allowed per user name from one address per 15 min (5). */
@@ -33,7 +37,14 @@ export function deviceApprovalRoutes(
   limits: SignInLimits = {},
 ): Hono<AppEnv> {
   const { auth } = vps;
-  const signInFailures = new FailureBudget();
+  // Shared by every instance on PostgreSQL (src/vps/http/shared-rate-limit.ts), in memory on PGlite.
+  const signInFailures =
+    vps.database.kind === "postgres"
+      ? new SharedFailureBudget(
+          new RateCounterStore(vps.database.db, SIGN_IN_WINDOW_MS, "sign-in"),
+          SIGN_IN_WINDOW_MS,
+        )
+      : new FailureBudget(SIGN_IN_WINDOW_MS);
   const signInRules = (user: string, ip: string) => [
     { key: `pair:${ip}\u0000${user}`, limit: limits.perPair ?? 5 },
     { key: `ip:${ip}`, limit: limits.perAddress ?? 20 },
@@ -82,7 +93,7 @@ export function deviceApprovalRoutes(
     }
     // One failure is reserved before the (slow) password check and refunded when it succeeds, so
     // concurrent guesses cannot all be checked before the first failure counts.
-    const reservation = signInFailures.reserve(signInRules(username, clientIp(c) ?? "unknown"));
+    const reservation = await signInFailures.reserve(signInRules(username, clientIp(c) ?? "unknown"));
     if (!reservation.ok)
       return c.html(
         renderDevicePage({
