@@ -15,6 +15,7 @@ import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
+import { createBuiltinEmbedder } from "../src/core/embedding/builtin-embedder.ts";
 import type { EntityType } from "../src/core/ports/entity-extractor.ts";
 import { uuidv7 } from "../src/core/uuid.ts";
 import { VERSION } from "../src/core/version.ts";
@@ -23,7 +24,6 @@ import { type GraphTables, graphMigration } from "../src/vps/db/graph-schema.ts"
 import { bytesToVector, vectorToBytes } from "../src/vps/db/vector-bytes.ts";
 import { extractEntities } from "../src/vps/graph/extract/compromise-extractor.ts";
 import { createPostgresGraphStore } from "../src/vps/graph/postgres/postgres-graph-store.ts";
-import { createBuiltinEmbedder } from "../src/vps/search/builtin/builtin-embedder.ts";
 import { topKByDot } from "../src/vps/search/vector.ts";
 import { createTestDatabase } from "../tests/helpers/harness.ts";
 

@@ -18,6 +18,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { VpsConfig } from "../src/core/config.ts";
+import { createWordVectorEmbedder } from "../src/core/embedding/word-vector-embedder.ts";
 import { API_KEY_GRANT, TokenResponse } from "../src/core/protocol/auth.ts";
 import { RecallResponse } from "../src/core/protocol/edge-api.ts";
 import { SearchResponse } from "../src/core/protocol/heavy.ts";
@@ -31,7 +32,6 @@ import { createVpsDatabase } from "../src/vps/db/database.ts";
 import { vectorToBytes } from "../src/vps/db/vector-bytes.ts";
 import { createVpsApp } from "../src/vps/http/app.ts";
 import { createVpsInstance } from "../src/vps/instance.ts";
-import { createBuiltinEmbedder } from "../src/vps/search/builtin/builtin-embedder.ts";
 import { createTestDatabase } from "../tests/helpers/harness.ts";
 
 const MEMORIES = Number(process.env.BENCH_MEMORIES ?? 100_000);
@@ -159,6 +159,7 @@ async function benchSearch(): Promise<void> {
     data_dir: dataDir,
     database_url: url.href,
     rate_limit_per_min: 10_000_000,
+    user_rate_limit_per_min: 10_000_000,
   });
   const services = await createVpsInstance(config, database, { log: () => {} });
   const app = createVpsApp({ vps: services });
@@ -179,7 +180,7 @@ async function benchSearch(): Promise<void> {
     const auth = { authorization: `Bearer ${tokens.access_token}`, "content-type": "application/json" };
 
     // Load: memories and their built-in vectors, set-based, in batches.
-    const embedder = createBuiltinEmbedder();
+    const embedder = createWordVectorEmbedder();
     const t0 = performance.now();
     const BATCH = 2000;
     const base = Date.UTC(2025, 0, 1);

@@ -9,8 +9,8 @@
  * and data dir, logged in with that user's API key). Every mode goes through the edge's
  * `POST /v1/recall`:
  *
- * - local keyword (`mode: keyword, route: local`) and local semantic (`mode: semantic,
- *   route: local`, which runs as local keyword search and says `degraded: true`);
+ * - local keyword, semantic and hybrid (`route: local`; semantic and hybrid with the built-in
+ *   embedder's vectors kept on the device);
  * - VPS keyword, semantic and hybrid (`route: vps`, builtin embedder), once the VPS has embedded
  *   every memory.
  *
@@ -174,6 +174,7 @@ const MODES = [
   { key: "raw-stop", label: "raw FTS5 bm25, stopwords dropped (reference)" },
   { key: "local-keyword", label: "local keyword (edge)", mode: "keyword", route: "local" },
   { key: "local-semantic", label: "local semantic (edge)", mode: "semantic", route: "local" },
+  { key: "local-hybrid", label: "local hybrid (edge)", mode: "hybrid", route: "local" },
   { key: "vps-keyword", label: "VPS keyword", mode: "keyword", route: "vps" },
   { key: "vps-semantic", label: "VPS semantic (builtin embedder)", mode: "semantic", route: "vps" },
   { key: "vps-hybrid", label: "VPS hybrid (builtin embedder)", mode: "hybrid", route: "vps" },

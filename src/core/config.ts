@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseCidr } from "./ip.ts";
+import { LogLevel } from "./log-level.ts";
 import { DEFAULT_MAX_CONTENT_BYTES, Scope } from "./memory.ts";
 import { MAX_PUSH_BYTES, MAX_PUSH_MUTATIONS } from "./protocol/sync.ts";
 
@@ -48,6 +49,15 @@ export const EdgeConfig = z.object({
     .default(1024 * 1024 * 1024),
   /** How long VPS query results are cached locally. */
   cache_ttl_s: z.coerce.number().nonnegative().default(300),
+  /** Least important daemon log lines written (debug, info, warn, error). */
+  log_level: LogLevel.default("info"),
+  /** Seconds between prunings of the sync queue by the daemon (0: never). */
+  prune_interval_s: z.coerce.number().nonnegative().default(3600),
+  /** Synced queue rows older than this many seconds are pruned. */
+  queue_retention_s: z.coerce
+    .number()
+    .nonnegative()
+    .default(7 * 86400),
   /** Default scope (`DIONYSUS_SCOPE`): writes without a scope get it, and recall and list without
    * a scope filter are narrowed to it and the scopes below it (`--scope '*'` reads everything). */
   scope: Scope.optional(),
@@ -99,5 +109,13 @@ export const VpsConfig = z.object({
   neo4j_url: z.string().optional(),
   neo4j_user: z.string().default("neo4j"),
   neo4j_password: z.string().optional(),
+  /** Least important log lines written (debug, info, warn, error). */
+  log_level: LogLevel.default("info"),
+  /** Seconds between prunings of old rows (0: never); see conflict and job retention. */
+  prune_interval_s: z.coerce.number().nonnegative().default(3600),
+  /** Conflict-log entries older than this many days are pruned. */
+  conflict_retention_days: z.coerce.number().positive().default(90),
+  /** Failed jobs older than this many days are pruned. */
+  failed_job_retention_days: z.coerce.number().positive().default(30),
 });
 export type VpsConfig = z.infer<typeof VpsConfig>;

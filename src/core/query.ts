@@ -19,6 +19,19 @@ export function queryTokens(text: string): string[] {
   return [...seen];
 }
 
+/** Common English words that carry no meaning for recall on their own: keyword search on the
+ * edge and on the VPS drops them from a query that has other words. */
+export const QUESTION_STOPWORDS: ReadonlySet<string> = new Set(
+  `a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her here
+hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
+on once only or other our ours ourselves out over own same she should so some such than that the their theirs
+them themselves then there these they this those through to too under until up very was we were what when where
+which while who whom why will with would you your yours yourself yourselves say said tell told`
+    .split(/\s+/)
+    .filter(Boolean),
+);
+
 /**
  * An FTS5 MATCH expression for a user query, or `undefined` when the text has no searchable
  * words (then the answer is an empty list, not an error). Tokens contain only letters, digits

@@ -24,21 +24,23 @@ export interface EdgeState {
 export type ResolvedMode = Exclude<RecallMode, "auto">;
 
 /** Why a request did not go where it would have: stable codes for logs and tests. */
-export type DegradeReason = "offline" | "unauthenticated" | "route_local" | "vps_failed";
+export type DegradeReason = "offline" | "unauthenticated" | "vps_failed";
 
 /**
  * Where a recall runs:
- * - `local`: keyword search on local SQLite, as asked (`degraded: false`);
- * - `local` with `degraded: true`: semantic or hybrid was wanted but runs as local keyword search,
- *   with the reason (the answer says `degraded: true` and `reason`);
+ * - `local`: on the device in `mode` (keyword: SQLite FTS5; semantic and hybrid: the built-in
+ *   embedder's vectors kept on the device), as asked (`degraded: false`);
+ * - `local` with `degraded: true`: the VPS was wanted for a semantic or hybrid search and could
+ *   not be used, so the device answers in the same mode with its built-in embedder (the VPS may
+ *   have a better model), with the reason (the answer says `degraded: true` and `reason`);
  * - `vps`: `POST /v1/search` with `mode` (the edge may answer it from its cache);
  * - `unavailable`: the VPS was forced (`route: vps`) but cannot be used: answer 503.
  */
 export type RecallPlan =
-  | { where: "local"; mode: "keyword"; wanted: ResolvedMode; degraded: false }
+  | { where: "local"; mode: ResolvedMode; wanted: ResolvedMode; degraded: false }
   | {
       where: "local";
-      mode: "keyword";
+      mode: ResolvedMode;
       wanted: ResolvedMode;
       degraded: true;
       reason: DegradeReason;
@@ -117,7 +119,6 @@ export function resolveMode(mode: RecallMode, query: string): ResolvedMode {
 const MESSAGES: Record<DegradeReason, string> = {
   offline: "the VPS is unreachable",
   unauthenticated: "this device is not logged in to a VPS",
-  route_local: "route local was asked",
   vps_failed: "the VPS request failed",
 };
 
@@ -132,11 +133,11 @@ function degraded(wanted: ResolvedMode, reason: DegradeReason, detail?: string):
   const why = detail ? `${MESSAGES[reason]}: ${detail}` : MESSAGES[reason];
   return {
     where: "local",
-    mode: "keyword",
+    mode: wanted,
     wanted,
     degraded: true,
     reason,
-    message: `${wanted} search runs on the VPS and ${why}; answered with local keyword search`,
+    message: `${wanted} search runs on the VPS and ${why}; answered on this device with its built-in embedder`,
   };
 }
 
@@ -148,14 +149,16 @@ function unavailable(wanted: ResolvedMode, reason: DegradeReason, detail?: strin
 /**
  * Decides where a recall runs. Rules, in order:
  * 1. `auto` mode resolves with {@link resolveMode}; on a device that was never logged in to a VPS
- *    (`linked: false`) it resolves to `keyword`: local search is all such a device has, so nothing
- *    is degraded. An explicit `semantic` or `hybrid` there still degrades (`unauthenticated`).
- * 2. `route: local` always runs locally; semantic or hybrid then degrade to keyword
- *    (`reason: route_local`).
+ *    (`linked: false`) it resolves to `keyword`: an exact vector scan of 100,000 memories costs
+ *    more than the 10 ms a recall may take, so the device's vectors are used when asked for.
+ * 2. `route: local` always runs on the device, in the mode asked (semantic and hybrid with the
+ *    built-in embedder's vectors), not degraded.
  * 3. `route: vps` always goes to the VPS (any mode, keyword too); if the VPS cannot be used
  *    (not logged in, offline) the plan is `unavailable` (503), not a silent local answer.
- * 4. `route: auto`: keyword runs locally; semantic and hybrid go to the VPS, or, when it cannot be
- *    used, degrade to local keyword search (`reason: offline | unauthenticated`).
+ * 4. `route: auto`: keyword runs locally; semantic and hybrid go to the VPS (whose model may be
+ *    better), or run on the device when it cannot be used: not degraded on a device that was
+ *    never logged in to a VPS (`linked: false`: the device is all there is), degraded otherwise
+ *    (`reason: offline | unauthenticated`; the mode is kept).
  */
 export function planRecall(
   req: Pick<RecallRequest, "query" | "mode" | "route">,
@@ -163,23 +166,20 @@ export function planRecall(
 ): RecallPlan {
   const wanted = req.mode === "auto" && !state.linked ? "keyword" : resolveMode(req.mode, req.query);
   const route: RecallRoute = req.route;
-  if (route === "local") {
-    return wanted === "keyword"
-      ? { where: "local", mode: "keyword", wanted, degraded: false }
-      : degraded(wanted, "route_local");
-  }
+  const local = { where: "local", mode: wanted, wanted, degraded: false } as const;
+  if (route === "local") return local;
   const blocked = vpsBlocked(state);
   if (route === "vps") {
     return blocked ? unavailable(wanted, blocked) : { where: "vps", mode: wanted, wanted };
   }
-  if (wanted === "keyword") return { where: "local", mode: "keyword", wanted, degraded: false };
+  if (wanted === "keyword" || !state.linked) return local;
   return blocked ? degraded(wanted, blocked) : { where: "vps", mode: wanted, wanted };
 }
 
 /**
  * What to do when a `vps` plan's request failed (network error, timeout, 5xx): with `route: auto`
- * degrade to local keyword search (`reason: vps_failed`, with `detail`); with `route: vps` the
- * answer is `unavailable`.
+ * answer on the device in the same mode, degraded (`reason: vps_failed`, with `detail`); with
+ * `route: vps` the answer is `unavailable`.
  */
 export function fallbackRecall(
   plan: Extract<RecallPlan, { where: "vps" }>,

@@ -224,7 +224,7 @@ class DirectClient implements EdgeClient {
       route: options.route ?? "auto",
       ...(filter ? { filter } : {}),
     } as const;
-    return routeRecall(req, (q, n) => this.store.recall(q, n, filter), this.heavy());
+    return routeRecall(req, (q, n, mode) => this.store.recall(q, n, filter, mode), this.heavy());
   }
   async graph(req: GraphAsk) {
     const filter = withDefaultScope(req.filter, this.who.scope);

@@ -7,6 +7,7 @@
  * - search, graph queries, ask, the job queue and its worker.
  */
 import type { VpsConfig } from "../core/config.ts";
+import { createWordVectorEmbedder } from "../core/embedding/word-vector-embedder.ts";
 import { HlcClock } from "../core/hlc.ts";
 import type { ChatModel } from "../core/ports/chat-model.ts";
 import type { Embedder } from "../core/ports/embedder.ts";
@@ -26,7 +27,6 @@ import { createJobQueue } from "./jobs/queue.ts";
 import { type JobHandlers, JobWorker, type JobWorkerOptions } from "./jobs/worker.ts";
 import type { Logger } from "./log.ts";
 import { createAskService } from "./search/ask.ts";
-import { createBuiltinEmbedder } from "./search/builtin/builtin-embedder.ts";
 import { createOllamaChat } from "./search/ollama/ollama-chat.ts";
 import { createOllamaEmbedder } from "./search/ollama/ollama-embedder.ts";
 import { type PgVector, setupPgvector } from "./search/pgvector.ts";
@@ -62,7 +62,7 @@ export function createHeavyQueries(
     overrides.embedder ??
     (config.ollama_url
       ? createOllamaEmbedder({ url: config.ollama_url, model: config.ollama_model })
-      : createBuiltinEmbedder());
+      : createWordVectorEmbedder());
   const chat =
     overrides.chat ??
     (config.ollama_url

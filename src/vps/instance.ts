@@ -4,7 +4,9 @@
  */
 import type { VpsConfig } from "../core/config.ts";
 import { encodeCursor } from "../core/protocol/sync.ts";
+import { every } from "../core/schedule.ts";
 import { createAdminOps } from "./admin/admin.ts";
+import { pruneVps } from "./admin/prune.ts";
 import { createAuthService } from "./auth/service.ts";
 import { CHANGES_CHANNEL, parseChannelEvent } from "./db/channel.ts";
 import type { VpsDatabase } from "./db/database.ts";
@@ -115,6 +117,21 @@ export async function createVpsInstance(
     else if (ev?.type === "wake") heavy.worker.wake();
   });
   if (options.worker) heavy.startWorker();
+  // Pruning runs where the job worker runs (`vps serve`, or `vps worker`); several at once is harmless.
+  const stopPruning = options.worker
+    ? every(config.prune_interval_s * 1000, async () => {
+        try {
+          const counts = await pruneVps(database.db, {
+            conflictRetentionDays: config.conflict_retention_days,
+            failedJobRetentionDays: config.failed_job_retention_days,
+            ...now,
+          });
+          log({ level: "debug", msg: "pruned", ...counts });
+        } catch (err) {
+          log({ level: "error", msg: "pruning failed", error: String(err) });
+        }
+      })
+    : () => {};
 
   return {
     config,
@@ -125,10 +142,11 @@ export async function createVpsInstance(
     hub,
     webhooks,
     metrics,
-    admin: createAdminOps(auth),
+    admin: createAdminOps(auth, database.db),
     heavy,
     cursorFor,
     async stop(): Promise<void> {
+      stopPruning();
       hub.closeAll();
       webhooks.stop();
       await heavy.close();

@@ -74,7 +74,7 @@ export interface StartVpsOptions {
 
 export async function startVpsServer(config: VpsConfig, options: StartVpsOptions = {}): Promise<RunningVps> {
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
-  const log = options.log ?? jsonLogger();
+  const log = options.log ?? jsonLogger(undefined, config.log_level);
   const kind = config.database_url ? "postgres" : "pglite";
   const workerMode =
     kind === "pglite" && options.worker === "process" ? "in-process" : (options.worker ?? "in-process");
@@ -160,7 +160,11 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
     workerMode === "process"
       ? superviseWorker(
           [...options.workerCommand!, "vps", "worker", "--data-dir", config.data_dir, "--exit-with-stdin"],
-          { ...process.env, DIONYSUS_VPS_DATABASE_URL: config.database_url },
+          {
+            ...process.env,
+            DIONYSUS_VPS_DATABASE_URL: config.database_url,
+            DIONYSUS_VPS_LOG_LEVEL: config.log_level,
+          },
           log,
         )
       : undefined;

@@ -30,7 +30,7 @@ export async function runVpsWorker(
   options: { log?: Logger } = {},
 ): Promise<RunningWorker> {
   if (!config.database_url) throw new DionysusError("invalid_input", `vps worker: ${PGLITE_ONE_PROCESS}`);
-  const log = options.log ?? jsonLogger();
+  const log = options.log ?? jsonLogger(undefined, config.log_level);
   const database = await createVpsDatabase(config, { log, poolSize: 4 });
   // The whole instance minus HTTP: change pokes wake the worker, and the worker's own writes
   // (vectors, consolidation results) fire webhooks as pushes do.

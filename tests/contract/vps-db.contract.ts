@@ -14,6 +14,7 @@ import { createAuthService, type Principal } from "../../src/vps/auth/service.ts
 import { CHANGES_CHANNEL } from "../../src/vps/db/channel.ts";
 import type { VpsDatabase } from "../../src/vps/db/database.ts";
 import { migrateToLatest } from "../../src/vps/db/migrations.ts";
+import { createBm25Search } from "../../src/vps/search/bm25.ts";
 import { createSyncService } from "../../src/vps/sync/service.ts";
 import { TestDevice } from "../helpers/memories.ts";
 import { deviceHistoryTests, oauthError } from "./vps-device-history.contract.ts";
@@ -492,6 +493,43 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
       const pulled = await sync.pull(a.principal.user_id, { limit: 100 });
       if (pulled.status !== "ok") throw new Error("expected ok");
       expect(pulled.changes.map((c) => c.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    });
+
+    test("keyword search ranks by BM25: rare words outweigh common ones, deletes and other users stay out", async () => {
+      const a = await signedIn();
+      const b = await signedIn();
+      const writes = [
+        a.device.create("dog"),
+        a.device.create("dog park"),
+        a.device.create("the dog barked"),
+        a.device.create("a dog and a cat"),
+        a.device.create("I took the long way home after the pottery class on Monday evening"),
+        a.device.create("dog and pottery: the dog broke the pottery"),
+        a.device.create("pottery glaze notes"),
+      ];
+      await sync.push(a.principal, writes);
+      await sync.push(a.principal, [a.device.delete(writes[6]!.id)]);
+      await sync.push(b.principal, [b.device.create("pottery for user b")]);
+      const search = createBm25Search(vdb.db);
+      const ranked = await search(a.principal.user_id, "Where is the dog pottery?", 10);
+      const contents = new Map(writes.map((w) => [w.id, w.data.content]));
+      const got = ranked.map((h) => contents.get(h.id) ?? h.id);
+      // Both words first; then the long memory with the rare word above every short one with the
+      // common word (ts_rank, without idf, put "dog" first); the deleted memory and user b's are absent.
+      expect(got[0]).toBe("dog and pottery: the dog broke the pottery");
+      expect(got[1]).toBe("I took the long way home after the pottery class on Monday evening");
+      expect(got.slice(2).sort()).toEqual(["a dog and a cat", "dog", "dog park", "the dog barked"]);
+      expect(ranked.every((h, i) => i === 0 || h.score <= ranked[i - 1]!.score)).toBe(true);
+      expect(ranked[2]!.score).toBeGreaterThan(ranked[5]!.score);
+      // A shorter memory with the same words ranks higher (length normalisation).
+      expect(got.indexOf("dog")).toBeLessThan(got.indexOf("a dog and a cat"));
+      expect(await search(a.principal.user_id, "what is it?", 10)).toEqual([]);
+      expect(await search(a.principal.user_id, "zebra", 10)).toEqual([]);
+      // Counts are reused for a while, but a word that was in no memory is found once written.
+      const zebra = a.device.create("a zebra at the zoo");
+      await sync.push(a.principal, [zebra]);
+      expect((await search(a.principal.user_id, "zebra", 10)).map((h) => h.id)).toEqual([zebra.id]);
+      expect(await search(a.principal.user_id, "dog", 2)).toHaveLength(2);
     });
 
     test("a committed push notifies listeners on the changes channel; a rolled-back one does not", async () => {

@@ -5,11 +5,11 @@
  * PGlite), on its database.
  */
 import { expect, test } from "bun:test";
+import { createBuiltinEmbedder } from "../../src/core/embedding/builtin-embedder.ts";
 import { parseFilter } from "../../src/core/filter.ts";
 import { PullResponse } from "../../src/core/protocol/sync.ts";
 import { createAuthService, type Principal } from "../../src/vps/auth/service.ts";
 import type { VpsDatabase } from "../../src/vps/db/database.ts";
-import { createBuiltinEmbedder } from "../../src/vps/search/builtin/builtin-embedder.ts";
 import { createSearchService } from "../../src/vps/search/search-service.ts";
 import { createVectorIndex } from "../../src/vps/search/vector-index.ts";
 import { createSyncService } from "../../src/vps/sync/service.ts";

@@ -3,7 +3,7 @@
  * worker running), a real edge daemon logged in to it, and the real CLI. Semantic recall goes to
  * the VPS and then comes from the edge's cache; graph, consolidation (whose results reach the
  * device through the change feed) and ask run on the VPS; with the VPS stopped, the edge degrades
- * to local keyword search and the VPS-only commands fail with a clear 503.
+ * to recall on the device (its built-in embedder) and the VPS-only commands fail with a clear 503.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RecallResponse } from "../../src/core/protocol/edge-api.ts";
@@ -110,7 +110,7 @@ describe("heavy queries with a real edge and a real VPS", () => {
           "GET",
           `/v1/memories/${listed.body.memories[0]!.id}`,
         );
-        return one.body.embedding?.length === 384 ? true : undefined;
+        return one.body.embedding?.length === 100 ? true : undefined; // builtin-words-v1/100
       },
       30_000,
       "a vector on the device",
@@ -121,7 +121,7 @@ describe("heavy queries with a real edge and a real VPS", () => {
     expect(ask.stderr).toContain("no LLM is configured");
   });
 
-  test("with the VPS stopped: recall degrades to local keyword search; VPS-only commands answer 503", async () => {
+  test("with the VPS stopped: recall runs on the device, degraded; VPS-only commands answer 503", async () => {
     await cluster.stopVps();
     const r = RecallResponse.parse(
       await cliJson(["recall", "spare key under the flower pot", "--mode", "semantic"]),
@@ -133,7 +133,7 @@ describe("heavy queries with a real edge and a real VPS", () => {
     const human = await laptop.cli(["recall", "what", "did", "I", "do", "in", "Lisbon?"]);
     expect(human.code).toBe(0);
     expect(human.stdout).toContain("degraded");
-    expect(human.stdout).toContain("answered with local keyword search");
+    expect(human.stdout).toContain("answered on this device with its built-in embedder");
     for (const args of [
       ["recall", "key", "--route", "vps"],
       ["graph", "Ana Lima"],

@@ -152,9 +152,17 @@ describe.skipIf(unavailable !== undefined)("the edge in its own network namespac
     } finally {
       if (nft) link.loss(0);
     }
-    const [r] = await a.api<{ consecutive_failures: number; online: boolean }>([
-      { method: "GET", path: "/v1/sync/status" },
-    ]);
-    expect(r!.body.consecutive_failures).toBe(0);
+    // A cycle caught by the loss kept on while healing may have failed after the data got
+    // through: the next good cycle (within the engine's backoff) clears the count.
+    await eventually(
+      async () => {
+        const [r] = await a.api<{ consecutive_failures: number }>([
+          { method: "GET", path: "/v1/sync/status" },
+        ]);
+        return r!.body.consecutive_failures === 0 ? true : undefined;
+      },
+      120_000,
+      "the laptop's failure count to clear",
+    );
   });
 });

@@ -4,7 +4,7 @@
  * vectors (so similar texts are similar); chat streams a canned answer as NDJSON, or, when asked
  * for JSON (`format: "json"`, entity extraction), the capitalised words of the text as entities.
  */
-import { hashEmbed } from "../../src/vps/search/builtin/builtin-embedder.ts";
+import { hashEmbed } from "../../src/core/embedding/builtin-embedder.ts";
 
 export interface FakeOllama {
   url: string;

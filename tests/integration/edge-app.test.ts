@@ -316,13 +316,15 @@ describe("POST /v1/recall", () => {
     await expectProblem(await app.request("/v1/recall", json("{nope")), 400, "invalid_input");
   });
 
-  test("a semantic request is answered locally and says it was degraded", async () => {
+  test("without a VPS, a semantic request is answered on the device by meaning, not degraded", async () => {
+    await create("The puppy chewed my new slippers");
+    await create("The printer is out of toner");
     const body = RecallResponse.parse(
-      await (await app.request("/v1/recall", json({ query: "coffee", mode: "semantic" }))).json(),
+      await (await app.request("/v1/recall", json({ query: "my dog", mode: "semantic" }))).json(),
     );
     expect(body.routed).toBe("local");
-    expect(body.degraded).toBe(true);
-    expect(body.reason).toContain("keyword");
+    expect(body.degraded).toBeUndefined();
+    expect(body.results[0]?.memory.content).toBe("The puppy chewed my new slippers");
   });
 });
 

@@ -176,14 +176,14 @@ describe("recall routing on the edge", () => {
     ).toBe("vps");
   });
 
-  test("auto: a question goes to the VPS as hybrid; route local degrades; route vps forces the VPS", async () => {
+  test("auto: a question goes to the VPS as hybrid; route local stays on the device; route vps forces the VPS", async () => {
     const e = makeEdge();
     const q = await recall(e.app, { query: "when does my car insurance end?" });
     expect(q.routed).toBe("vps");
     expect(q.results[0]?.memory.id).toBe(ids.insurance!);
     const local = await recall(e.app, { query: "car insurance", mode: "semantic", route: "local" });
-    expect(local).toMatchObject({ routed: "local", degraded: true });
-    expect(local.reason).toContain("route local");
+    expect(local.routed).toBe("local");
+    expect(local.degraded).toBeUndefined();
     const forced = await recall(e.app, { query: "insurance", mode: "keyword", route: "vps" });
     expect(forced.routed).toBe("vps");
     expect(forced.results[0]?.memory.id).toBe(ids.insurance!);
@@ -195,21 +195,44 @@ describe("recall routing on the edge", () => {
     expect((await recall(e.app, { query: "harbour lunch", mode: "hybrid" })).routed).toBe("vps");
   });
 
-  test("offline: semantic falls back to local keyword search and says why; route vps and graph answer 503", async () => {
+  test("offline: semantic and hybrid answer from the device's vectors and say why; route vps and graph answer 503", async () => {
     const e = makeEdge();
     e.state.online = false;
-    e.store.create({
-      content: "insurance papers are in the drawer",
-      kind: "episodic",
-      tags: [],
-      metadata: {},
-    });
+    for (const content of [
+      "insurance papers are in the drawer",
+      "The puppy chewed my new slippers",
+      "Quarterly tax returns are due in April",
+    ])
+      e.store.create({ content, kind: "episodic", tags: [], metadata: {} });
     const r = await recall(e.app, { query: "insurance", mode: "semantic" });
     expect(r).toMatchObject({ routed: "local", degraded: true });
     expect(r.reason).toBe(
-      "semantic search runs on the VPS and the VPS is unreachable; answered with local keyword search",
+      "semantic search runs on the VPS and the VPS is unreachable; answered on this device with its built-in embedder",
     );
     expect(r.results[0]?.memory.content).toContain("drawer");
+    // Meaning without a shared word: keyword search finds nothing, the device's vectors do.
+    expect((await recall(e.app, { query: "dog", mode: "keyword" })).results).toEqual([]);
+    const dog = await recall(e.app, { query: "dog", mode: "semantic" });
+    expect(dog.routed).toBe("local");
+    expect(dog.results[0]?.memory.content).toBe("The puppy chewed my new slippers");
+    const hybrid = await recall(e.app, { query: "my dog and the insurance", mode: "hybrid" });
+    expect(hybrid.routed).toBe("local");
+    expect(
+      hybrid.results
+        .slice(0, 2)
+        .map((h) => h.memory.content)
+        .sort(),
+    ).toEqual(["The puppy chewed my new slippers", "insurance papers are in the drawer"]);
+    // An edit re-embeds: the old meaning is gone, the new one is found.
+    const puppy = dog.results[0]!.memory.id;
+    e.store.update(puppy, { content: "Booked a flight to Lisbon" });
+    expect((await recall(e.app, { query: "airplane trip", mode: "semantic" })).results[0]?.memory.id).toBe(
+      puppy,
+    );
+    e.store.delete(puppy);
+    expect(
+      (await recall(e.app, { query: "airplane trip", mode: "semantic" })).results.map((h) => h.memory.id),
+    ).not.toContain(puppy);
     const forced = await post(e.app, "/v1/recall", { query: "insurance", route: "vps" });
     expect(forced.status).toBe(503);
     expect(((await forced.json()) as { code: string }).code).toBe("unavailable");
@@ -232,7 +255,7 @@ describe("recall routing on the edge", () => {
     expect(((await forced.json()) as { detail: string }).detail).toContain("route vps was asked");
   });
 
-  test("never logged in: auto recall is plain local search; what needs the VPS is degraded or 503", async () => {
+  test("never logged in: recall runs on the device, semantic and hybrid too, not degraded; what needs the VPS is 503", async () => {
     const e = makeEdge({ login: false });
     e.store.create({
       content: "The spare key is under the blue flower pot",
@@ -248,8 +271,9 @@ describe("recall routing on the edge", () => {
       expect(plain.results[0]?.memory.content).toContain("spare key");
     }
     const r = await recall(e.app, { query: "key", mode: "hybrid" });
-    expect(r).toMatchObject({ routed: "local", degraded: true });
-    expect(r.reason).toContain("not logged in");
+    expect(r.routed).toBe("local");
+    expect(r.degraded).toBeUndefined();
+    expect(r.results[0]?.memory.content).toContain("spare key");
     const forced = await post(e.app, "/v1/recall", { query: "key", route: "vps" });
     expect(forced.status).toBe(503);
     const g = await post(e.app, "/v1/graph/query", { entity: "Marta" });

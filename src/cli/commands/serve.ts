@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import { shouldLog } from "../../core/log-level.ts";
+import { every } from "../../core/schedule.ts";
 import { VERSION } from "../../core/version.ts";
 import { apiTokenPath } from "../../edge/api-token.ts";
 import { startEdgeDaemon } from "../../edge/daemon.ts";
@@ -18,17 +20,20 @@ export function registerServe(program: Command): void {
       "allow a --host that other machines can reach (the API token is still required)",
     )
     .option("--json", "print one JSON line {url, host, port, pid, ...} once listening")
+    .option("--log-level <level>", "least important log lines written: debug, info, warn, error")
     .action(
       action(
         async (
-          opts: { host?: string; port?: string; allowRemote?: boolean; json?: boolean },
+          opts: { host?: string; port?: string; allowRemote?: boolean; json?: boolean; logLevel?: string },
           cmd: Command,
         ) => {
-          const config = edgeConfig(cmd, { host: opts.host, port: opts.port });
-          const sync = createSyncHooks(config, {
-            log: (event) =>
-              process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
-          });
+          const config = edgeConfig(cmd, { host: opts.host, port: opts.port, log_level: opts.logLevel });
+          const log = (event: Record<string, unknown>) => {
+            if (shouldLog(event.level, config.log_level))
+              process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+          };
+          const sync = createSyncHooks(config, { log });
+          let stopPruning = () => {};
           const heavy = createVpsQueryClient({
             dataDir: config.data_dir,
             cacheTtlS: config.cache_ttl_s,
@@ -41,12 +46,23 @@ export function registerServe(program: Command): void {
               ...sync,
               heavy,
               onStop: async () => {
+                stopPruning();
                 await sync.onStop?.();
                 heavy.close();
               },
             },
             handleSignals: true,
             allowRemote: opts.allowRemote === true,
+          });
+          stopPruning = every(config.prune_interval_s * 1000, () => {
+            const started = performance.now();
+            const pruned = daemon.store.pruneSynced(Date.now() - config.queue_retention_s * 1000);
+            log({
+              level: "debug",
+              event: "queue_pruned",
+              pruned,
+              ms: Math.round(performance.now() - started),
+            });
           });
           const listen = `${daemon.host.includes(":") ? `[${daemon.host}]` : daemon.host}:${daemon.port}`;
           if (daemon.remote)

@@ -13,19 +13,23 @@ import type { ApiKeyInfo } from "../../vps/auth/service.ts";
 import type { ServerFile } from "../../vps/server.ts";
 import { loadVpsConfig } from "../env.ts";
 import { action, printJson, reportError } from "../output.ts";
+import { confirm } from "../prompt.ts";
+import { registerVpsBackup } from "./backup.ts";
+import { registerVpsHealth } from "./vps-health.ts";
 
-interface DbFlags {
+export interface DbFlags {
   dataDir?: string;
   databaseUrl?: string;
   json?: boolean;
 }
 
-function configFrom(flags: DbFlags & { port?: string; host?: string }) {
+export function configFrom(flags: DbFlags & { port?: string; host?: string; logLevel?: string }) {
   return loadVpsConfig({
     dataDir: flags.dataDir,
     database_url: flags.databaseUrl,
     port: flags.port,
     host: flags.host,
+    log_level: flags.logLevel,
   });
 }
 
@@ -57,7 +61,9 @@ function httpAdminOps(server: ServerFile): AdminOps {
     createKey: (user) => call("POST", "/admin/keys", { user }),
     listKeys: async (user) =>
       (await call<{ keys: ApiKeyInfo[] }>("GET", `/admin/keys?user=${encodeURIComponent(user)}`)).keys,
-    revokeKey: (user, key) => call("POST", "/admin/keys/revoke", { user, key }),
+    revokeKey: (user, key) => call("POST", "/admin/keys/revoke", { key, ...(user ? { user } : {}) }),
+    deleteUser: (user) => call("POST", "/admin/users/delete", { user }),
+    setPassword: (user, password) => call("POST", "/admin/users/password", { user, password }),
     devices: async (user) =>
       (await call<{ devices: Device[] }>("GET", `/admin/devices?user=${encodeURIComponent(user)}`)).devices,
     revoke: (device, user) => call("POST", "/admin/revoke", { device, ...(user ? { user } : {}) }),
@@ -125,7 +131,7 @@ async function withAdmin<T>(flags: DbFlags, fn: (ops: AdminOps) => Promise<T>): 
       refresh_token_ttl_s: config.refresh_token_ttl_s,
       max_devices_per_user: config.max_devices_per_user,
     });
-    return await fn(createAdminOps(auth));
+    return await fn(createAdminOps(auth, database.db));
   } finally {
     await database.close();
     release();
@@ -188,7 +194,7 @@ async function readPassword(): Promise<string | undefined> {
   });
 }
 
-const withDbOptions = (c: Command) =>
+export const withDbOptions = (c: Command) =>
   c
     .option("--data-dir <dir>", "VPS data directory (embedded database, config.json)")
     .option("--database-url <url>", "PostgreSQL URL (else DATABASE_URL, else embedded PGlite)");
@@ -223,12 +229,13 @@ export function registerVps(program: Command): void {
       .description("serve the sync API (PostgreSQL with --database-url, else embedded PGlite)")
       .option("--port <port>", "port to listen on (default 8000)")
       .option("--host <host>", "address to bind (default 0.0.0.0)")
+      .option("--log-level <level>", "least important log lines written: debug, info, warn, error")
       .option(
         "--no-worker",
         "API only: run no job worker (PostgreSQL only; another instance or `vps worker` does the jobs)",
       ),
   ).action(
-    action(async (flags: DbFlags & { port?: string; host?: string; worker: boolean }) => {
+    action(async (flags: DbFlags & { port?: string; host?: string; logLevel?: string; worker: boolean }) => {
       const config = configFrom(flags);
       if (!flags.worker && !config.database_url) {
         const { PGLITE_ONE_PROCESS } = await import("../../vps/worker-process.ts");
@@ -262,6 +269,8 @@ export function registerVps(program: Command): void {
       exitWith(fatal);
     }),
   );
+
+  registerVpsHealth(vps);
 
   withDbOptions(
     vps
@@ -340,6 +349,38 @@ export function registerVps(program: Command): void {
     }),
   );
 
+  withDbOptions(
+    user
+      .command("delete <name>")
+      .description("delete a user and every row of theirs (memories, devices, keys, tokens, jobs, graph)")
+      .option("--yes", "do not ask for confirmation")
+      .option("--json", "print JSON"),
+  ).action(
+    action(async (name: string, flags: DbFlags & { yes?: boolean }) => {
+      await confirm(`This deletes user ${name} and all of their memories, devices and keys.`, flags.yes);
+      const d = await withAdmin(flags, (ops) => ops.deleteUser(name));
+      if (flags.json) printJson(d);
+      else
+        process.stdout.write(
+          `deleted user ${d.name} (${d.id}): ${d.memories} memories, ${d.devices} devices\n`,
+        );
+    }),
+  );
+
+  withDbOptions(
+    user
+      .command("passwd <name>")
+      .description("set a user's password (asked for on the terminal, or the first line of stdin)")
+      .option("--json", "print JSON"),
+  ).action(
+    action(async (name: string, flags: DbFlags) => {
+      const password = await readPassword();
+      const u = await withAdmin(flags, (ops) => ops.setPassword(name, password));
+      if (flags.json) printJson(u);
+      else process.stdout.write(`set the password of ${u.name}\n`);
+    }),
+  );
+
   const key = vps.command("key").description("manage API keys");
   withDbOptions(
     key
@@ -379,16 +420,19 @@ export function registerVps(program: Command): void {
 
   withDbOptions(
     key
-      .command("revoke <user> <key>")
-      .description("revoke an API key, named by its id or prefix (see key list)")
+      .command("revoke <key-or-user> [key]")
+      .description("revoke an API key, named by its id or prefix (see key list); USER KEY also works")
       .option("--json", "print JSON"),
   ).action(
-    action(async (userName: string, keyId: string, flags: DbFlags) => {
+    action(async (first: string, second: string | undefined, flags: DbFlags) => {
+      const [userName, keyId] = second === undefined ? [undefined, first] : [first, second];
       const k = await withAdmin(flags, (ops) => ops.revokeKey(userName, keyId));
       if (flags.json) printJson(k);
       else process.stdout.write(`revoked API key ${k.id} (${k.prefix}…) at ${k.revoked_at}\n`);
     }),
   );
+
+  registerVpsBackup(vps);
 
   withDbOptions(
     vps.command("devices <user>").description("list a user's devices").option("--json", "print JSON"),

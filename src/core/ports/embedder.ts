@@ -1,6 +1,7 @@
 /**
  * The `Embedder` port: turns texts into fixed-length vectors for semantic search on the VPS.
- * Adapters: `src/vps/search/builtin/` (feature hashing, needs no model) and
+ * Adapters: `src/core/embedding/` (built in, needs no model: word vectors, the default, and
+ * feature hashing) and
  * `src/vps/search/ollama/` (Ollama's `/api/embed`).
  *
  * Invariants:

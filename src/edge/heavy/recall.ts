@@ -2,13 +2,15 @@
  * `POST /v1/recall` on the edge: where a recall runs is decided by
  * `planRecall` (src/core/router.ts): keyword queries on local SQLite; semantic and hybrid ones on
  * the VPS, answered from the local cache while fresh; offline, needing re-authentication or with
- * the VPS failing, semantic and hybrid fall back to local keyword search and say so (`degraded: true`, `reason`),
- * unless `route: vps` was asked, which answers 503 instead. On a device never logged in to a VPS,
- * `auto` is plain local keyword search (not degraded); an explicit semantic or hybrid mode degrades.
+ * the VPS failing, semantic and hybrid run on the device in the same mode (its built-in
+ * embedder's vectors) and say so (`degraded: true`, `reason`), unless `route: vps` was asked,
+ * which answers 503 instead. With `route: local`, or on a device never logged in to a VPS, they
+ * run on the device and are not degraded.
  */
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import type { RecallHit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
 import { fallbackRecall, planRecall, type RecallPlan } from "../../core/router.ts";
+import type { LocalRecallMode } from "../store/types.ts";
 import type { VpsQueryClient } from "./service.ts";
 
 /** Without a VPS link: never logged in, a local-only device. */
@@ -29,7 +31,7 @@ function bare(hits: RecallHit[]): RecallHit[] {
  * (the caller passes it to `local` too). */
 export async function routeRecall(
   req: RecallRequest,
-  local: (query: string, limit: number) => RecallHit[],
+  local: (query: string, limit: number, mode: LocalRecallMode) => RecallHit[],
   heavy: VpsQueryClient | undefined,
 ): Promise<RecallResponse> {
   const started = performance.now();
@@ -52,7 +54,7 @@ export async function routeRecall(
   }
   if (plan.where === "unavailable")
     throw new DionysusError("unavailable", plan.message, { details: { reason: plan.reason } });
-  const results = bare(local(req.query, req.limit));
+  const results = bare(local(req.query, req.limit, plan.where === "local" ? plan.mode : "keyword"));
   const body: RecallResponse = { results, routed: "local", took_ms: took() };
   if (plan.where === "local" && plan.degraded) {
     body.degraded = true;

@@ -2,7 +2,8 @@
  * The edge agent's local HTTP API (127.0.0.1:8080): memories, keyword recall, health and sync
  * status, as Hono routes over an {@link EdgeStore}. Every error is `application/problem+json`.
  * Every route but `GET /health`, `GET /session` and the API's description (`GET /openapi.json`,
- * `GET /docs`, see ./openapi.ts) needs the API token (see ./guard.ts).
+ * `GET /docs`, see ./openapi.ts) needs the API token (see ./guard.ts). `GET /` is the status page
+ * (./pages/).
  */
 import { randomBytes } from "node:crypto";
 import { zValidator } from "@hono/zod-validator";
@@ -36,9 +37,13 @@ import { CONTENT_JSON_FACTOR, MAX_METADATA_BYTES } from "../../core/validate.ts"
 import { VERSION } from "../../core/version.ts";
 import { routeRecall, withoutVector } from "../heavy/recall.ts";
 import type { VpsQueryClient } from "../heavy/service.ts";
+import { createMcpHttpHandler } from "../mcp/http.ts";
+import { localBackend } from "../mcp/local-backend.ts";
+import { createMcpServer } from "../mcp/server.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, isLoopbackAddress, originGuard, sessionCookie, tokenGuard } from "./guard.ts";
 import { mountOpenApi } from "./openapi.ts";
+import { statusPageRoutes } from "./pages/routes.tsx";
 
 export interface EdgeAppDeps {
   store: EdgeStore;
@@ -185,8 +190,12 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
       throw new DionysusError("forbidden", "a browser session is only handed out over loopback");
     c.header("Set-Cookie", sessionCookie(session));
     c.header("Cache-Control", "no-store");
+    // `?next=/` (the status page sends a browser here without a cookie): back to the page.
+    if (c.req.query("next") === "/") return c.redirect("/", 303);
     return c.body(null, 204);
   });
+
+  app.route("/", statusPageRoutes({ store, defaultScope, ...(deps.sync ? { sync: deps.sync } : {}) }));
 
   app.get("/health", (c) => {
     const body: EdgeHealth = {
@@ -261,7 +270,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     const asked = c.req.valid("json");
     const filter = withDefaultScope(asked.filter, defaultScope);
     const req = filter ? { ...asked, filter } : asked;
-    return c.json(await routeRecall(req, (q, n) => store.recall(q, n, filter), deps.heavy));
+    return c.json(await routeRecall(req, (q, n, mode) => store.recall(q, n, filter, mode), deps.heavy));
   });
 
   // ---- VPS queries ("heavy", see docs/architecture.md): always on the VPS (503 when it cannot be used) ----
@@ -319,9 +328,47 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     return c.json({ report, queue: store.queueCounts(), ...sync.status() });
   });
 
+  // Failed items (writes the VPS refused): queued again under new numbers, or dismissed.
+  const MutationIds = z.object({ ids: z.array(z.number().int().positive()).max(1000).optional() });
+  app.post("/v1/sync/retry", limitBody, jsonBody, zValidator("json", MutationIds, onInvalid), (c) => {
+    const result = store.retryFailed(c.req.valid("json").ids);
+    if (result.retried.length > 0) deps.sync?.onLocalWrite();
+    return c.json(result);
+  });
+  app.post(
+    "/v1/sync/dismiss",
+    limitBody,
+    jsonBody,
+    zValidator("json", z.object({ id: z.number().int().positive() }), onInvalid),
+    (c) => {
+      store.dismissFailed(c.req.valid("json").id);
+      return c.body(null, 204);
+    },
+  );
+
   app.get("/v1/conflicts", zValidator("query", z.object({ limit: Limit.default(20) }), onInvalid), (c) => {
     const limit = c.req.valid("query").limit;
     return c.json({ conflicts: store.conflicts(limit) });
+  });
+
+  // ---- MCP over Streamable HTTP (docs/edge.md "MCP"), behind the same guards as /v1/* ----
+  const edge = {
+    store,
+    ready: deps.ready,
+    wrote,
+    heavy,
+    vps: deps.heavy,
+    sync: deps.sync,
+    scope: defaultScope,
+  };
+  const mcp = createMcpHttpHandler({
+    newServer: () => createMcpServer({ connect: async (source) => localBackend({ ...edge, source }) }),
+    maxBodyBytes: maxBody,
+  });
+  app.all("/mcp", (c) => {
+    // The server's event stream (GET) stays open; a tool call is bounded by the MCP server itself.
+    (c.env as ServerLike | undefined)?.timeout?.(c.req.raw, 0);
+    return mcp(c.req.raw);
   });
 
   return app;

@@ -56,7 +56,15 @@ export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandle
   const corsMw = cors({
     origin: (origin) => (allowed.has(origin.toLowerCase()) ? origin : null),
     allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-    allowHeaders: ["Content-Type", "Authorization"],
+    // The MCP headers let an allowed page speak MCP to /mcp (its session id must be readable).
+    allowHeaders: [
+      "Content-Type",
+      "Authorization",
+      "Mcp-Session-Id",
+      "Mcp-Protocol-Version",
+      "Last-Event-ID",
+    ],
+    exposeHeaders: ["Mcp-Session-Id"],
     maxAge: 600,
   });
   return async (c, next) => {
@@ -104,6 +112,9 @@ export function tokenGuard(token: string | null, session: string): MiddlewareHan
     if (bearer !== undefined && isToken(bearer)) return next();
     const cookie = readCookie(c.req.header("cookie"), SESSION_COOKIE);
     if (bearer === undefined && cookie !== undefined && isSession(cookie)) return next();
+    // A browser opening the status page without a session goes through `GET /session` first
+    // (which hands one out only over loopback) and comes back.
+    if (!header && c.req.method === "GET" && c.req.path === "/") return c.redirect("/session?next=/", 303);
     throw new DionysusError(
       "unauthorized",
       header

@@ -7,7 +7,7 @@
 import type { Hono } from "hono";
 import { z } from "zod";
 import { MemoryFilter } from "../../core/filter.ts";
-import { LocalMemory, Memory, MemoryPatch, NewMemory } from "../../core/memory.ts";
+import { LocalMemory, Memory, MemoryKind, MemoryPatch, NewMemory } from "../../core/memory.ts";
 import {
   CLIENT_HEADER,
   EdgeHealth,
@@ -88,8 +88,18 @@ function operations(): OperationSpec[] {
         "bearer token. Only over loopback, and only past the Host and Origin guards.",
       tag: "daemon",
       security: [],
+      query: z.object({
+        next: z
+          .literal("/")
+          .optional()
+          .describe("`/`: back to the status page (303) once the cookie is set."),
+      }),
       responses: {
         204: { description: "The cookie is set", headers: { "Set-Cookie": "dionysus_session=…" } },
+        303: {
+          description: "The cookie is set; back to `next`",
+          headers: { "Set-Cookie": "dionysus_session=…" },
+        },
       },
       problems: [403],
     },
@@ -262,6 +272,133 @@ function operations(): OperationSpec[] {
       query: z.object({ limit: Limit.default(20) }),
       responses: { 200: { description: "The versions that lost", schema: Conflicts } },
       problems: [400, ...GUARDED],
+    },
+    {
+      method: "post",
+      path: "/v1/sync/retry",
+      summary: "Requeue failed sync items (all of them without `ids`)",
+      tag: "sync",
+      security: TOKEN,
+      body: {
+        schema: z.object({ ids: z.array(z.number().int().positive()).max(1000).optional() }),
+        example: { ids: [3507] },
+      },
+      responses: { 200: { description: "What was requeued", schema: z.record(z.string(), z.unknown()) } },
+      problems: [...BODY, ...GUARDED],
+    },
+    {
+      method: "post",
+      path: "/v1/sync/dismiss",
+      summary: "Drop one failed sync item",
+      tag: "sync",
+      security: TOKEN,
+      body: { schema: z.object({ id: z.number().int().positive() }), example: { id: 3507 } },
+      responses: { 204: { description: "Dropped" } },
+      problems: [...BODY, 404, ...GUARDED],
+    },
+    ...pageOperations(),
+    ...mcpOperations(),
+  ];
+}
+
+/** The status page (./pages/): HTML for a browser on this machine, through the session cookie. */
+function pageOperations(): OperationSpec[] {
+  return [
+    {
+      method: "get",
+      path: "/",
+      summary: "The status page (memories, search, sync queue, conflicts)",
+      description: "A browser without a session is sent through `GET /session?next=/` (303) and back.",
+      tag: "status page",
+      security: TOKEN,
+      query: z.object({
+        q: z.string().max(500).optional().describe("Search text."),
+        kind: MemoryKind.optional(),
+        tag: z.string().max(100).optional(),
+        retried: z.coerce.number().int().min(0).optional().describe("Shown after a retry."),
+      }),
+      responses: {
+        200: { description: "The page", mediaType: "text/html" },
+        303: { description: "To `/session?next=/` for a session" },
+      },
+      problems: [400, ...GUARDED],
+    },
+    {
+      method: "get",
+      path: "/assets/status.css",
+      summary: "The status page's style sheet",
+      tag: "status page",
+      security: TOKEN,
+      responses: { 200: { description: "CSS", mediaType: "text/css" } },
+      problems: GUARDED,
+    },
+    {
+      method: "post",
+      path: "/sync/retry",
+      summary: "Requeue failed sync items (the status page's form)",
+      description: "With the session cookie, the request must carry the page's own Origin (CSRF).",
+      tag: "status page",
+      security: TOKEN,
+      body: {
+        schema: z.object({
+          id: z
+            .union([z.string(), z.array(z.string())])
+            .optional()
+            .describe("Failed item numbers."),
+        }),
+        mediaTypes: ["application/x-www-form-urlencoded"],
+      },
+      responses: { 303: { description: "Back to `/?retried=N`" } },
+      problems: [400, ...GUARDED],
+    },
+  ];
+}
+
+/** `/mcp`: the MCP server over Streamable HTTP (docs/edge.md "MCP"). Its messages are JSON-RPC
+ * 2.0, described by the MCP specification, not here; its tools' schemas are `tools/list`'s. */
+function mcpOperations(): OperationSpec[] {
+  const session = "`Mcp-Session-Id` (from the answer to `initialize`) names the session";
+  const Message = z.record(z.string(), z.unknown());
+  const JsonRpc = z
+    .union([Message, z.array(Message)])
+    .describe("A JSON-RPC 2.0 message, or a batch of them.");
+  const common = { tag: "mcp", security: TOKEN, problems: GUARDED };
+  return [
+    {
+      ...common,
+      method: "post",
+      path: "/mcp",
+      summary: "Send MCP messages (JSON-RPC 2.0); `initialize` opens a session",
+      description: `${session}; an unknown session is 404 (initialize again).`,
+      body: {
+        schema: JsonRpc,
+        example: { jsonrpc: "2.0", id: 1, method: "tools/list" },
+      },
+      responses: {
+        200: {
+          description: "The JSON-RPC answer",
+          schema: JsonRpc,
+          headers: { "Mcp-Session-Id": "The session, on the answer to `initialize`" },
+        },
+        202: { description: "A notification or answer was accepted" },
+        404: { description: "No such session", schema: JsonRpc },
+      },
+    },
+    {
+      ...common,
+      method: "get",
+      path: "/mcp",
+      summary: "The session's stream of server messages",
+      description: session,
+      responses: { 200: { description: "Server-sent events", mediaType: "text/event-stream" } },
+    },
+    {
+      ...common,
+      method: "delete",
+      path: "/mcp",
+      summary: "End the session",
+      description: session,
+      responses: { 200: { description: "Ended" } },
     },
   ];
 }

@@ -14,6 +14,10 @@
 import type { MemoryFilter } from "../../core/filter.ts";
 import type { LocalMemory, Memory, MemoryPatch, MemorySource, NewMemoryInput } from "../../core/memory.ts";
 import type { RecallHit } from "../../core/protocol/edge-api.ts";
+
+/** How the device can recall on its own. */
+export type LocalRecallMode = "keyword" | "semantic" | "hybrid";
+
 import type { Change, ConflictEntry, Mutation, PushResult, QueueCounts } from "../../core/protocol/sync.ts";
 
 export type QueueStatus = "queued" | "syncing" | "synced" | "failed";
@@ -82,9 +86,11 @@ export interface MemoryStore {
   /** Live memories, newest `updated_at` first, narrowed by `filter` inside the query (relative
    * times are taken against the store's clock). */
   recent(limit: number, filter?: MemoryFilter): LocalMemory[];
-  /** Keyword recall over FTS5 (bm25); user text is sanitised, never raw MATCH syntax. `filter`
-   * narrows inside the query, so a filtered recall still fills its page. */
-  recall(query: string, limit: number, filter?: MemoryFilter): RecallHit[];
+  /** Recall on the device. `keyword` (the default): FTS5 bm25; user text is sanitised, never raw
+   * MATCH syntax. `semantic`: the built-in embedder's vectors (store/sqlite/vectors.ts).
+   * `hybrid`: both, fused as on the VPS (core/fusion.ts). `filter` narrows inside the query, so
+   * a filtered recall still fills its page. */
+  recall(query: string, limit: number, filter?: MemoryFilter, mode?: LocalRecallMode): RecallHit[];
   /** Counts of live memories. */
   countMemories(): number;
 }
@@ -155,6 +161,70 @@ export interface Eviction {
   evict(limitBytes: number): number;
 }
 
-export interface EdgeStore extends DeviceClock, MemoryStore, SyncQueue, FeedSink, Settings, Eviction {
+export interface RetryResult {
+  /** Failed items queued again: their old and new mutation numbers. */
+  retried: { from: number; to: number }[];
+  /** Failed items a later write of the same memory replaced: dismissed, not sent. */
+  superseded: number[];
+}
+
+/** Upkeep of the sync queue (see sqlite/upkeep.ts). */
+export interface QueueUpkeep {
+  /** Deletes `synced` rows last changed before `before` (ms). Returns how many. */
+  pruneSynced(before: number): number;
+  /** Queues the given failed items (all when none are given) again under new mutation numbers.
+   * Throws `not_found` for an id that is not a failed item. */
+  retryFailed(ids?: number[]): RetryResult;
+  /** Removes a failed item from the queue (the memory stays as it is on this device). */
+  dismissFailed(id: number): void;
+}
+
+/** Which rows an export reads. */
+export interface TransferFilter {
+  filter?: MemoryFilter;
+  /** Tombstones too (they carry deletes to wherever the export is imported). */
+  includeDeleted?: boolean;
+}
+
+/** One record of an import: the memory, and whether the export had it private (device-only). */
+export interface ImportVersion {
+  memory: Memory;
+  private: boolean;
+}
+
+/** What an import did with each version it was given. */
+export interface ImportCounts {
+  /** New memories. */
+  created: number;
+  /** Memories whose stored version was older, replaced. */
+  updated: number;
+  /** The stored version is this one (same stamp or same state). */
+  unchanged: number;
+  /** The stored version is newer and was kept. */
+  older: number;
+}
+
+/** `dionysus export` and `dionysus import` (see sqlite/transfer.ts for the rule). */
+export interface Transfer {
+  /** Every matching row, oldest first, read in one snapshot. */
+  exportMemories(filter?: TransferFilter): Generator<LocalMemory>;
+  /** Writes each version that wins by last-write-wins as a local write (queued for the VPS), in
+   * one transaction. The versions must be valid memories. */
+  importMemories(versions: ImportVersion[]): ImportCounts;
+  /** Queues again the current version of every memory this device wrote last (its own stamp, no
+   * unsent write), unchanged: after the VPS lost history (a restore, a new epoch) it may lack them.
+   * The VPS answers those it has as stale with the same version. Returns how many. */
+  resendOwnVersions(): number;
+}
+
+export interface EdgeStore
+  extends DeviceClock,
+    MemoryStore,
+    SyncQueue,
+    FeedSink,
+    Settings,
+    Eviction,
+    Transfer,
+    QueueUpkeep {
   close(): void;
 }

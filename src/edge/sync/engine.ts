@@ -426,8 +426,10 @@ export class SyncEngine {
       if (page.status === "refetch") {
         if (report.refetched)
           throw new DionysusError("unavailable", `the VPS asked to refetch twice: ${page.reason}`);
-        this.log({ event: "sync_refetch", reason: page.reason });
         this.store.resetCache();
+        // The VPS lost history (restored or reset): it may lack writes it had acknowledged.
+        const resent = this.store.resendOwnVersions();
+        this.log({ event: "sync_refetch", reason: page.reason, resent });
         report.refetched = true;
         cursor = undefined;
         continue;

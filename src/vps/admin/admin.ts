@@ -1,10 +1,15 @@
 /**
- * Administration (`dionysus vps user add | key create | key list | key revoke | devices | revoke`), the same operations
+ * Administration (`dionysus vps user add | user delete | user passwd | key create | key list |
+ * key revoke | devices | revoke`), the same operations
  * whether the CLI opens the database itself or calls a running server's loopback `/admin/*` API.
  */
+
+import type { Kysely } from "kysely";
 import { DionysusError } from "../../core/errors.ts";
 import type { Device } from "../../core/protocol/auth.ts";
 import type { ApiKeyInfo, AuthService } from "../auth/service.ts";
+import type { VpsTables } from "../db/schema.ts";
+import { type DeletedUser, deleteUser, keyOwner, setPassword } from "./users.ts";
 
 export interface CreatedKey {
   id: string;
@@ -17,12 +22,15 @@ export interface AdminOps {
   addUser(name: string, password: string | undefined): Promise<{ id: string; name: string }>;
   createKey(user: string): Promise<CreatedKey>;
   listKeys(user: string): Promise<ApiKeyInfo[]>;
-  revokeKey(user: string, key: string): Promise<ApiKeyInfo>;
+  /** Without `user`, the key is looked up among every user's keys. */
+  revokeKey(user: string | undefined, key: string): Promise<ApiKeyInfo>;
+  deleteUser(user: string): Promise<DeletedUser>;
+  setPassword(user: string, password: string | undefined): Promise<{ id: string; name: string }>;
   devices(user: string): Promise<Device[]>;
   revoke(deviceId: string, user?: string): Promise<Device>;
 }
 
-export function createAdminOps(auth: AuthService): AdminOps {
+export function createAdminOps(auth: AuthService, db: Kysely<VpsTables>): AdminOps {
   async function userId(nameOrId: string): Promise<string> {
     const u = await auth.findUser(nameOrId);
     if (!u) throw new DionysusError("not_found", `no user ${nameOrId}`);
@@ -32,7 +40,9 @@ export function createAdminOps(auth: AuthService): AdminOps {
     addUser: (name, password) => auth.createUser(name, password),
     createKey: (user) => auth.createApiKey(user),
     listKeys: (user) => auth.listApiKeys(user),
-    revokeKey: (user, key) => auth.revokeApiKey(user, key),
+    revokeKey: async (user, key) => auth.revokeApiKey(user ?? (await keyOwner(db, key)), key),
+    deleteUser: (user) => deleteUser(db, user),
+    setPassword: (user, password) => setPassword(db, user, password),
     devices: async (user) => auth.listDevices(await userId(user)),
     async revoke(deviceId, user) {
       if (user) return auth.revokeDevice(await userId(user), deviceId);

@@ -39,6 +39,8 @@ export interface VpsDatabase {
    * full disk): it cannot be used again and the process should stop. Never on PostgreSQL.
    */
   onFatal(listener: (err: DionysusError) => void): void;
+  /** PGlite only: the data dir as a gzipped tarball (what `vps backup` stores). */
+  dumpDataDir?(): Promise<Blob>;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,9 @@ export interface CreateVpsDatabaseOptions {
    * 64 MiB for a new database, 32 MiB for an existing one.
    */
   minFreeBytes?: number;
+  /** PGlite only: create the database from this data-dir tarball (`vps restore`; the data dir
+   * must be empty). */
+  loadDataDir?: Blob;
 }
 
 const INT8_OID = 20;
@@ -248,6 +253,7 @@ async function openPglite(dataDir: string, options: CreateVpsDatabaseOptions): P
         pgliteWasmModule: wasm.pglite,
         initdbWasmModule: wasm.initdb,
         fsBundle: Bun.file(pgliteDataPath),
+        ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
       });
       // PGlite chmods every file it creates to 0666 itself (the umask keeps only its dirs private).
       makeOwnerOnly(dir);
@@ -281,6 +287,7 @@ async function openPglite(dataDir: string, options: CreateVpsDatabaseOptions): P
     },
     ping: () => ping(db),
     onFatal: (listener) => guard.onFatal(listener),
+    dumpDataDir: () => pgl.dumpDataDir("gzip"),
     async close() {
       try {
         await db.destroy();

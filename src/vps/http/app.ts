@@ -28,6 +28,7 @@ import {
   Unauthorized,
 } from "./middleware.ts";
 import { mountOpenApi } from "./openapi.ts";
+import { statusPageRoutes } from "./pages/routes.tsx";
 import { type RateDecision, RateLimiter } from "./rate-limit.ts";
 import { RateCounterStore, SharedRateLimiter } from "./shared-rate-limit.ts";
 
@@ -184,6 +185,7 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     const small =
       path.startsWith("/v1/auth/") ||
       path === "/device" ||
+      path === "/signin" ||
       path.startsWith("/admin/") ||
       path.startsWith("/v1/webhooks");
     const max = small ? AUTH_BODY_BYTES : QUERY_BODY_BYTES;
@@ -307,6 +309,7 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
   app.route("/", queryRoutes(ctx));
   app.route("/", webhookRoutes(ctx));
   if (deps.adminToken) app.route("/", adminRoutes(ctx, deps.adminToken));
+  app.route("/", statusPageRoutes(ctx));
 
   return app;
 }

@@ -381,6 +381,61 @@ function operations(): OperationSpec[] {
       problems: [400, 404, ...AUTHED],
     },
     ...adminOperations(),
+    ...pageOperations(),
+  ];
+}
+
+/** The server's own page (./pages/): HTML, a password sign-in and a session cookie. */
+function pageOperations(): OperationSpec[] {
+  const html = (description: string) => ({ description, mediaType: "text/html" });
+  const page = { tag: "page", security: [] as string[] };
+  return [
+    {
+      ...page,
+      method: "get",
+      path: "/",
+      summary: "The page: sign-in, or the user's devices, sync state and jobs",
+      responses: { 200: html("The page"), 429: html("Rate limited") },
+    },
+    {
+      ...page,
+      method: "get",
+      path: "/assets/vps.css",
+      summary: "The page's style sheet",
+      responses: { 200: { description: "CSS", mediaType: "text/css" } },
+    },
+    {
+      ...page,
+      method: "post",
+      path: "/signin",
+      summary: "Sign in with user name and password (sets the session cookie)",
+      body: {
+        schema: z.object({ username: z.string(), password: z.string() }),
+        mediaTypes: ["application/x-www-form-urlencoded"],
+      },
+      responses: {
+        303: { description: "Back to the page" },
+        401: html("Wrong user name or password"),
+        429: html("Too many failed sign-ins"),
+      },
+    },
+    {
+      ...page,
+      method: "post",
+      path: "/signout",
+      summary: "Sign out (ends the session)",
+      responses: { 303: { description: "Back to the page" } },
+    },
+    {
+      ...page,
+      method: "post",
+      path: "/devices/{id}/revoke",
+      summary: "Revoke one of the signed-in user's devices (the page's form)",
+      responses: {
+        303: { description: "Back to the page" },
+        403: html("Not signed in, or sent from another site"),
+      },
+    },
   ];
 }
 
@@ -407,6 +462,23 @@ function adminOperations(): OperationSpec[] {
       summary: "Create an API key for a user",
       body: { schema: z.object({ user: z.string() }), example: { user: "alice" } },
       responses: { 201: { description: "The key, shown once", schema: CreatedKey } },
+    }),
+    admin({
+      method: "post",
+      path: "/admin/users/delete",
+      summary: "Delete a user and everything they own",
+      body: { schema: z.object({ user: z.string() }), example: { user: "alice" } },
+      responses: { 200: { description: "What was deleted", schema: z.record(z.string(), z.unknown()) } },
+    }),
+    admin({
+      method: "post",
+      path: "/admin/users/password",
+      summary: "Set (or clear) a user's password",
+      body: {
+        schema: z.object({ user: z.string(), password: z.string().optional() }),
+        example: { user: "alice" },
+      },
+      responses: { 200: { description: "The user", schema: z.record(z.string(), z.unknown()) } },
     }),
     admin({
       method: "get",

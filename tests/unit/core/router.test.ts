@@ -82,15 +82,16 @@ describe("planRecall, route auto", () => {
     expect(planRecall(req("what did Ana say?"), ONLINE)).toMatchObject({ where: "vps", mode: "hybrid" });
   });
 
-  test("offline, semantic degrades to local keyword with the reason", () => {
+  test("offline, semantic runs on the device in the same mode, degraded with the reason", () => {
     const plan = planRecall(req("coffee", "semantic"), OFFLINE);
-    expect(plan).toMatchObject({ where: "local", mode: "keyword", degraded: true, reason: "offline" });
+    expect(plan).toMatchObject({ where: "local", mode: "semantic", degraded: true, reason: "offline" });
     if (plan.where === "local" && plan.degraded) expect(plan.message).toContain("unreachable");
   });
 
   test("re-authentication needed, auto hybrid degrades with reason unauthenticated", () => {
     expect(planRecall(req("where is the key?"), REAUTH)).toMatchObject({
       where: "local",
+      mode: "hybrid",
       degraded: true,
       reason: "unauthenticated",
       wanted: "hybrid",
@@ -98,34 +99,31 @@ describe("planRecall, route auto", () => {
   });
 
   test("logged out wins over offline as the reason", () => {
-    for (const linked of [true, false])
-      expect(planRecall(req("x", "semantic"), { online: false, authenticated: false, linked })).toMatchObject(
-        { reason: "unauthenticated" },
-      );
+    expect(
+      planRecall(req("x", "semantic"), { online: false, authenticated: false, linked: true }),
+    ).toMatchObject({ reason: "unauthenticated" });
   });
 });
 
 describe("planRecall on a device never logged in to a VPS", () => {
-  const local: RecallPlan = { where: "local", mode: "keyword", wanted: "keyword", degraded: false };
-
   test.each([
-    ["a natural-language query, route auto", req("where is the spare key?")],
-    ["a long description, route auto", req("notes from the meeting with the design team")],
-    ["a natural-language query, route local", req("what did Ana say?", "auto", "local")],
-    ["keywords", req("spare key")],
-  ])("mode auto with %s is plain local keyword search, not degraded", (_, r) => {
+    ["a natural-language query, route auto", req("where is the spare key?"), "keyword"],
+    ["a long description, route auto", req("notes from the meeting with the design team"), "keyword"],
+    ["a natural-language query, route local", req("what did Ana say?", "auto", "local"), "keyword"],
+    ["keywords", req("spare key"), "keyword"],
+  ] as const)("mode auto with %s is local keyword search, not degraded", (_, r, mode) => {
+    const local: RecallPlan = { where: "local", mode, wanted: mode, degraded: false };
     expect(planRecall(r, NEVER_LOGGED_IN)).toEqual(local);
     expect(planRecall(r, { ...NEVER_LOGGED_IN, online: false })).toEqual(local);
   });
 
-  test("an explicit semantic or hybrid mode still degrades: it asked for what the device cannot do", () => {
+  test("an explicit semantic or hybrid mode runs on the device in that mode, not degraded", () => {
     for (const mode of ["semantic", "hybrid"] as const)
-      expect(planRecall(req("spare key", mode), NEVER_LOGGED_IN)).toMatchObject({
+      expect(planRecall(req("spare key", mode), NEVER_LOGGED_IN)).toEqual({
         where: "local",
-        mode: "keyword",
+        mode,
         wanted: mode,
-        degraded: true,
-        reason: "unauthenticated",
+        degraded: false,
       });
   });
 
@@ -138,18 +136,14 @@ describe("planRecall on a device never logged in to a VPS", () => {
 });
 
 describe("planRecall, forced routes", () => {
-  test("route local forces local; semantic is then degraded with reason route_local", () => {
-    expect(planRecall(req("coffee", "keyword", "local"), ONLINE)).toMatchObject({
-      where: "local",
-      degraded: false,
-    });
-    expect(planRecall(req("coffee", "semantic", "local"), ONLINE)).toMatchObject({
-      where: "local",
-      mode: "keyword",
-      degraded: true,
-      reason: "route_local",
-      wanted: "semantic",
-    });
+  test("route local forces local, in the mode asked, not degraded", () => {
+    for (const mode of ["keyword", "semantic", "hybrid"] as const)
+      expect(planRecall(req("coffee", mode, "local"), ONLINE)).toEqual({
+        where: "local",
+        mode,
+        wanted: mode,
+        degraded: false,
+      });
   });
 
   test("route vps forces the VPS, keyword included", () => {
@@ -176,9 +170,9 @@ describe("planRecall, forced routes", () => {
 
 describe("fallbackRecall", () => {
   const plan = { where: "vps", mode: "semantic", wanted: "semantic" } as const;
-  test("route auto degrades to local keyword with vps_failed and the detail", () => {
+  test("route auto answers on the device in the same mode, degraded with vps_failed and the detail", () => {
     const f = fallbackRecall(plan, "auto", "timeout after 5000 ms");
-    expect(f).toMatchObject({ where: "local", mode: "keyword", degraded: true, reason: "vps_failed" });
+    expect(f).toMatchObject({ where: "local", mode: "semantic", degraded: true, reason: "vps_failed" });
     if (f.where === "local" && f.degraded) expect(f.message).toContain("timeout after 5000 ms");
   });
   test("route vps becomes unavailable", () => {

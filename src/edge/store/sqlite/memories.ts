@@ -5,6 +5,7 @@ import {
   type ResolvedFilter,
   resolveFilter,
 } from "../../../core/filter.ts";
+import { fuseScores } from "../../../core/fusion.ts";
 import {
   type LocalMemory,
   MemoryPatch,
@@ -16,16 +17,19 @@ import {
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
 import { queryTokens } from "../../../core/query.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
-import type { MemoryStore, WriteOptions } from "../types.ts";
+import type { LocalRecallMode, MemoryStore, WriteOptions } from "../types.ts";
 import { invalid, iso, type SqliteContext } from "./context.ts";
 import { type FilterSql, filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
 import { type PlanSource, planRecall, type RecallPlan, STOPWORDS } from "./recall-plan.ts";
 import { MEMORY_COLUMNS, type MemoryRow, toLocalMemory, toMemoryData } from "./rows.ts";
+import { sqliteVectors } from "./vectors.ts";
 
 /** A `get()` records the access at most this often per memory, so reads rarely write. */
 const TOUCH_INTERVAL_MS = 60_000;
 const SNIPPET_TOKENS = 24;
+/** Hybrid recall fuses the best this many of the keyword and the vector ranking (as the VPS). */
+const HYBRID_DEPTH = 100;
 
 /** The query's words (stopwords dropped when there are others) OR-ed: the unpruned match. */
 function everyWord(query: string): string {
@@ -40,6 +44,7 @@ const pruned = (plan: RecallPlan) => plan.minRowid !== undefined || plan.match.i
 
 export function sqliteMemories(ctx: SqliteContext): MemoryStore {
   const { q, guard, write } = ctx;
+  const vectors = sqliteVectors(ctx);
 
   /** Document counts for the recall plan. */
   const planSource: PlanSource = {
@@ -79,6 +84,23 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
 
   const resolved = (filter: MemoryFilter | undefined): ResolvedFilter =>
     resolveFilter(filter, new Date(ctx.now()));
+
+  /** Keyword recall's ranked rows (FTS5 bm25), narrowed by `f`. */
+  function keywordRanked(query: string, limit: number, f: FilterSql | undefined) {
+    const plan = planRecall(query, planSource);
+    if (!plan) return [];
+    // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
+    // returns only; the memories are then read by rowid. A filter joins the memories in the
+    // same query, so only the matches that pass it are ranked for the LIMIT.
+    let ranked = rank(plan, limit, f);
+    // The plan chose its candidates by how common each word is in the whole store. When it
+    // left some memories out (common words only re-ranked, or only the newest were ranked) and
+    // the filter did not fill the page from the rest, rank every memory with any of the words
+    // among those the filter lets through: a narrow filter then still gets a full page (this
+    // costs what an unpruned ranking of those words costs).
+    if (f && ranked.length < limit && pruned(plan)) ranked = rank({ match: everyWord(query) }, limit, f);
+    return ranked;
+  }
 
   return {
     create(input: NewMemoryInput, options: WriteOptions = {}): LocalMemory {
@@ -251,24 +273,40 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       });
     },
 
-    recall(query: string, limit: number, filter?: MemoryFilter): RecallHit[] {
+    recall(
+      query: string,
+      limit: number,
+      filter?: MemoryFilter,
+      mode: LocalRecallMode = "keyword",
+    ): RecallHit[] {
       return guard(() => {
         const rf = resolved(filter);
-        const f = filterSql(rf);
-        const unfiltered = isEmptyFilter(rf);
-        const plan = planRecall(query, planSource);
-        if (!plan) return [];
-        // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
-        // returns only; the memories are then read by rowid. A filter joins the memories in the
-        // same query, so only the matches that pass it are ranked for the LIMIT.
-        let ranked = unfiltered ? rank(plan, limit) : rank(plan, limit, f);
-        // The plan chose its candidates by how common each word is in the whole store. When it
-        // left some memories out (common words only re-ranked, or only the newest were ranked) and
-        // the filter did not fill the page from the rest, rank every memory with any of the words
-        // among those the filter lets through: a narrow filter then still gets a full page (this
-        // costs what an unpruned ranking of those words costs).
-        if (!unfiltered && ranked.length < limit && pruned(plan))
-          ranked = rank({ match: everyWord(query) }, limit, f);
+        const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
+        let ranked: { r: number; score: number; s?: string | null }[];
+        if (mode === "keyword") ranked = keywordRanked(query, limit, f);
+        else {
+          const allowed = f
+            ? new Set(
+                (
+                  q(`SELECT rid FROM memories AS m WHERE m.deleted = 0${f.sql}`).all(...f.params) as {
+                    rid: number;
+                  }[]
+                ).map((x) => x.rid),
+              )
+            : undefined;
+          if (mode === "semantic") ranked = vectors.search(query, limit, allowed);
+          else {
+            const depth = Math.max(limit, HYBRID_DEPTH);
+            const kw = keywordRanked(query, depth, f);
+            const snippets = new Map(kw.map((h) => [h.r, h.s]));
+            const sem = vectors.search(query, depth, allowed);
+            ranked = fuseScores(
+              kw.map((h) => ({ id: String(h.r), score: h.score })),
+              sem.map((h) => ({ id: String(h.r), score: h.score })),
+              { limit },
+            ).map((h) => ({ r: Number(h.id), score: h.score, s: snippets.get(Number(h.id)) }));
+          }
+        }
         const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
         const hits: RecallHit[] = [];
         for (const h of ranked) {

@@ -18,19 +18,11 @@
  * Tokens contain only letters, digits and `_` (see core/query.ts), so quoting them makes each
  * one a plain FTS5 string; user text never reaches MATCH as syntax.
  */
-import { queryTokens } from "../../../core/query.ts";
+import { QUESTION_STOPWORDS, queryTokens } from "../../../core/query.ts";
 
-/** Common English words that carry no meaning for recall on their own. */
-export const STOPWORDS: ReadonlySet<string> = new Set(
-  `a about above after again against all am an and any are as at be because been before being below between
-both but by can could did do does doing down during each few for from further had has have having he her here
-hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
-on once only or other our ours ourselves out over own same she should so some such than that the their theirs
-them themselves then there these they this those through to too under until up very was we were what when where
-which while who whom why will with would you your yours yourself yourselves say said tell told`
-    .split(/\s+/)
-    .filter(Boolean),
-);
+/** Common English words that carry no meaning for recall on their own (shared with the VPS's
+ * keyword search, core/query.ts). */
+export const STOPWORDS: ReadonlySet<string> = QUESTION_STOPWORDS;
 
 export interface RecallPlan {
   /** The FTS5 MATCH expression. */

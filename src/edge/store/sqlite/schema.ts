@@ -125,6 +125,19 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     // A list narrowed to a scope reads it newest first.
     "CREATE INDEX memories_scope ON memories (scope, updated_at) WHERE deleted = 0 AND scope IS NOT NULL",
   ],
+  [
+    // Vectors for semantic recall on the device (vectors.ts): the built-in embedder's, int8.
+    // A vector describes the content it was made from: a new content or a delete drops it.
+    `CREATE TABLE memory_vectors (
+      rid    INTEGER PRIMARY KEY REFERENCES memories (rid) ON DELETE CASCADE,
+      model  TEXT NOT NULL,
+      vector BLOB NOT NULL
+    )`,
+    `CREATE TRIGGER memory_vectors_stale AFTER UPDATE OF content, deleted ON memories
+      WHEN new.deleted = 1 OR old.content IS NOT new.content BEGIN
+      DELETE FROM memory_vectors WHERE rid = new.rid;
+    END`,
+  ],
 ];
 
 /** The schema version this code writes; a file with a higher `user_version` is refused. */

@@ -8,7 +8,9 @@
  * - queue.ts: `SyncQueue`, the push side;
  * - feed.ts: `FeedSink`, the pull side, last-write-wins and the conflict log;
  * - identity.ts: `DeviceClock` and `Settings`, the device id, its clock and the meta table;
- * - eviction.ts: `Eviction`, the size on disk and the eviction of cached VPS memories.
+ * - eviction.ts: `Eviction`, the size on disk and the eviction of cached VPS memories;
+ * - transfer.ts: `Transfer`, export and import;
+ * - upkeep.ts: `QueueUpkeep`, pruning synced rows, retrying and dismissing refused writes.
  */
 import type { EdgeStore } from "../types.ts";
 import { SqliteContext, type SqliteStoreOptions } from "./context.ts";
@@ -17,6 +19,8 @@ import { sqliteFeed } from "./feed.ts";
 import { noticeCopy, sqliteDeviceClock, sqliteSettings } from "./identity.ts";
 import { sqliteMemories } from "./memories.ts";
 import { sqliteQueue } from "./queue.ts";
+import { sqliteTransfer } from "./transfer.ts";
+import { sqliteQueueUpkeep } from "./upkeep.ts";
 
 export type { SqliteStoreOptions } from "./context.ts";
 
@@ -37,6 +41,8 @@ export function createSqliteStore(opts: SqliteStoreOptions): EdgeStore {
     sqliteFeed(ctx),
     sqliteSettings(ctx),
     sqliteEviction(ctx),
+    sqliteTransfer(ctx),
+    sqliteQueueUpkeep(ctx),
     {
       close(): void {
         try {

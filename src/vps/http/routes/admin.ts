@@ -53,10 +53,20 @@ export function adminRoutes({ vps, clientIp }: RouteContext, adminToken: string)
   app.get("/admin/keys", async (c) => c.json({ keys: await admin.listKeys(queryField(c, "user")) }));
   app.post("/admin/keys/revoke", async (c) => {
     const b = await readJson(c);
-    const user = field(b, "user");
     const key = field(b, "key");
-    if (!user || !key) throw new DionysusError("invalid_input", "user and key are required");
-    return c.json(await admin.revokeKey(user, key));
+    if (!key) throw new DionysusError("invalid_input", "key is required");
+    return c.json(await admin.revokeKey(field(b, "user"), key));
+  });
+  app.post("/admin/users/delete", async (c) => {
+    const user = field(await readJson(c), "user");
+    if (!user) throw new DionysusError("invalid_input", "user is required");
+    return c.json(await admin.deleteUser(user));
+  });
+  app.post("/admin/users/password", async (c) => {
+    const b = await readJson(c);
+    const user = field(b, "user");
+    if (!user) throw new DionysusError("invalid_input", "user is required");
+    return c.json(await admin.setPassword(user, field(b, "password")));
   });
   app.get("/admin/devices", async (c) => c.json({ devices: await admin.devices(queryField(c, "user")) }));
   app.post("/admin/revoke", async (c) => {

@@ -1,26 +1,76 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { fuseScores } from "../../../../src/core/fusion.ts";
 import { bytesToVector, vectorToBytes } from "../../../../src/vps/db/vector-bytes.ts";
-import { reciprocalRankFusion } from "../../../../src/vps/search/fusion.ts";
 import { normalize, topKByDot } from "../../../../src/vps/search/vector.ts";
 
-describe("reciprocalRankFusion", () => {
-  test("documents in both lists beat documents in one; scores are sums of 1/(k+rank)", () => {
-    const fused = reciprocalRankFusion([
-      ["a", "b", "c"],
-      ["c", "d", "a"],
-    ]);
-    expect(fused.map((h) => h.id)).toEqual(["a", "c", "b", "d"]);
-    expect(fused[0]!.score).toBeCloseTo(1 / 61 + 1 / 63, 12);
-    expect(fused[0]!.ranks).toEqual([1, 3]);
-    expect(fused.find((h) => h.id === "d")!.ranks).toEqual([null, 2]);
+describe("fuseScores", () => {
+  const list = (...xs: [string, number][]) => xs.map(([id, score]) => ({ id, score }));
+
+  test("weighted sum of the keyword score over the best one and the min-max scaled similarity", () => {
+    const fused = fuseScores(list(["a", 10], ["b", 5]), list(["c", 0.9], ["b", 0.8], ["d", 0.5]));
+    const expected = { a: 0.7, b: 0.7 * 0.5 + 0.3 * 0.75, c: 0.3, d: 0 };
+    for (const h of fused) expect(h.score).toBeCloseTo(expected[h.id as keyof typeof expected], 12);
+    expect(fused.map((h) => h.id)).toEqual(["a", "b", "c", "d"]);
+    expect(fused.find((h) => h.id === "b")!.ranks).toEqual([2, 2]);
+    expect(fused.find((h) => h.id === "c")!.ranks).toEqual([null, 1]);
   });
 
-  test("ties keep the order of first appearance; limit cuts; empty input is empty", () => {
-    expect(reciprocalRankFusion([["x"], ["y"]]).map((h) => h.id)).toEqual(["x", "y"]);
-    expect(reciprocalRankFusion([["a", "b", "c"]], { limit: 2 }).map((h) => h.id)).toEqual(["a", "b"]);
-    expect(reciprocalRankFusion([])).toEqual([]);
-    expect(reciprocalRankFusion([["a", "a"]])[0]!.score).toBeCloseTo(1 / 61, 12);
+  test("ties keep keyword then vector order; limit cuts; an empty list leaves the other's order", () => {
+    expect(fuseScores(list(["x", 1]), list(["y", 1])).map((h) => h.id)).toEqual(["x", "y"]);
+    expect(fuseScores(list(["a", 3], ["b", 2], ["c", 1]), [], { limit: 2 }).map((h) => h.id)).toEqual([
+      "a",
+      "b",
+    ]);
+    expect(fuseScores([], list(["q", 0.9], ["p", 0.2])).map((h) => h.id)).toEqual(["q", "p"]);
+    expect(fuseScores([], [])).toEqual([]);
+    expect(fuseScores(list(["a", 2], ["a", 1]), []).map((h) => h.score)).toEqual([0.7]);
+  });
+
+  test("on a constructed table of queries it never recalls less than its better part", () => {
+    // Each query: the relevant ids, the keyword list and the vector list. Keywords are sure where
+    // a rare word matched (a wide margin) and unsure where only common words did; the vectors
+    // find paraphrases that the keywords miss.
+    const table = [
+      {
+        rel: ["k1"],
+        kw: list(["k1", 9], ["x1", 2], ["x2", 1.9]),
+        vec: list(["x3", 0.7], ["x1", 0.69], ["k1", 0.6]),
+      },
+      {
+        rel: ["s1"],
+        kw: list(["x1", 2.1], ["x2", 2], ["s1", 1.9]),
+        vec: list(["s1", 0.9], ["x4", 0.5], ["x1", 0.45]),
+      },
+      { rel: ["s2"], kw: list(["x1", 3], ["x2", 2.9]), vec: list(["s2", 0.8], ["x2", 0.6], ["x1", 0.3]) },
+      { rel: ["b1"], kw: list(["b1", 4], ["x1", 3.9]), vec: list(["b1", 0.8], ["x3", 0.75], ["x1", 0.2]) },
+    ];
+    const recall = (ranked: string[], rel: string[], k: number) =>
+      rel.filter((r) => ranked.slice(0, k).includes(r)).length / rel.length;
+    for (const k of [1, 2]) {
+      let kwR = 0;
+      let vecR = 0;
+      let fusedR = 0;
+      for (const q of table) {
+        kwR += recall(
+          q.kw.map((h) => h.id),
+          q.rel,
+          k,
+        );
+        vecR += recall(
+          q.vec.map((h) => h.id),
+          q.rel,
+          k,
+        );
+        fusedR += recall(
+          fuseScores(q.kw, q.vec).map((h) => h.id),
+          q.rel,
+          k,
+        );
+      }
+      expect(fusedR).toBeGreaterThanOrEqual(Math.max(kwR, vecR));
+      if (k === 1) expect(fusedR).toBeGreaterThan(Math.min(kwR, vecR));
+    }
   });
 });
 

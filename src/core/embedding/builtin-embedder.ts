@@ -15,9 +15,9 @@
  * capture: meaning. Synonyms ("car"/"automobile"), paraphrases and translations score as
  * unrelated. For that, configure Ollama with an embedding model.
  */
-import { DionysusError } from "../../../core/errors.ts";
-import { fnv1a } from "../../../core/hash.ts";
-import type { Embedder } from "../../../core/ports/embedder.ts";
+import { DionysusError } from "../errors.ts";
+import { fnv1a } from "../hash.ts";
+import type { Embedder } from "../ports/embedder.ts";
 
 export interface BuiltinEmbedderOptions {
   /** Vector length; 384 by default. */

@@ -1,9 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import {
-  cosine,
-  createBuiltinEmbedder,
-  hashEmbed,
-} from "../../../../src/vps/search/builtin/builtin-embedder.ts";
+import { cosine, createBuiltinEmbedder, hashEmbed } from "../../../src/core/embedding/builtin-embedder.ts";
 
 const embedder = createBuiltinEmbedder();
 const sim = async (a: string, b: string) => {

@@ -1,0 +1,135 @@
+/**
+ * Semantic recall on the device, so that `mode: semantic|hybrid` works offline. Every live memory
+ * gets a vector from the built-in word-vector embedder (src/core/embedding, the VPS's default
+ * too), stored as 100 int8 values in `memory_vectors` with the embedder's id. A trigger drops the
+ * vector when the content changes or the memory is deleted; the next semantic recall embeds the
+ * memories without a current vector (about 0.3 ms each, so a recall after a write embeds only
+ * that write) and stores them, best effort: a recall never fails because another process holds
+ * the write lock.
+ *
+ * The search is an exact scan: the query's vector against every stored one. The vectors are kept
+ * in memory as one float32 matrix (40 MB for 100,000 memories), rebuilt when the database changed:
+ * this connection's `total_changes()` or `PRAGMA data_version` (another process's commit) moved.
+ */
+import { wordVectorEmbed } from "../../../core/embedding/word-vector-embedder.ts";
+import { WORD_VECTOR_DIMENSIONS } from "../../../core/embedding/word-vectors.data.ts";
+import type { SqliteContext } from "./context.ts";
+
+/** The embedder the stored vectors come from; a vector from another one counts as missing. */
+export const EDGE_EMBEDDER_ID = `builtin-words-v1/${WORD_VECTOR_DIMENSIONS}`;
+/** 100: the scan below reads 4 numbers at a time. */
+const DIMS = WORD_VECTOR_DIMENSIONS;
+
+export interface VectorHit {
+  /** The memory's rowid. */
+  r: number;
+  /** Cosine similarity with the query. */
+  score: number;
+}
+
+/** A unit vector as int8 (x · 127, rounded). */
+export function quantize(v: readonly number[]): Uint8Array {
+  const out = new Int8Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = Math.max(-127, Math.min(127, Math.round(v[i]! * 127)));
+  return new Uint8Array(out.buffer);
+}
+
+interface Matrix {
+  key: string;
+  rids: Int32Array;
+  /** The vectors as float32, row after row: 4 times the bytes of int8, but the scan runs about
+   * 4 times faster (measured: 15 against 60 ms for 100,000 vectors). */
+  values: Float32Array;
+}
+
+export function sqliteVectors(ctx: SqliteContext) {
+  const { q } = ctx;
+  let matrix: Matrix | undefined;
+
+  const changeKey = () => {
+    const dv = (q("PRAGMA data_version").get() as { data_version: number }).data_version;
+    const tc = (q("SELECT total_changes() AS n").get() as { n: number }).n;
+    return `${dv}/${tc}`;
+  };
+
+  /** Embeds and stores the live memories that have no current vector. */
+  function embedMissing(): void {
+    const missing = q(
+      `SELECT m.rid AS rid, m.content AS content FROM memories m
+       LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
+       WHERE m.deleted = 0 AND v.rid IS NULL`,
+    ).all(EDGE_EMBEDDER_ID) as { rid: number; content: string }[];
+    if (missing.length === 0) return;
+    const rows = missing.map((m) => ({ rid: m.rid, vector: quantize(wordVectorEmbed(m.content)) }));
+    try {
+      ctx.write(() => {
+        const put = q(
+          `INSERT INTO memory_vectors (rid, model, vector) VALUES (?, ?, ?)
+           ON CONFLICT (rid) DO UPDATE SET model = excluded.model, vector = excluded.vector`,
+        );
+        // Only rows still live with the content embedded (another process may have changed it).
+        const still = q("SELECT 1 FROM memories WHERE rid = ? AND deleted = 0 AND content = ?");
+        missing.forEach((m, i) => {
+          if (still.get(m.rid, m.content)) put.run(m.rid, EDGE_EMBEDDER_ID, rows[i]!.vector);
+        });
+      });
+    } catch {
+      // Best effort: the next recall tries again.
+    }
+  }
+
+  function load(): Matrix {
+    // Nothing changed since the matrix was built: no memory can be missing its vector.
+    if (matrix?.key === changeKey()) return matrix;
+    embedMissing();
+    const key = changeKey();
+    const rows = q(
+      `SELECT v.rid AS rid, v.vector AS vector FROM memory_vectors v JOIN memories m ON m.rid = v.rid
+       WHERE m.deleted = 0 AND v.model = ?`,
+    ).all(EDGE_EMBEDDER_ID) as { rid: number; vector: Uint8Array }[];
+    const rids = new Int32Array(rows.length);
+    const values = new Float32Array(rows.length * DIMS);
+    rows.forEach((row, i) => {
+      rids[i] = row.rid;
+      const v = new Int8Array(row.vector.buffer, row.vector.byteOffset, DIMS);
+      for (let d = 0; d < DIMS; d++) values[i * DIMS + d] = v[d]! / 127;
+    });
+    matrix = { key, rids, values };
+    return matrix;
+  }
+
+  return {
+    /** The `k` memories most similar to `text`, best first; `allowed` (rowids) narrows. */
+    search(text: string, k: number, allowed?: ReadonlySet<number>): VectorHit[] {
+      const query = Float32Array.from(wordVectorEmbed(text));
+      if (k <= 0 || query.every((x) => x === 0)) return [];
+      const { rids, values } = load();
+      const best: VectorHit[] = [];
+      let floor = Number.NEGATIVE_INFINITY;
+      for (let i = 0; i < rids.length; i++) {
+        if (allowed && !allowed.has(rids[i]!)) continue;
+        // Four partial sums: the loop runs about 4 times faster than one running sum.
+        let b = i * DIMS;
+        let d0 = 0;
+        let d1 = 0;
+        let d2 = 0;
+        let d3 = 0;
+        for (let d = 0; d < DIMS; d += 4, b += 4) {
+          d0 += values[b]! * query[d]!;
+          d1 += values[b + 1]! * query[d + 1]!;
+          d2 += values[b + 2]! * query[d + 2]!;
+          d3 += values[b + 3]! * query[d + 3]!;
+        }
+        const score = d0 + d1 + d2 + d3;
+        if (best.length === k && score <= floor) continue;
+        const hit = { r: rids[i]!, score };
+        let at = best.length;
+        while (at > 0 && best[at - 1]!.score < hit.score) at--;
+        best.splice(at, 0, hit);
+        if (best.length > k) best.pop();
+        if (best.length === k) floor = best[k - 1]!.score;
+      }
+      return best;
+    },
+  };
+}
