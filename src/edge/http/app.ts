@@ -1,8 +1,9 @@
 /**
  * The edge agent's local HTTP API (127.0.0.1:8080): memories, keyword recall, health and sync
  * status, as Hono routes over an {@link EdgeStore}. Every error is `application/problem+json`.
- * Every route but `GET /health` and `GET /session` needs the API token (see ./guard.ts). `GET /`
- * is the status page (./pages/).
+ * Every route but `GET /health`, `GET /session` and the API's description (`GET /openapi.json`,
+ * `GET /docs`, see ./openapi.ts) needs the API token (see ./guard.ts). `GET /` is the status page
+ * (./pages/).
  */
 import { randomBytes } from "node:crypto";
 import { zValidator } from "@hono/zod-validator";
@@ -41,6 +42,7 @@ import { localBackend } from "../mcp/local-backend.ts";
 import { createMcpServer } from "../mcp/server.ts";
 import type { EdgeStore } from "../store/types.ts";
 import { hostGuard, isLoopbackAddress, originGuard, sessionCookie, tokenGuard } from "./guard.ts";
+import { mountOpenApi } from "./openapi.ts";
 import { statusPageRoutes } from "./pages/routes.tsx";
 
 export interface EdgeAppDeps {
@@ -206,6 +208,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     };
     return c.json(body);
   });
+
+  mountOpenApi(app);
 
   app.post("/v1/memories", limitBody, jsonBody, zValidator("json", NewMemory, onInvalid), async (c) => {
     await deps.ready;

@@ -90,11 +90,13 @@ export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandle
 /** The cookie a same-origin browser page authenticates with (see {@link sessionCookie}). */
 const SESSION_COOKIE = "dionysus_session";
 
-/** Routes anyone who passes the Host and Origin guards may call without the token. */
-const OPEN_ROUTES = new Set(["/health", "/session"]);
+/** Routes anyone who passes the Host and Origin guards may call without the token (the API's
+ * description and its reference page hold no user data). */
+const OPEN_ROUTES = new Set(["/health", "/session", "/openapi.json", "/docs"]);
 
 /**
- * Requires the API token on every route but `GET /health` and `GET /session`: as
+ * Requires the API token on every route but `GET /health`, `GET /session`, `GET /openapi.json`
+ * and `GET /docs`: as
  * `Authorization: Bearer <token>`, or as the session cookie that `GET /session` hands a
  * same-origin page on loopback. `token: null` turns the check off (in-process tests only; the
  * daemon always has a token). Both secrets are compared in constant time.

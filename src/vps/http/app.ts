@@ -27,6 +27,7 @@ import {
   requireUtf8,
   Unauthorized,
 } from "./middleware.ts";
+import { mountOpenApi } from "./openapi.ts";
 import { statusPageRoutes } from "./pages/routes.tsx";
 import { type RateDecision, RateLimiter } from "./rate-limit.ts";
 import { RateCounterStore, SharedRateLimiter } from "./shared-rate-limit.ts";
@@ -282,6 +283,7 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     );
   });
   app.get("/metrics", (c) => c.body(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
+  mountOpenApi(app);
 
   // ---- the routes ---------------------------------------------------------------------------
   const ctx: RouteContext = {
