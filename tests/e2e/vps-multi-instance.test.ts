@@ -144,7 +144,9 @@ describe.skipIf(!TEST_DATABASE_URL)("two VPS instances on one PostgreSQL", () =>
           port: Number(port),
           socket: {
             open: (s) => void s.write(request),
-            data: (_s, d) => void (got += d.toString()),
+            data: (_s, d) => {
+              got += d.toString();
+            },
             close: () => resolve(got),
             error: (_s, e) => reject(e),
           },
