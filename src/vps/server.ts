@@ -125,7 +125,17 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
       hostname: config.host,
       port: config.port,
       idleTimeout: 30,
-      fetch: (req, srv) => app.fetch(req, srv),
+      fetch: (req, srv) => {
+        if (!req.url.startsWith("/")) return app.fetch(req, srv);
+        // A request without a Host header (HTTP/1.0, such as HAProxy's default health check)
+        // has a URL that is only a path, which the router cannot read. It gets the listening
+        // address; the socket stays the original request's (peer address, timeouts).
+        const whole = new Request(new URL(req.url, listenUrl ?? "http://localhost").href, req);
+        return app.fetch(whole, {
+          requestIP: () => srv.requestIP(req),
+          timeout: (_r: Request, seconds: number) => srv.timeout(req, seconds),
+        });
+      },
     });
   } catch (cause) {
     await services.stop();

@@ -133,4 +133,26 @@ describe.skipIf(!TEST_DATABASE_URL)("two VPS instances on one PostgreSQL", () =>
       expect(await (await fetch(`${base}/metrics`)).text()).toContain("dionysus_http_requests_total");
     }
   });
+
+  test("a request without a Host header (HTTP/1.0, a load balancer's health check) is answered", async () => {
+    const { port } = new URL(one!.url);
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        let got = "";
+        void Bun.connect({
+          hostname: "127.0.0.1",
+          port: Number(port),
+          socket: {
+            open: (s) => void s.write(request),
+            data: (_s, d) => {
+              got += d.toString();
+            },
+            close: () => resolve(got),
+            error: (_s, e) => reject(e),
+          },
+        });
+      });
+    expect(await raw("GET /health HTTP/1.0\r\n\r\n")).toStartWith("HTTP/1.1 200");
+    expect(await raw("GET /nowhere HTTP/1.0\r\n\r\n")).toContain("no route GET /nowhere");
+  });
 });

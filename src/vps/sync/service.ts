@@ -250,7 +250,8 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
      * memories the batch touches, the batch is resolved in memory (duplicates, clock skew,
      * last-write-wins), and one statement writes everything: the seq range for the batch (with the
      * poke), the upsert of the winning versions, the conflict log and the device's last mutation.
-     * Four round trips per push whatever its size; that is what keeps pushes cheap.
+     * Four round trips per push whatever its size (five for a push that waited on a concurrent push
+     * of the same device); that is what keeps pushes cheap.
      */
     async push(p: Principal, mutations: readonly unknown[]): Promise<PushOutcome> {
       const serverNow = now();
@@ -260,14 +261,22 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
         // Only this part's memories and digests: a batch split after a data error locks no more.
         const ids = [...new Set(checked.flatMap((c) => (c.m ? [c.m.id] : [])))];
         const numbers = checked.flatMap((c) => (c.m ? [c.m.mutation_id] : []));
-        const locked = await sql<{
-          dev: { last_mutation_id: number; revoked_at: string | null } | null;
-          mems: MemoryJson[];
-          seen: Array<{ mutation_id: number | string; digest: string }>;
-          high: string | null;
-        }>`
+        // Locks the device row and the memories, and reads the device's digests. Under READ
+        // COMMITTED the statement reads from a snapshot taken before it waited for a lock: when the
+        // device row changed meanwhile (a copy of this very push committed first), the digests and
+        // memories read are from before that commit, and the copy would be taken for another
+        // history. The locked row version (`dev.v`) then differs from the snapshot's (`snap_v`):
+        // the statement is run again, now holding the lock, which costs a round trip only then.
+        const readLocked = () =>
+          sql<{
+            dev: { v: string; last_mutation_id: number; revoked_at: string | null } | null;
+            snap_v: string | null;
+            mems: MemoryJson[];
+            seen: Array<{ mutation_id: number | string; digest: string }>;
+            high: string | null;
+          }>`
           with d as (
-            select last_mutation_id, revoked_at from devices
+            select xmin::text as v, last_mutation_id, revoked_at from devices
             where user_id = ${p.user_id} and device_id = ${p.device_id} for update
           ), m as (
             select ${MEMORY_COLUMNS} from memories
@@ -277,9 +286,14 @@ export function createSyncService(db: Kysely<VpsTables>, options: SyncServiceOpt
             where user_id = ${p.user_id} and device_id = ${p.device_id}
               and mutation_id = any(${numbers}::bigint[])
           )
-          select (select row_to_json(d) from d) as dev, coalesce((select json_agg(m) from m), '[]'::json) as mems,
+          select (select row_to_json(d) from d) as dev,
+            (select xmin::text from devices where user_id = ${p.user_id} and device_id = ${p.device_id}) as snap_v,
+            coalesce((select json_agg(m) from m), '[]'::json) as mems,
             coalesce((select json_agg(h) from h), '[]'::json) as seen,
             (select max(hlc_high) from devices where user_id = ${p.user_id}) as high`.execute(tx);
+        let locked = await readLocked();
+        if (locked.rows[0]?.dev && locked.rows[0].dev.v !== locked.rows[0].snap_v)
+          locked = await readLocked();
         const row = locked.rows[0];
         const dev = row?.dev;
         if (!dev || dev.revoked_at)
