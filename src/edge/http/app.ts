@@ -325,7 +325,14 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   });
 
   // Failed items (writes the VPS refused): queued again under new numbers, or dismissed.
-  const MutationIds = z.object({ ids: z.array(z.number().int().positive()).max(1000).optional() });
+  // `ids` left out retries every failed item; an empty list is refused rather than read as "all".
+  const MutationIds = z.object({
+    ids: z
+      .array(z.number().int().positive())
+      .min(1, "ids: name at least one item, or leave ids out to retry every failed item")
+      .max(1000)
+      .optional(),
+  });
   app.post("/v1/sync/retry", limitBody, jsonBody, zValidator("json", MutationIds, onInvalid), (c) => {
     const result = store.retryFailed(c.req.valid("json").ids);
     if (result.retried.length > 0) deps.sync?.onLocalWrite();
