@@ -91,17 +91,22 @@ export async function backupVps(
   databaseUrl: string | undefined,
   out: string,
 ): Promise<BackupHeader> {
-  const header = await describe(database);
   const tmp = `${out}.partial-${process.pid}`;
   const dump = `${out}.dump-${process.pid}`;
   rmSync(tmp, { force: true });
   rmSync(dump, { force: true });
   try {
     // Both files hold every user's data and password hashes: owner-only before the first byte.
-    createPrivateFile(tmp);
+    // Made first, so a path that cannot be written is said before the database is read.
+    try {
+      createPrivateFile(tmp);
+      if (database.kind === "postgres") createPrivateFile(dump);
+    } catch (cause) {
+      throw new DionysusError("unavailable", `backup failed: ${(cause as Error).message}`, { cause });
+    }
+    const header = await describe(database);
     let payload: Blob;
     if (database.kind === "postgres") {
-      createPrivateFile(dump);
       if (!databaseUrl) throw new DionysusError("internal", "a PostgreSQL backup needs the database URL");
       await runTool("pg_dump", [
         "--format=custom",
