@@ -22,11 +22,14 @@ export const Timestamp = z.iso.datetime({ offset: true });
 
 /** Longest scope, in characters. */
 export const MAX_SCOPE_CHARS = 128;
-const SCOPE_RE = /^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/;
+/** A segment: `a-z0-9._-`, not only dots (`.` and `..` read as paths would climb out of a scope). */
+const SCOPE_SEGMENT = "(?!\\.+(?:/|$))[a-z0-9._-]+";
+const SCOPE_RE = new RegExp(`^${SCOPE_SEGMENT}(/${SCOPE_SEGMENT})*$`);
 
 /**
  * Where a memory belongs: a path such as `work` or `project/dionysus`. Segments of `a-z`, `0-9`,
- * `.`, `_` and `-`, separated by `/`, none empty, at most {@link MAX_SCOPE_CHARS} characters.
+ * `.`, `_` and `-`, separated by `/`, none empty or only dots, at most {@link MAX_SCOPE_CHARS}
+ * characters.
  * Scopes are case-insensitive: they are stored in lower case (`Work` is `work`).
  */
 export const Scope = z
@@ -36,7 +39,7 @@ export const Scope = z
   .max(MAX_SCOPE_CHARS, `a scope is at most ${MAX_SCOPE_CHARS} characters`)
   .regex(
     SCOPE_RE,
-    "a scope is segments of a-z, 0-9, '.', '_' and '-' separated by '/' (e.g. project/dionysus)",
+    "a scope is segments of a-z, 0-9, '.', '_' and '-' (not only dots) separated by '/' (e.g. project/dionysus)",
   );
 export type Scope = z.infer<typeof Scope>;
 

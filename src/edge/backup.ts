@@ -9,8 +9,9 @@
  * (docs/sync.md, "Copies of a data dir"), so a restore never reuses mutation numbers.
  */
 import { Database } from "bun:sqlite";
-import { chmodSync, existsSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, renameSync, rmSync, statSync } from "node:fs";
 import { DionysusError } from "../core/errors.ts";
+import { createPrivateFile } from "../platform/private-file.ts";
 import { dbPath } from "./daemon-file.ts";
 import { BUSY_TIMEOUT_MS } from "./store/sqlite/index.ts";
 
@@ -28,6 +29,8 @@ export function backupEdge(dataDir: string, out: string): EdgeBackup {
   rmSync(tmp, { force: true });
   const db = new Database(source, { readonly: true });
   try {
+    // Owner-only before VACUUM INTO writes a byte (it fills an empty file and keeps its mode).
+    createPrivateFile(tmp);
     db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.query("VACUUM INTO ?").run(tmp);
   } catch (cause) {
@@ -49,7 +52,6 @@ export function backupEdge(dataDir: string, out: string): EdgeBackup {
     throw err;
   }
   copy.close();
-  chmodSync(tmp, 0o600);
   renameSync(tmp, out);
   return { path: out, bytes: statSync(out).size, memories };
 }

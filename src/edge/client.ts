@@ -22,7 +22,7 @@ import { VERSION } from "../core/version.ts";
 import { sqliteFileBytes } from "../platform/file-size.ts";
 import { readApiToken } from "./api-token.ts";
 import { type DaemonInfo, daemonUrl, dbPath, readDaemonInfo } from "./daemon-file.ts";
-import { routeRecall, withoutVector } from "./heavy/recall.ts";
+import { recallOnDevice, withoutVector } from "./heavy/recall.ts";
 import { createVpsQueryClient, GraphAnswer, type GraphAsk, type VpsQueryClient } from "./heavy/service.ts";
 import { createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore, WriteOptions } from "./store/types.ts";
@@ -216,16 +216,9 @@ class DirectClient implements EdgeClient {
     return this.store.recent(limit, withDefaultScope(filter, this.who.scope)).map(withoutVector);
   }
   async recall(query: string, limit: number, options: RecallOptions = {}): Promise<RecallResponse> {
-    const filter = withDefaultScope(options.filter, this.who.scope);
-    const req = {
-      query,
-      limit,
-      mode: options.mode ?? "auto",
-      route: options.route ?? "auto",
-      ...(filter ? { filter } : {}),
-    } as const;
-    return routeRecall(req, (q, n, mode) => this.store.recall(q, n, filter, mode), this.heavy());
+    return recallOnDevice(this.store, { query, limit, ...options }, this.who.scope, this.heavy());
   }
+
   async graph(req: GraphAsk) {
     const filter = withDefaultScope(req.filter, this.who.scope);
     return this.heavy().graph(filter ? { ...req, filter } : req);

@@ -43,6 +43,12 @@ test("retry and dismiss failed items over the local API", async () => {
 
   expect((await post("/v1/sync/retry", { ids: [9] })).status).toBe(404);
   expect((await post("/v1/sync/retry", { ids: ["x"] })).status).toBe(400);
+  // An empty list is not "all": refused naming the field, nothing requeued.
+  const empty = await post("/v1/sync/retry", { ids: [] });
+  expect(empty.status).toBe(400);
+  expect(empty.headers.get("content-type")).toContain("application/problem+json");
+  expect(JSON.stringify(await empty.json())).toContain("ids");
+  expect(store.queueCounts()).toMatchObject({ queued: 0, failed: 3 });
   const r = await post("/v1/sync/retry", { ids: [1, 2] });
   expect(r.status).toBe(200);
   expect(await r.json()).toEqual({

@@ -105,4 +105,21 @@ describe("the VPS page", () => {
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
   });
+
+  test("failed sign-ins on /device and on the page draw on one budget (two forms never double the guesses)", async () => {
+    const name = "guessed-on-both";
+    const start = await t.req("/v1/auth/device", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ device_id: "budget-tv" }).toString(),
+    });
+    const { user_code } = (await start.json()) as { user_code: string };
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await form("/device", { user_code, username: name, password: "guess", action: "approve" })).status,
+      ).toBe(401);
+    for (let i = 0; i < 2; i++)
+      expect((await form("/signin", { username: name, password: "guess" })).status).toBe(401);
+    expect((await form("/signin", { username: name, password: "guess" })).status).toBe(429);
+  });
 });

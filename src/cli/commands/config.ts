@@ -22,7 +22,9 @@ interface Setting {
 
 const SECRET_KEY = /password|secret|token/i;
 
-/** A secret shown as `****`; a URL with its password masked. */
+/** A secret shown as `****`; a URL with its password (in its user part or a query parameter such
+ * as `?password=`) masked, and one that does not parse as a URL masked whole (where its secret
+ * sits cannot be told). */
 export function mask(key: string, value: unknown): unknown {
   if (value === undefined || value === null) return value;
   if (SECRET_KEY.test(key)) return "****";
@@ -30,9 +32,11 @@ export function mask(key: string, value: unknown): unknown {
     try {
       const u = new URL(value);
       if (u.password) u.password = "****";
+      for (const name of [...u.searchParams.keys()])
+        if (SECRET_KEY.test(name)) u.searchParams.set(name, "****");
       return u.toString();
     } catch {
-      return value;
+      return "****";
     }
   }
   return value;

@@ -8,9 +8,10 @@
  * run on the device and are not degraded.
  */
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
+import { withDefaultScope } from "../../core/filter.ts";
 import type { RecallHit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
 import { fallbackRecall, planRecall, type RecallPlan } from "../../core/router.ts";
-import type { LocalRecallMode } from "../store/types.ts";
+import type { EdgeStore, LocalRecallMode } from "../store/types.ts";
 import type { VpsQueryClient } from "./service.ts";
 
 /** Without a VPS link: never logged in, a local-only device. */
@@ -61,4 +62,26 @@ export async function routeRecall(
     body.reason = plan.message;
   }
   return body;
+}
+
+/**
+ * A recall on this device's store, or on the VPS where the plan sends it: the default scope
+ * narrows a filter that names no scope, and the store answers in the mode the plan runs on the
+ * device. The local API, the daemon's MCP server and the CLI's direct client all recall here.
+ */
+export function recallOnDevice(
+  store: Pick<EdgeStore, "recall">,
+  asked: Pick<RecallRequest, "query" | "limit" | "filter"> & Partial<Pick<RecallRequest, "mode" | "route">>,
+  defaultScope: string | null | undefined,
+  heavy: VpsQueryClient | undefined,
+): Promise<RecallResponse> {
+  const filter = withDefaultScope(asked.filter, defaultScope);
+  const req: RecallRequest = {
+    query: asked.query,
+    limit: asked.limit,
+    mode: asked.mode ?? "auto",
+    route: asked.route ?? "auto",
+    ...(filter ? { filter } : {}),
+  };
+  return routeRecall(req, (q, n, mode) => store.recall(q, n, filter, mode), heavy);
 }

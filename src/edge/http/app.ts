@@ -35,7 +35,7 @@ import { AskRequest, GraphQueryRequest } from "../../core/protocol/heavy.ts";
 import { classifyOperation, type Operation } from "../../core/router.ts";
 import { CONTENT_JSON_FACTOR, MAX_METADATA_BYTES } from "../../core/validate.ts";
 import { VERSION } from "../../core/version.ts";
-import { routeRecall, withoutVector } from "../heavy/recall.ts";
+import { recallOnDevice, withoutVector } from "../heavy/recall.ts";
 import type { VpsQueryClient } from "../heavy/service.ts";
 import { createMcpHttpHandler } from "../mcp/http.ts";
 import { localBackend } from "../mcp/local-backend.ts";
@@ -267,10 +267,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
     app.use(path, mayWaitOnVps);
 
   app.post("/v1/recall", limitBody, jsonBody, zValidator("json", RecallRequest, onInvalid), async (c) => {
-    const asked = c.req.valid("json");
-    const filter = withDefaultScope(asked.filter, defaultScope);
-    const req = filter ? { ...asked, filter } : asked;
-    return c.json(await routeRecall(req, (q, n, mode) => store.recall(q, n, filter, mode), deps.heavy));
+    return c.json(await recallOnDevice(store, c.req.valid("json"), defaultScope, deps.heavy));
   });
 
   // ---- VPS queries ("heavy", see docs/architecture.md): always on the VPS (503 when it cannot be used) ----
@@ -329,7 +326,14 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
   });
 
   // Failed items (writes the VPS refused): queued again under new numbers, or dismissed.
-  const MutationIds = z.object({ ids: z.array(z.number().int().positive()).max(1000).optional() });
+  // `ids` left out retries every failed item; an empty list is refused rather than read as "all".
+  const MutationIds = z.object({
+    ids: z
+      .array(z.number().int().positive())
+      .min(1, "ids: name at least one item, or leave ids out to retry every failed item")
+      .max(1000)
+      .optional(),
+  });
   app.post("/v1/sync/retry", limitBody, jsonBody, zValidator("json", MutationIds, onInvalid), (c) => {
     const result = store.retryFailed(c.req.valid("json").ids);
     if (result.retried.length > 0) deps.sync?.onLocalWrite();

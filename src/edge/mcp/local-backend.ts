@@ -8,7 +8,7 @@ import { DionysusError } from "../../core/errors.ts";
 import { withDefaultScope, writeScope } from "../../core/filter.ts";
 import type { MemorySource } from "../../core/memory.ts";
 import type { Operation } from "../../core/router.ts";
-import { routeRecall, withoutVector } from "../heavy/recall.ts";
+import { recallOnDevice, withoutVector } from "../heavy/recall.ts";
 import type { VpsQueryClient } from "../heavy/service.ts";
 import type { SyncControl } from "../http/app.ts";
 import type { EdgeStore } from "../store/types.ts";
@@ -57,15 +57,7 @@ export function localBackend(deps: LocalBackendDeps): McpBackend {
       return store.recent(limit, withDefaultScope(filter, deps.scope)).map(withoutVector);
     },
     recall(query, limit, options = {}) {
-      const filter = withDefaultScope(options.filter, deps.scope);
-      const req = {
-        query,
-        limit,
-        mode: options.mode ?? "auto",
-        route: options.route ?? "auto",
-        ...(filter ? { filter } : {}),
-      } as const;
-      return routeRecall(req, (q, n) => store.recall(q, n, filter), deps.vps);
+      return recallOnDevice(store, { query, limit, ...options }, deps.scope, deps.vps);
     },
     async graph(req) {
       const filter = withDefaultScope(req.filter, deps.scope);

@@ -3,6 +3,7 @@
  * (`systemd-analyze verify`, a plist parse) without installing anything: a systemd unit on Linux
  * (user or system), a launchd property list on macOS, and the Windows commands the docs show.
  */
+import { DionysusError } from "../../core/errors.ts";
 
 export type ServiceRole = "edge" | "vps";
 export type ServiceScope = "user" | "system";
@@ -33,8 +34,15 @@ export function serveArgs(spec: ServiceSpec, dataDir = spec.dataDir): string[] {
   return spec.role === "edge" ? ["serve", "--data-dir", dataDir] : ["vps", "serve", "--data-dir", dataDir];
 }
 
-/** One word of ExecStart: quoted when needed; `%` and `$` escaped (systemd expands them). */
+/** One word of ExecStart: quoted when needed; `%` and `$` escaped (systemd expands them). A line
+ * break (or another control character) would end the line and start a directive of its own, so it
+ * is refused. */
 export function systemdWord(word: string): string {
+  if ([...word].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f))
+    throw new DionysusError(
+      "invalid_input",
+      `${JSON.stringify(word)}: a control character (a line break) cannot go into a service file`,
+    );
   const escaped = word.replaceAll("%", "%%").replaceAll("$", "$$$$");
   if (/^[A-Za-z0-9_@%+=:,./$-]+$/.test(escaped)) return escaped;
   return `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;

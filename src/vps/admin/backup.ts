@@ -12,9 +12,10 @@
  * epoch, so its next pull is answered `refetch`: it rebuilds its cache from the restored feed and
  * sends its own writes again (see docs/sync.md), so writes made after the backup are not lost.
  */
-import { chmodSync, closeSync, openSync, readSync, renameSync, rmSync } from "node:fs";
+import { closeSync, openSync, readSync, renameSync, rmSync } from "node:fs";
 import { DionysusError } from "../../core/errors.ts";
 import { VERSION } from "../../core/version.ts";
+import { createPrivateFile } from "../../platform/private-file.ts";
 import type { VpsDatabase } from "../db/database.ts";
 import { vpsMigrations } from "../db/migrations.ts";
 
@@ -90,10 +91,20 @@ export async function backupVps(
   databaseUrl: string | undefined,
   out: string,
 ): Promise<BackupHeader> {
-  const header = await describe(database);
   const tmp = `${out}.partial-${process.pid}`;
   const dump = `${out}.dump-${process.pid}`;
+  rmSync(tmp, { force: true });
+  rmSync(dump, { force: true });
   try {
+    // Both files hold every user's data and password hashes: owner-only before the first byte.
+    // Made first, so a path that cannot be written is said before the database is read.
+    try {
+      createPrivateFile(tmp);
+      if (database.kind === "postgres") createPrivateFile(dump);
+    } catch (cause) {
+      throw new DionysusError("unavailable", `backup failed: ${(cause as Error).message}`, { cause });
+    }
+    const header = await describe(database);
     let payload: Blob;
     if (database.kind === "postgres") {
       if (!databaseUrl) throw new DionysusError("internal", "a PostgreSQL backup needs the database URL");
@@ -111,7 +122,6 @@ export async function backupVps(
       payload = await database.dumpDataDir();
     }
     await writeStreamed(tmp, `${BACKUP_MAGIC} ${JSON.stringify(header)}\n`, payload);
-    chmodSync(tmp, 0o600); // it holds every user's data and password hashes
     renameSync(tmp, out);
     return header;
   } finally {

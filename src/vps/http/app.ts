@@ -31,6 +31,7 @@ import { mountOpenApi } from "./openapi.ts";
 import { statusPageRoutes } from "./pages/routes.tsx";
 import { type RateDecision, RateLimiter } from "./rate-limit.ts";
 import { RateCounterStore, SharedRateLimiter } from "./shared-rate-limit.ts";
+import { signInBudget } from "./sign-in-budget.ts";
 
 /** A request limiter: in this instance's memory, or shared through PostgreSQL. */
 type Limiter = { hit(key: string): RateDecision | Promise<RateDecision> };
@@ -295,21 +296,20 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     publicBase,
   };
   app.route("/", authRoutes(ctx));
-  app.route(
-    "/",
-    deviceApprovalRoutes(ctx, {
-      ...(deps.signInFailuresPer15Min !== undefined ? { perPair: deps.signInFailuresPer15Min } : {}),
-      ...(deps.signInFailuresPerAddress !== undefined ? { perAddress: deps.signInFailuresPerAddress } : {}),
-      ...(deps.signInFailuresPerUser !== undefined ? { perUser: deps.signInFailuresPerUser } : {}),
-    }),
-  );
+  // One budget of failed password sign-ins for /device and the page's /signin together.
+  const signIns = signInBudget(vps.database, {
+    ...(deps.signInFailuresPer15Min !== undefined ? { perPair: deps.signInFailuresPer15Min } : {}),
+    ...(deps.signInFailuresPerAddress !== undefined ? { perAddress: deps.signInFailuresPerAddress } : {}),
+    ...(deps.signInFailuresPerUser !== undefined ? { perUser: deps.signInFailuresPerUser } : {}),
+  });
+  app.route("/", deviceApprovalRoutes(ctx, signIns));
   app.route("/", deviceRoutes(ctx));
   app.route("/", syncRoutes(ctx));
   app.route("/", eventRoutes(ctx, deps.heartbeatS));
   app.route("/", queryRoutes(ctx));
   app.route("/", webhookRoutes(ctx));
   if (deps.adminToken) app.route("/", adminRoutes(ctx, deps.adminToken));
-  app.route("/", statusPageRoutes(ctx));
+  app.route("/", statusPageRoutes(ctx, signIns));
 
   return app;
 }

@@ -28,10 +28,26 @@ describe("scopes", () => {
     ["work", "work"],
     ["Project/Dionysus", "project/dionysus"],
     [" a.b_c-d/e1 ", "a.b_c-d/e1"],
+    [".hidden/v1.2", ".hidden/v1.2"],
   ])("%p is the scope %p", (raw, want) => {
     expect(Scope.parse(raw)).toBe(want);
   });
-  test.each(["", "/", "a/", "/a", "a//b", "a b", "a/*", "é", "x".repeat(129)])("%p is refused", (raw) => {
+  test.each([
+    "",
+    "/",
+    "a/",
+    "/a",
+    "a//b",
+    "a b",
+    "a/*",
+    "é",
+    "x".repeat(129),
+    "..",
+    "../x",
+    "a/./b",
+    "a/..",
+    "...",
+  ])("%p is refused", (raw) => {
     expect(Scope.safeParse(raw).success).toBe(false);
   });
   test("mcpSource makes a valid source of any client name", () => {
@@ -67,6 +83,7 @@ describe("parseFilter", () => {
   });
   test.each([
     [{ scope: "a//b" }, "filter.scope"],
+    [{ scope: "../x" }, "filter.scope"],
     [{ since: "7x" }, "filter.since"],
     [{ until: "tomorrow" }, "filter.until"],
     [{ since: "1h", until: "2h" }, "since is after until"],

@@ -41,6 +41,9 @@ describe("systemd units", () => {
     expect(systemdWord("/home/ana/My Data")).toBe('"/home/ana/My Data"');
     expect(systemdWord("/data/100%")).toBe("/data/100%%");
     expect(systemdWord("/data/$HOME")).toBe("/data/$$HOME");
+    // A line break would start a directive of its own (ExecStartPre=…): refused, not written.
+    expect(() => systemdWord("/tmp/x\nExecStartPre=/bin/sh -c evil")).toThrow("control character");
+    expect(() => systemdWord("/tmp/x\ry")).toThrow("control character");
     expect(systemdWord('/a "b"\\c')).toBe('"/a \\"b\\"\\\\c"');
   });
 

@@ -10,7 +10,7 @@ import { DeviceId } from "../../../core/protocol/auth.ts";
 import { VERSION } from "../../../core/version.ts";
 import { USER_NAME_RE } from "../../auth/service.ts";
 import type { AppEnv, RouteContext } from "../middleware.ts";
-import { FailureBudget } from "../rate-limit.ts";
+import type { SignInBudget } from "../sign-in-budget.ts";
 import { userDevices, userJobs, userMemoryCount } from "./queries.ts";
 import { VPS_SESSION_COOKIE, type WebSession, WebSessions } from "./sessions.ts";
 import { Dashboard, SignInPage } from "./status-page.tsx";
@@ -31,8 +31,6 @@ const PAGE_HEADERS = {
 
 export interface StatusPageOptions {
   sessions?: WebSessions;
-  /** Failed sign-ins allowed per user name from one address per 15 min (5). */
-  perPair?: number;
 }
 
 function readCookie(header: string | undefined, name: string): string | undefined {
@@ -43,13 +41,14 @@ function readCookie(header: string | undefined, name: string): string | undefine
   return undefined;
 }
 
+/** `failures` is the server's one budget of failed sign-ins (shared with `/device`). */
 export function statusPageRoutes(
   { vps, byIp, clientIp, publicBase }: RouteContext,
+  failures: SignInBudget,
   opts: StatusPageOptions = {},
 ): Hono<AppEnv> {
   const { auth, database } = vps;
   const sessions = opts.sessions ?? new WebSessions();
-  const failures = new FailureBudget();
   const app = new Hono<AppEnv>();
 
   const secure = (c: Context<AppEnv>) =>
@@ -120,10 +119,7 @@ export function statusPageRoutes(
     const username = (f.username ?? "").slice(0, 64);
     const password = (f.password ?? "").slice(0, 1024);
     // One failure is reserved before the (slow) password check and refunded when it succeeds.
-    const reservation = failures.reserve([
-      { key: `pair:${clientIp(c) ?? "unknown"}\u0000${username}`, limit: opts.perPair ?? 5 },
-      { key: `ip:${clientIp(c) ?? "unknown"}`, limit: 20 },
-    ]);
+    const reservation = await failures.reserve(username, clientIp(c) ?? "unknown");
     if (!reservation.ok) {
       c.header("Retry-After", String(reservation.resetS));
       return signIn(

@@ -1,27 +1,14 @@
 /**
  * The verification page at `/device` (RFC 8628): `GET` shows the form (with the device a code
  * names), `POST` signs the user in and approves or denies the device. Answers are HTML pages (see
- * ../device-page.ts), never JSON. Failed sign-ins are budgeted per name, address and pair.
+ * ../device-page.ts), never JSON. Failed sign-ins are budgeted per name, address and pair (../sign-in-budget.ts).
  */
 import { type Context, Hono } from "hono";
 import { isDionysusError } from "../../../core/errors.ts";
 import { USER_NAME_RE } from "../../auth/service.ts";
 import { DEVICE_PAGE_CSP, type DevicePageState, renderDevicePage } from "../device-page.ts";
 import type { AppEnv, RouteContext } from "../middleware.ts";
-import { FailureBudget } from "../rate-limit.ts";
-import { RateCounterStore, SharedFailureBudget } from "../shared-rate-limit.ts";
-
-/** The window failed sign-ins are counted in. */
-const SIGN_IN_WINDOW_MS = 15 * 60_000;
-
-export interface SignInLimits {
-  /** Failed sign-ins allowed per user name from one address per 15 min (5). */
-  perPair?: number;
-  /** Failed sign-ins allowed per 15 min from one address, whatever the user name (20). */
-  perAddress?: number;
-  /** Failed sign-ins allowed per 15 min for one user name, from every address together (50). */
-  perUser?: number;
-}
+import type { SignInBudget } from "../sign-in-budget.ts";
 
 const PAGE_HEADERS = {
   "Content-Security-Policy": DEVICE_PAGE_CSP,
@@ -32,24 +19,12 @@ const PAGE_HEADERS = {
 
 const UNKNOWN_CODE = "This code is unknown, already used, or expired.";
 
+/** `signInFailures` is the server's one budget of failed sign-ins (shared with the status page). */
 export function deviceApprovalRoutes(
   { vps, byIp, clientIp, publicBase }: RouteContext,
-  limits: SignInLimits = {},
+  signInFailures: SignInBudget,
 ): Hono<AppEnv> {
   const { auth } = vps;
-  // Shared by every instance on PostgreSQL (src/vps/http/shared-rate-limit.ts), in memory on PGlite.
-  const signInFailures =
-    vps.database.kind === "postgres"
-      ? new SharedFailureBudget(
-          new RateCounterStore(vps.database.db, SIGN_IN_WINDOW_MS, "sign-in"),
-          SIGN_IN_WINDOW_MS,
-        )
-      : new FailureBudget(SIGN_IN_WINDOW_MS);
-  const signInRules = (user: string, ip: string) => [
-    { key: `pair:${ip}\u0000${user}`, limit: limits.perPair ?? 5 },
-    { key: `ip:${ip}`, limit: limits.perAddress ?? 20 },
-    { key: `user:${user}`, limit: limits.perUser ?? 50 },
-  ];
   const page = (c: Context<AppEnv>, state: DevicePageState, status = 200) =>
     c.html(renderDevicePage(state), status as 200, PAGE_HEADERS);
   const app = new Hono<AppEnv>();
@@ -93,7 +68,7 @@ export function deviceApprovalRoutes(
     }
     // One failure is reserved before the (slow) password check and refunded when it succeeds, so
     // concurrent guesses cannot all be checked before the first failure counts.
-    const reservation = await signInFailures.reserve(signInRules(username, clientIp(c) ?? "unknown"));
+    const reservation = await signInFailures.reserve(username, clientIp(c) ?? "unknown");
     if (!reservation.ok)
       return c.html(
         renderDevicePage({
