@@ -122,6 +122,45 @@ describe("dionysus import, large", () => {
     await expectConsistent(db);
   });
 
+  test("a bulk batch that writes one memory twice (new, then a newer version) indexes only the newer", async () => {
+    const dir = tmp.dir();
+    const db = join(dir, "edge.db");
+    const node = "other-device";
+    const start = Date.now() - 60_000;
+    const ids = Array.from({ length: 800 }, (_, i) => uuidv7(start + i));
+    const version = (i: number, ms: number, content: string) => ({
+      private: false,
+      memory: {
+        id: ids[i]!,
+        content,
+        kind: "episodic" as const,
+        tags: [],
+        metadata: {},
+        embedding: null,
+        created_at: new Date(start).toISOString(),
+        updated_at: new Date(ms).toISOString(),
+        hlc: formatHlc({ ms, counter: 0, node }),
+        deleted: false,
+        origin_device: node,
+        scope: null,
+        source: "cli",
+        occurred_at: null,
+      },
+    });
+    const batch = Array.from({ length: 800 }, (_, i) => version(i, start + i, `memory ${i}: an otter`));
+    batch.push(version(0, start + 5000, "memory 0 rewritten: a heron"));
+    const store = createSqliteStore({ path: db });
+    try {
+      expect(store.importMemories(batch)).toEqual({ created: 800, updated: 1, unchanged: 0, older: 0 });
+      expect(store.recall("heron", 5).map((h) => h.memory.id)).toEqual([batch[0]!.memory.id]);
+      expect(store.recall("otter", 1000).length).toBe(799);
+      expect(store.queueCounts().queued).toBe(801);
+    } finally {
+      store.close();
+    }
+    await expectConsistent(db);
+  });
+
   test("killed with SIGKILL mid-way: whole batches only, consistent; running it again completes it", async () => {
     const n = 40_000;
     const file = exportFile(n);

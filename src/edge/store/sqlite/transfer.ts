@@ -29,6 +29,8 @@ import { MEMORY_COLUMNS, type MemoryRow, sameState, toLocalMemory, toMemory, toM
 
 /** A batch with at least this many new memories is indexed set-based (see `batchWriter`). */
 const BULK_MIN = 500;
+/** The page cache of a bulk batch: 64 MiB (negative: in KiB). */
+const BULK_CACHE_KIB = -65536;
 
 /** A stored memory as the import compares with it. */
 interface Stored {
@@ -48,6 +50,8 @@ interface BatchWriter {
   ): void;
   /** Indexes what is left, restores the trigger, and records the last mutation number. */
   finish(): void;
+  /** After the transaction, committed or not: gives back the page cache and the statement. */
+  close(): void;
 }
 
 export function sqliteTransfer(ctx: SqliteContext): Transfer {
@@ -145,7 +149,12 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
     /** Rows above this rid were inserted without their index entries. */
     let indexedUpTo = 0;
     let unindexed = false;
+    let cacheSize: number | undefined;
     if (bulk) {
+      // The batch's rows, queue rows and index entries touch more pages than the default 2 MiB
+      // cache holds; with 64 MiB the B-trees stay in memory (measured: about a quarter faster).
+      cacheSize = (q("PRAGMA cache_size").get() as { cache_size: number }).cache_size;
+      ctx.db.run(`PRAGMA cache_size = ${BULK_CACHE_KIB}`);
       trigger = (
         q("SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = 'memories_fts_insert'").get() as {
           sql: string;
@@ -201,10 +210,13 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
       finish() {
         if (trigger) {
           indexNew();
-          insert.finalize();
           ctx.db.run(trigger);
         }
         if (nextMutation > firstMutation) ctx.putMeta(META.lastMutation, String(nextMutation - 1));
+      },
+      close() {
+        if (trigger) insert.finalize();
+        if (cacheSize !== undefined) ctx.db.run(`PRAGMA cache_size = ${cacheSize}`);
       },
     };
   }
@@ -244,16 +256,21 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
     },
 
     importMemories(versions: ImportVersion[]): ImportCounts {
-      return write(() => {
-        ctx.syncClock();
-        const counts: ImportCounts = { created: 0, updated: 0, unchanged: 0, older: 0 };
-        const stored = storedRows(versions);
-        const out = batchWriter(versions.length - stored.size >= BULK_MIN);
-        for (const v of versions) counts[importOne(v, stored, out)]++;
-        out.finish();
-        ctx.putMeta(META.hlc, ctx.clock.current());
-        return counts;
-      });
+      let out: BatchWriter | undefined;
+      try {
+        return write(() => {
+          ctx.syncClock();
+          const counts: ImportCounts = { created: 0, updated: 0, unchanged: 0, older: 0 };
+          const stored = storedRows(versions);
+          out = batchWriter(versions.length - stored.size >= BULK_MIN);
+          for (const v of versions) counts[importOne(v, stored, out)]++;
+          out.finish();
+          ctx.putMeta(META.hlc, ctx.clock.current());
+          return counts;
+        });
+      } finally {
+        guard(() => out?.close());
+      }
     },
   };
 }
