@@ -136,7 +136,7 @@ describe("dionysus completion", () => {
     };
     expect(await complete("dionysus", "ex")).toEqual(["export"]);
     expect(await complete("dionysus", "vps", "key", "r")).toEqual(["revoke"]);
-    expect(await complete("dionysus", "import", "--")).toEqual(["--json", "--help"]);
+    expect(await complete("dionysus", "import", "--")).toEqual(["--json", "--progress", "--help"]);
     expect(await complete("dionysus", "sync", "re")).toEqual(["retry"]);
 
     const zsh = await cli(["completion", "zsh"]);

@@ -10,21 +10,26 @@ import { type ImportProblem, importPath } from "../../edge/export/import.ts";
 import { edgeConfig, openEdgeStore } from "../edge-command.ts";
 import { action, printJson } from "../output.ts";
 
-/** A bar on stderr when it is a terminal, redrawn in place. */
-function progressBar(stream: NodeJS.WriteStream = process.stderr) {
+/** A bar on stderr when it is a terminal, redrawn in place; with `lines` (--progress) and no
+ * terminal, one line `import N%` per percent instead (for scripts watching an import). */
+function progressBar(lines: boolean, stream: NodeJS.WriteStream = process.stderr) {
   let drawn = -1;
   return {
     update(done: number, total: number) {
-      if (!stream.isTTY || total <= 0) return;
+      if ((!stream.isTTY && !lines) || total <= 0) return;
       const pct = Math.min(100, Math.floor((done / total) * 100));
       if (pct === drawn) return;
       drawn = pct;
+      if (!stream.isTTY) {
+        stream.write(`import ${pct}%\n`);
+        return;
+      }
       const width = 30;
       const filled = Math.round((pct / 100) * width);
       stream.write(`\r\x1b[2Kimport [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${pct}%`);
     },
     done() {
-      if (drawn >= 0) stream.write("\r\x1b[2K");
+      if (drawn >= 0 && stream.isTTY) stream.write("\r\x1b[2K");
     },
   };
 }
@@ -35,11 +40,12 @@ export function registerImport(program: Command): void {
     .description("import memories from a dionysus export (JSON Lines file, or a directory of Markdown files)")
     .argument("<path>", "the export file, or the Markdown directory")
     .option("--json", "print the summary and every refused record as JSON")
+    .option("--progress", "report progress on stderr even when it is not a terminal (a line per percent)")
     .action(
-      action(async (path: string, opts: { json?: boolean }, cmd: Command) => {
+      action(async (path: string, opts: { json?: boolean; progress?: boolean }, cmd: Command) => {
         const config = edgeConfig(cmd);
         const problems: ImportProblem[] = [];
-        const bar = progressBar();
+        const bar = progressBar(opts.progress === true);
         const store = openEdgeStore(cmd);
         let summary: Awaited<ReturnType<typeof importPath>>;
         try {

@@ -20,22 +20,55 @@
 import { resolveFilter } from "../../../core/filter.ts";
 import { compareHlc, formatHlc, parseHlc } from "../../../core/hlc.ts";
 import type { LocalMemory, Memory } from "../../../core/memory.ts";
+import type { MemoryData, Mutation } from "../../../core/protocol/sync.ts";
 import type { ImportCounts, ImportVersion, Transfer, TransferFilter } from "../types.ts";
 import { iso, META, type SqliteContext } from "./context.ts";
 import { filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
 import { MEMORY_COLUMNS, type MemoryRow, sameState, toLocalMemory, toMemory, toMemoryData } from "./rows.ts";
 
+/** A batch with at least this many new memories is indexed set-based (see `batchWriter`). */
+const BULK_MIN = 500;
+/** The page cache of a bulk batch: 64 MiB (negative: in KiB). */
+const BULK_CACHE_KIB = -65536;
+
+/** A stored memory as the import compares with it. */
+interface Stored {
+  memory: Memory;
+  private: boolean;
+}
+
+interface BatchWriter {
+  insert(m: Memory, isPrivate: boolean): void;
+  update(m: Memory, baseHlc: string): void;
+  enqueue(
+    memoryId: string,
+    op: Mutation["op"],
+    hlc: string,
+    baseHlc: string | null,
+    payload: MemoryData | null,
+  ): void;
+  /** Indexes what is left, restores the trigger, and records the last mutation number. */
+  finish(): void;
+  /** After the transaction, committed or not: gives back the page cache and the statement. */
+  close(): void;
+}
+
 export function sqliteTransfer(ctx: SqliteContext): Transfer {
   const { q, guard, write } = ctx;
 
-  /** Inside a write transaction: writes one imported version if it wins; says what happened. */
-  function importOne({ memory: v, private: wantPrivate }: ImportVersion): keyof ImportCounts {
+  /** Inside a write transaction: writes one imported version if it wins; says what happened.
+   * `stored` holds the batch's stored rows by id and is kept current as the batch writes. */
+  function importOne(
+    { memory: v, private: wantPrivate }: ImportVersion,
+    stored: Map<string, Stored>,
+    out: BatchWriter,
+  ): keyof ImportCounts {
     const parsed = parseHlc(v.hlc);
     if (!parsed) return "older"; // validated by the caller; never stored
     const own = ctx.currentDeviceId;
-    const row = ctx.rowById(v.id);
-    const current = row ? toMemory(row) : undefined;
+    const row = stored.get(v.id);
+    const current = row?.memory;
     const state: Memory = v.deleted ? { ...v, content: "", tags: [], metadata: {}, embedding: null } : v;
     if (current && sameState(current, state)) return "unchanged";
     let hlc = parsed.node === own ? v.hlc : formatHlc({ ...parsed, node: own });
@@ -48,22 +81,18 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
     }
     const incoming: Memory = { ...state, hlc, updated_at, source: "import" };
     if (current && compareHlc(hlc, current.hlc) < 0) return "older";
-    const isPrivate = row ? row.private === 1 : wantPrivate;
+    const isPrivate = row ? row.private : wantPrivate;
     if (!current) {
-      insertRow(incoming, isPrivate);
+      out.insert(incoming, isPrivate);
       // A delete of a memory this device never had is kept as a tombstone (it still wins over an
       // older version arriving later) and sent, so the VPS learns it too. Private: never sent.
-      if (!isPrivate) enqueue(ctx, v.id, incoming.deleted ? "delete" : "create", hlc, null, dataOf(incoming));
+      if (!isPrivate) out.enqueue(v.id, incoming.deleted ? "delete" : "create", hlc, null, dataOf(incoming));
     } else {
-      q(
-        `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, embedding = ?, created_at = ?,
-                             updated_at = ?, hlc = ?, scope = ?, source = ?, occurred_at = ?, base_hlc = ?,
-                             deleted = ?, origin_device = ?, origin = 'local', synced_at = NULL
-         WHERE id = ?`,
-      ).run(...fields(incoming), current.hlc, incoming.deleted ? 1 : 0, own, v.id);
+      out.update(incoming, current.hlc);
       const op = incoming.deleted ? "delete" : current.deleted ? "create" : "update";
-      if (!isPrivate) enqueue(ctx, v.id, op, hlc, current.hlc, dataOf(incoming));
+      if (!isPrivate) out.enqueue(v.id, op, hlc, current.hlc, dataOf(incoming));
     }
+    stored.set(v.id, { memory: incoming, private: isPrivate });
     ctx.clock.receive(hlc);
     return current ? "updated" : "created";
   }
@@ -86,13 +115,110 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
     ] as const;
   }
 
-  function insertRow(m: Memory, isPrivate: boolean): void {
-    q(
-      `INSERT INTO memories (id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc,
+  /** The stored rows of a batch's ids, read in one query. */
+  function storedRows(versions: ImportVersion[]): Map<string, Stored> {
+    const ids = JSON.stringify(versions.map((v) => v.memory.id));
+    const rows = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE id IN (SELECT value FROM json_each(?))`).all(
+      ids,
+    ) as MemoryRow[];
+    return new Map(rows.map((r) => [r.id, { memory: toMemory(r), private: r.private === 1 }]));
+  }
+
+  /**
+   * Inside a write transaction: the writes of one batch. Queue rows take consecutive mutation
+   * numbers from one read of the counter, written back once by `finish`. In bulk mode the
+   * full-text insert trigger is dropped for the batch and the new rows are indexed in one
+   * `INSERT … SELECT` (several times faster than row by row), then the trigger is created again
+   * from its own stored SQL: all in the batch's transaction, so a crash leaves either the rows,
+   * their index entries and the trigger, or none of the batch.
+   */
+  function batchWriter(bulk: boolean): BatchWriter {
+    let nextMutation = (
+      q(
+        `SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${META.lastMutation}'), 0),
+                    coalesce((SELECT max(mutation_id) FROM sync_queue), 0)) + 1 AS next`,
+      ).get() as { next: number }
+    ).next;
+    const firstMutation = nextMutation;
+    const at = iso(ctx.now());
+    const insertSql = `INSERT INTO memories (id, content, kind, tags, metadata, embedding, created_at, updated_at, hlc,
                              scope, source, occurred_at, base_hlc, deleted, origin_device, origin, private,
                              synced_at, last_accessed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, 'local', ?, NULL, NULL)`,
-    ).run(m.id, ...fields(m), m.deleted ? 1 : 0, ctx.currentDeviceId, isPrivate ? 1 : 0);
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, 'local', ?, NULL, NULL)`;
+    let trigger: string | undefined;
+    /** Rows above this rid were inserted without their index entries. */
+    let indexedUpTo = 0;
+    let unindexed = false;
+    let cacheSize: number | undefined;
+    if (bulk) {
+      // The batch's rows, queue rows and index entries touch more pages than the default 2 MiB
+      // cache holds; with 64 MiB the B-trees stay in memory (measured: about a quarter faster).
+      cacheSize = (q("PRAGMA cache_size").get() as { cache_size: number }).cache_size;
+      ctx.db.run(`PRAGMA cache_size = ${BULK_CACHE_KIB}`);
+      trigger = (
+        q("SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = 'memories_fts_insert'").get() as {
+          sql: string;
+        } | null
+      )?.sql;
+      if (trigger) {
+        indexedUpTo = (q("SELECT coalesce(max(rid), 0) AS n FROM memories").get() as { n: number }).n;
+        ctx.db.run("DROP TRIGGER memories_fts_insert");
+      }
+    }
+    /** Indexes the rows inserted since the last call (set-based). */
+    const indexNew = () => {
+      if (!trigger || !unindexed) return;
+      q(
+        `INSERT INTO memories_fts (rowid, content, tags)
+         SELECT rid, content, tags FROM memories WHERE rid > ? AND deleted = 0`,
+      ).run(indexedUpTo);
+      indexedUpTo = (q("SELECT coalesce(max(rid), 0) AS n FROM memories").get() as { n: number }).n;
+      unindexed = false;
+    };
+    // A statement prepared while the trigger is dropped is compiled without it: never cache it.
+    const insert = trigger ? ctx.db.prepare(insertSql) : q(insertSql);
+    return {
+      insert(m, isPrivate) {
+        insert.run(m.id, ...fields(m), m.deleted ? 1 : 0, ctx.currentDeviceId, isPrivate ? 1 : 0);
+        unindexed = true;
+      },
+      update(m, baseHlc) {
+        // The update trigger takes the old row's entries out of the index: they must be there.
+        indexNew();
+        q(
+          `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, embedding = ?, created_at = ?,
+                               updated_at = ?, hlc = ?, scope = ?, source = ?, occurred_at = ?, base_hlc = ?,
+                               deleted = ?, origin_device = ?, origin = 'local', synced_at = NULL
+           WHERE id = ?`,
+        ).run(...fields(m), baseHlc, m.deleted ? 1 : 0, ctx.currentDeviceId, m.id);
+      },
+      enqueue(memoryId, op, hlc, baseHlc, payload) {
+        q(
+          `INSERT INTO sync_queue (mutation_id, memory_id, op, hlc, base_hlc, payload, status, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
+        ).run(
+          nextMutation++,
+          memoryId,
+          op,
+          hlc,
+          baseHlc,
+          payload === null ? null : JSON.stringify(payload),
+          at,
+          at,
+        );
+      },
+      finish() {
+        if (trigger) {
+          indexNew();
+          ctx.db.run(trigger);
+        }
+        if (nextMutation > firstMutation) ctx.putMeta(META.lastMutation, String(nextMutation - 1));
+      },
+      close() {
+        if (trigger) insert.finalize();
+        if (cacheSize !== undefined) ctx.db.run(`PRAGMA cache_size = ${cacheSize}`);
+      },
+    };
   }
 
   return {
@@ -130,13 +256,21 @@ export function sqliteTransfer(ctx: SqliteContext): Transfer {
     },
 
     importMemories(versions: ImportVersion[]): ImportCounts {
-      return write(() => {
-        ctx.syncClock();
-        const counts: ImportCounts = { created: 0, updated: 0, unchanged: 0, older: 0 };
-        for (const v of versions) counts[importOne(v)]++;
-        ctx.putMeta(META.hlc, ctx.clock.current());
-        return counts;
-      });
+      let out: BatchWriter | undefined;
+      try {
+        return write(() => {
+          ctx.syncClock();
+          const counts: ImportCounts = { created: 0, updated: 0, unchanged: 0, older: 0 };
+          const stored = storedRows(versions);
+          out = batchWriter(versions.length - stored.size >= BULK_MIN);
+          for (const v of versions) counts[importOne(v, stored, out)]++;
+          out.finish();
+          ctx.putMeta(META.hlc, ctx.clock.current());
+          return counts;
+        });
+      } finally {
+        guard(() => out?.close());
+      }
     },
   };
 }
