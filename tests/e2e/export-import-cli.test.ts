@@ -5,7 +5,7 @@
  * go in and the stored data is untouched.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalMemory } from "../../src/core/memory.ts";
 import { cleanEnv, runCli, scratch } from "../helpers/harness.ts";
@@ -51,6 +51,7 @@ describe("dionysus export / import", () => {
     const e = await cli(["export", "--out", file, "--data-dir", src]);
     ok(e);
     expect(e.stdout).toBe(`exported 3 memories to ${file} (jsonl)\n`); // the tombstone travels too
+    expect(statSync(file).mode & 0o777).toBe(0o600); // it may hold private memories
     const dst = tmp.dir();
     const i = await cli(["import", file, "--json", "--data-dir", dst]);
     ok(i);
@@ -76,6 +77,8 @@ describe("dionysus export / import", () => {
     const md = join(tmp.dir(), "notes");
     ok(await cli(["export", "--format", "markdown", "--out", md, "--tag", "x", "--data-dir", src]));
     expect(readdirSync(md)).toEqual([`${a.id}.md`]);
+    expect(statSync(md).mode & 0o777).toBe(0o700);
+    expect(statSync(join(md, `${a.id}.md`)).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(md, `${a.id}.md`), "utf8")).toStartWith(`---\nid: "${a.id}"\n`);
     const fromMd = tmp.dir();
     ok(await cli(["import", md, "--data-dir", fromMd]));

@@ -1,11 +1,14 @@
 /**
  * `dionysus export`: every matching memory, read in one snapshot of the edge database, as JSON
  * Lines (to a file or stdout) or as a directory of Markdown files. A file is written beside its
- * target and renamed into place at the end, so an interrupted export never looks complete.
+ * target and renamed into place at the end, so an interrupted export never looks complete. Every
+ * file is owner-only (0600, folders 0700) from the moment it exists: an export holds the device's
+ * private memories too.
  */
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VERSION } from "../../core/version.ts";
+import { createPrivateFile } from "../../platform/private-file.ts";
 import type { Transfer, TransferFilter } from "../store/types.ts";
 import { jsonlHeader, jsonlRecord, toMarkdown } from "./format.ts";
 
@@ -45,6 +48,8 @@ export async function exportJsonlFile(
   filter: TransferFilter,
 ): Promise<number> {
   const tmp = `${path}.partial-${process.pid}`;
+  rmSync(tmp, { force: true });
+  createPrivateFile(tmp);
   const writer = Bun.file(tmp).writer();
   try {
     const n = await exportJsonl(store, deviceId, { write: (t) => writer.write(t) }, filter);
@@ -60,10 +65,10 @@ export async function exportJsonlFile(
 
 /** Writes one `<id>.md` per live memory into `dir`; returns how many. */
 export function exportMarkdown(store: Transfer, dir: string, filter: TransferFilter): number {
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   let n = 0;
   for (const m of store.exportMemories({ ...filter, includeDeleted: false })) {
-    writeFileSync(join(dir, `${m.id}.md`), toMarkdown(m));
+    writeFileSync(join(dir, `${m.id}.md`), toMarkdown(m), { mode: 0o600 });
     n++;
   }
   return n;
