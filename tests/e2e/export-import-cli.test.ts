@@ -145,6 +145,14 @@ describe("dionysus export / import", () => {
 
     const missing = await cli(["import", join(dir, "nope.jsonl"), "--data-dir", dir]);
     expect(missing.code).toBe(3);
+    const emptyFile = join(tmp.dir(), "empty.jsonl");
+    writeFileSync(emptyFile, "");
+    const empty = await cli(["import", emptyFile, "--data-dir", dir]);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain("is empty: not a Dionysus export");
+    const emptyDir = await cli(["import", tmp.dir(), "--data-dir", dir]);
+    expect(emptyDir.code).toBe(2);
+    expect(emptyDir.stderr).toContain("holds no Markdown (.md) files");
     const usage = await cli(["export", "--format", "csv", "--data-dir", dir]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toBe("dionysus: --format must be jsonl or markdown\n");

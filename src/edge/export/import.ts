@@ -47,7 +47,14 @@ export async function importPath(store: Transfer, path: string, opts: ImportOpti
   } catch {
     throw new DionysusError("not_found", `${path} does not exist`);
   }
-  if (st.isDirectory()) return importMarkdownFiles(store, path, markdownFiles(path), opts);
+  // Nothing to read is a mistake (a wrong path, an export that never ran), not "0 imported".
+  if (st.isDirectory()) {
+    const files = markdownFiles(path);
+    if (files.length === 0)
+      throw new DionysusError("invalid_input", `${path} holds no Markdown (.md) files to import`);
+    return importMarkdownFiles(store, path, files, opts);
+  }
+  if (st.size === 0) throw new DionysusError("invalid_input", `${path} is empty: not a Dionysus export`);
   if (path.toLowerCase().endsWith(".md")) return importMarkdownFiles(store, "", [path], opts);
   return importJsonl(store, path, st.size, opts);
 }
