@@ -196,10 +196,12 @@ const readySorted = starts.map((s) => s.ready).sort((a, b) => a - b);
 const load0 = loadavg()[0]!;
 const daemon = await startDaemon();
 const pid = daemon.proc.pid;
+// The edge API needs its bearer token (written by the daemon next to its database).
+const token = readFileSync(join(work, "api-token"), "utf8").trim();
 const post = (path: string, body: unknown) =>
   fetch(`${daemon.url}${path}`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
     body: JSON.stringify(body),
   });
 

@@ -32,22 +32,47 @@ const TEXTS = [
   "I painted a sunset over the lake",
 ];
 
-test("searchAmong ranks the given memories as the full scan does, skipping unknown rowids", () => {
+test("searchAmong ranks the given memories as the full scan does, skipping unknown rowids and embedding missing vectors", () => {
   const { ctx, memories, vectors } = open();
   for (const content of TEXTS) memories.create({ content, kind: "episodic", tags: [], metadata: {} });
-  expect(vectors.size()).toBe(TEXTS.length);
   const rids = (ctx.db.query("SELECT rid FROM memories ORDER BY rid").all() as { rid: number }[]).map(
     (r) => r.rid,
   );
   const full = vectors.search("my pet dog", TEXTS.length);
   expect(full).toHaveLength(TEXTS.length);
   // All of them, plus a rowid that does not exist: the same order and scores as the full scan.
-  expect(vectors.searchAmong("my pet dog", TEXTS.length, [...rids].reverse().concat(9999))).toEqual(full);
+  const among = vectors.searchAmong("my pet dog", TEXTS.length, [...rids].reverse().concat(9999));
+  expect(among.map((h) => h.r)).toEqual(full.map((h) => h.r));
+  for (const [i, h] of among.entries()) expect(h.score).toBeCloseTo(full[i]!.score, 5);
   // A subset: the full scan's order restricted to it, cut at k.
   const some = [rids[0]!, rids[1]!, rids[3]!];
   const expected = full.filter((h) => some.includes(h.r)).slice(0, 2);
-  expect(vectors.searchAmong("my pet dog", 2, some)).toEqual(expected);
+  expect(vectors.searchAmong("my pet dog", 2, some).map((h) => h.r)).toEqual(expected.map((h) => h.r));
   expect(expected[0]!.r).toBe(rids[3]!); // "The dog loves running…" is the closest of the three
   expect(vectors.searchAmong("my pet dog", 0, rids)).toEqual([]);
+  // A memory without a vector yet (written after the last scan) is embedded on the way and stored.
+  const late = memories.create({ content: "Our dog chased a cat", kind: "episodic", tags: [], metadata: {} });
+  const lateRid = (ctx.db.query("SELECT rid FROM memories WHERE id = ?").get(late.id) as { rid: number }).rid;
+  expect(ctx.db.query("SELECT count(*) AS n FROM memory_vectors WHERE rid = ?").get(lateRid)).toEqual({
+    n: 0,
+  });
+  expect(vectors.searchAmong("my pet dog", 1, [lateRid, rids[2]!])[0]?.r).toBe(lateRid);
+  expect(ctx.db.query("SELECT count(*) AS n FROM memory_vectors WHERE rid = ?").get(lateRid)).toEqual({
+    n: 1,
+  });
+  ctx.db.close();
+});
+
+test("hybrid recall: a memory that names the person asked about ranks above one that only repeats the other words", () => {
+  const { ctx, memories } = open();
+  const add = (content: string) => memories.create({ content, kind: "episodic", tags: [], metadata: {} }).id;
+  const ben = add("Ben: I went hiking in the mountains");
+  const ana = add("Ana: I went hiking");
+  for (let i = 0; i < 20; i++) add(`Ana: note ${i} about the weather and the garden`);
+  const hybrid = memories.recall("Where did Ana go hiking in the mountains?", 5, undefined, "hybrid");
+  expect(hybrid[0]?.memory.id).toBe(ana);
+  expect(hybrid.map((h) => h.memory.id)).toContain(ben);
+  // Keyword mode is plain bm25: the other words win there.
+  expect(memories.recall("Where did Ana go hiking in the mountains?", 1)[0]?.memory.id).toBe(ben);
   ctx.db.close();
 });

@@ -14,6 +14,7 @@ import {
   type NewMemoryInput,
   validateMemoryFields,
 } from "../../../core/memory.ts";
+import { nameFactor, queryNames } from "../../../core/names.ts";
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
 import { queryTokens } from "../../../core/query.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
@@ -30,8 +31,8 @@ const TOUCH_INTERVAL_MS = 60_000;
 const SNIPPET_TOKENS = 24;
 /** Hybrid recall fuses the best this many of the keyword and the vector ranking (as the VPS). */
 const HYBRID_DEPTH = 100;
-/** Above this many memories, hybrid recall scores the vectors of its keyword candidates only
- * instead of every memory's (an exact scan of 20,000 vectors takes about 3 ms, of 100,000 15–30). */
+/** Above this many memories (rowids, deleted ones included), hybrid recall scores the vectors of
+ * its keyword candidates only instead of every memory's (an exact scan of 20,000 vectors takes about 3 ms, of 100,000 15–30). */
 const EXACT_SCAN_MAX = 20_000;
 /** How many keyword candidates a prefiltered hybrid recall scores by vector (on the LoCoMo dev
  * conversations 300 ranked within 0.1 point of R@10 of a full scan). */
@@ -102,6 +103,18 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       r,
     ) as { s: string } | null;
     return row?.s ?? null;
+  };
+
+  /** `ranked` with each keyword score multiplied by its memory's name factor (core/names.ts),
+   * best first again. */
+  const boostNames = <H extends { r: number; score: number }>(ranked: H[], names: readonly string[]): H[] => {
+    const content = q("SELECT content FROM memories WHERE rid = ?");
+    return ranked
+      .map((h) => ({
+        ...h,
+        score: h.score * nameFactor(names, (content.get(h.r) as { content: string }).content),
+      }))
+      .sort((a, b) => b.score - a.score);
   };
 
   /** Keyword recall's ranked rows (FTS5 bm25), narrowed by `f`. */
@@ -319,14 +332,16 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
           else {
             const depth = Math.max(limit, HYBRID_DEPTH);
             // On a large store the vectors rank the keyword candidates only (see EXACT_SCAN_MAX).
-            const prefilter = vectors.size() > EXACT_SCAN_MAX;
+            const prefilter = planSource.maxRowid() > EXACT_SCAN_MAX;
             const candidates = keywordRanked(
               query,
               prefilter ? Math.max(depth, HYBRID_CANDIDATES) : depth,
               f,
               false,
             );
-            const kw = candidates.slice(0, depth);
+            const names = queryNames(query);
+            const kw =
+              names.length > 0 ? boostNames(candidates.slice(0, depth), names) : candidates.slice(0, depth);
             const sem = prefilter
               ? vectors.searchAmong(
                   query,

@@ -10,8 +10,9 @@
  * The search is an exact scan: the query's vector against every stored one. The vectors are kept
  * in memory as one float32 matrix (40 MB for 100,000 memories), rebuilt when the database changed:
  * this connection's `total_changes()` or `PRAGMA data_version` (another process's commit) moved.
- * `searchAmong` scores only given memories (hybrid recall's keyword candidates on a large store:
- * a full scan of 100,000 vectors costs 15–30 ms, more than a recall may take).
+ * `searchAmong` scores only given memories, reading their vectors from the table (hybrid recall's
+ * keyword candidates on a large store: a full scan of 100,000 vectors costs 11–30 ms, more than a
+ * recall may take, and the matrix would be rebuilt after every write, about 0.5 s, and hold 40 MB).
  */
 import { wordVectorEmbed } from "../../../core/embedding/word-vector-embedder.ts";
 import { WORD_VECTOR_DIMENSIONS } from "../../../core/embedding/word-vectors.data.ts";
@@ -21,6 +22,8 @@ import type { SqliteContext } from "./context.ts";
 export const EDGE_EMBEDDER_ID = `builtin-words-v1/${WORD_VECTOR_DIMENSIONS}`;
 /** 100: the scan below reads 4 numbers at a time. */
 const DIMS = WORD_VECTOR_DIMENSIONS;
+/** Memories embedded per write transaction. */
+const EMBED_BATCH = 2000;
 
 export interface VectorHit {
   /** The memory's rowid. */
@@ -39,8 +42,6 @@ export function quantize(v: readonly number[]): Uint8Array {
 interface Matrix {
   key: string;
   rids: Int32Array;
-  /** Row of each rowid in `values`. */
-  rowOf: Map<number, number>;
   /** The vectors as float32, row after row: 4 times the bytes of int8, but the scan runs about
    * 4 times faster (measured: 15 against 60 ms for 100,000 vectors). */
   values: Float32Array;
@@ -56,15 +57,11 @@ export function sqliteVectors(ctx: SqliteContext) {
     return `${dv}/${tc}`;
   };
 
-  /** Embeds and stores the live memories that have no current vector. */
-  function embedMissing(): void {
-    const missing = q(
-      `SELECT m.rid AS rid, m.content AS content FROM memories m
-       LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
-       WHERE m.deleted = 0 AND v.rid IS NULL`,
-    ).all(EDGE_EMBEDDER_ID) as { rid: number; content: string }[];
-    if (missing.length === 0) return;
-    const rows = missing.map((m) => ({ rid: m.rid, vector: quantize(wordVectorEmbed(m.content)) }));
+  /** Stores vectors for memories whose content is still the one embedded; best effort: returns
+   * how many were stored, or -1 when the write failed (another process holds the lock; the next
+   * recall tries again). */
+  function store(rows: readonly { rid: number; content: string; vector: Uint8Array }[]): number {
+    let stored = 0;
     try {
       ctx.write(() => {
         const put = q(
@@ -73,12 +70,30 @@ export function sqliteVectors(ctx: SqliteContext) {
         );
         // Only rows still live with the content embedded (another process may have changed it).
         const still = q("SELECT 1 FROM memories WHERE rid = ? AND deleted = 0 AND content = ?");
-        missing.forEach((m, i) => {
-          if (still.get(m.rid, m.content)) put.run(m.rid, EDGE_EMBEDDER_ID, rows[i]!.vector);
-        });
+        for (const r of rows) {
+          if (!still.get(r.rid, r.content)) continue;
+          put.run(r.rid, EDGE_EMBEDDER_ID, r.vector);
+          stored++;
+        }
       });
     } catch {
-      // Best effort: the next recall tries again.
+      return -1;
+    }
+    return stored;
+  }
+
+  /** Embeds and stores the live memories that have no current vector, EMBED_BATCH at a time (so
+   * the first vector recall on a large store never holds every memory's content at once). */
+  function embedMissing(): void {
+    for (;;) {
+      const missing = q(
+        `SELECT m.rid AS rid, m.content AS content FROM memories m
+         LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
+         WHERE m.deleted = 0 AND v.rid IS NULL LIMIT ?`,
+      ).all(EDGE_EMBEDDER_ID, EMBED_BATCH) as { rid: number; content: string }[];
+      if (missing.length === 0) return;
+      const stored = store(missing.map((m) => ({ ...m, vector: quantize(wordVectorEmbed(m.content)) })));
+      if (stored <= 0 || missing.length < EMBED_BATCH) return;
     }
   }
 
@@ -98,7 +113,7 @@ export function sqliteVectors(ctx: SqliteContext) {
       const v = new Int8Array(row.vector.buffer, row.vector.byteOffset, DIMS);
       for (let d = 0; d < DIMS; d++) values[i * DIMS + d] = v[d]! / 127;
     });
-    matrix = { key, rids, rowOf: new Map(Array.from(rids, (r, i) => [r, i])), values };
+    matrix = { key, rids, values };
     return matrix;
   }
 
@@ -143,11 +158,6 @@ export function sqliteVectors(ctx: SqliteContext) {
   }
 
   return {
-    /** How many memories have a vector (embedding the missing ones first). */
-    size(): number {
-      return load().rids.length;
-    },
-
     /** The `k` memories most similar to `text`, best first; `allowed` (rowids) narrows. */
     search(text: string, k: number, allowed?: ReadonlySet<number>): VectorHit[] {
       const query = queryVector(text);
@@ -161,16 +171,35 @@ export function sqliteVectors(ctx: SqliteContext) {
       return top.best;
     },
 
-    /** The `k` of the memories `among` (rowids) most similar to `text`, best first. */
+    /** The `k` of the live memories `among` (rowids) most similar to `text`, best first. Reads
+     * their vectors from the table, not the matrix (which is neither loaded nor rebuilt after a
+     * write), and embeds those that have none (stored best effort). */
     searchAmong(text: string, k: number, among: readonly number[]): VectorHit[] {
       const query = queryVector(text);
-      if (k <= 0 || !query) return [];
-      const { rowOf, values } = load();
+      if (k <= 0 || !query || among.length === 0) return [];
+      const rows = q(
+        `SELECT m.rid AS rid, m.content AS content, v.vector AS vector FROM memories m
+         LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
+         WHERE m.rid IN (SELECT value FROM json_each(?)) AND m.deleted = 0`,
+      ).all(EDGE_EMBEDDER_ID, JSON.stringify(among)) as {
+        rid: number;
+        content: string;
+        vector: Uint8Array | null;
+      }[];
       const top = topK(k);
-      for (const r of among) {
-        const i = rowOf.get(r);
-        if (i !== undefined) top.offer(r, dot(values, i, query));
+      const fresh: { rid: number; content: string; vector: Uint8Array }[] = [];
+      for (const row of rows) {
+        let bytes = row.vector;
+        if (!bytes) {
+          bytes = quantize(wordVectorEmbed(row.content));
+          fresh.push({ rid: row.rid, content: row.content, vector: bytes });
+        }
+        const v = new Int8Array(bytes.buffer, bytes.byteOffset, DIMS);
+        let score = 0;
+        for (let d = 0; d < DIMS; d++) score += v[d]! * query[d]!;
+        top.offer(row.rid, score / 127);
       }
+      if (fresh.length > 0) store(fresh);
       return top.best;
     },
   };
