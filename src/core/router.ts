@@ -15,8 +15,8 @@ export interface EdgeState {
   /** The edge holds valid VPS credentials (logged in, not `reauth_required`). */
   authenticated: boolean;
   /** The edge holds VPS credentials at all, usable or not (it was logged in to a VPS and has not
-   * logged out). False on a local-only device: there `auto` recall runs on the device (hybrid for
-   * questions, keyword otherwise), not degraded. */
+   * logged out). False on a local-only device: there `auto` recall is plain local keyword search,
+   * not a degraded one. */
   linked: boolean;
 }
 
@@ -148,10 +148,9 @@ function unavailable(wanted: ResolvedMode, reason: DegradeReason, detail?: strin
 
 /**
  * Decides where a recall runs. Rules, in order:
- * 1. `auto` mode resolves with {@link resolveMode}, on a device that was never logged in to a VPS
- *    (`linked: false`) too: there a hybrid recall runs on the device (keyword + built-in vectors,
- *    which rank 3.5 points of recall@10 above keyword alone on the LoCoMo dev conversations; on a
- *    large store the vectors score the keyword candidates only, to stay fast).
+ * 1. `auto` mode resolves with {@link resolveMode}; on a device that was never logged in to a VPS
+ *    (`linked: false`) it resolves to `keyword`: an exact vector scan of 100,000 memories costs
+ *    more than the 10 ms a recall may take, so the device's vectors are used when asked for.
  * 2. `route: local` always runs on the device, in the mode asked (semantic and hybrid with the
  *    built-in embedder's vectors), not degraded.
  * 3. `route: vps` always goes to the VPS (any mode, keyword too); if the VPS cannot be used
@@ -165,7 +164,7 @@ export function planRecall(
   req: Pick<RecallRequest, "query" | "mode" | "route">,
   state: EdgeState,
 ): RecallPlan {
-  const wanted = resolveMode(req.mode, req.query);
+  const wanted = req.mode === "auto" && !state.linked ? "keyword" : resolveMode(req.mode, req.query);
   const route: RecallRoute = req.route;
   const local = { where: "local", mode: wanted, wanted, degraded: false } as const;
   if (route === "local") return local;
