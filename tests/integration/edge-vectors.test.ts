@@ -63,7 +63,7 @@ test("searchAmong ranks the given memories as the full scan does, skipping unkno
   ctx.db.close();
 });
 
-test("hybrid recall: a memory that names the person asked about ranks above one that only repeats the other words", () => {
+test("keyword and hybrid recall: a memory that names the person asked about ranks above one that only repeats the other words", () => {
   const { ctx, memories } = open();
   const add = (content: string) => memories.create({ content, kind: "episodic", tags: [], metadata: {} }).id;
   const ben = add("Ben: I went hiking in the mountains");
@@ -72,7 +72,11 @@ test("hybrid recall: a memory that names the person asked about ranks above one 
   const hybrid = memories.recall("Where did Ana go hiking in the mountains?", 5, undefined, "hybrid");
   expect(hybrid[0]?.memory.id).toBe(ana);
   expect(hybrid.map((h) => h.memory.id)).toContain(ben);
-  // Keyword mode is plain bm25: the other words win there.
-  expect(memories.recall("Where did Ana go hiking in the mountains?", 1)[0]?.memory.id).toBe(ben);
+  // Keyword recall too (it re-ranks twice the page), with the snippet of the words found.
+  const keyword = memories.recall("Where did Ana go hiking in the mountains?", 2);
+  expect(keyword.map((h) => h.memory.id)).toEqual([ana, ben]);
+  expect(keyword[0]?.snippet).toContain("**hiking**");
+  // Without a name (lower-case), plain bm25: the memory with more of the words wins.
+  expect(memories.recall("where did ana go hiking in the mountains?", 1)[0]?.memory.id).toBe(ben);
   ctx.db.close();
 });

@@ -316,8 +316,17 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         const rf = resolved(filter);
         const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
         let ranked: { r: number; score: number; s?: string | null }[];
-        if (mode === "keyword") ranked = keywordRanked(query, limit, f);
-        else {
+        if (mode === "keyword") {
+          // A question that names someone: rank twice the page without snippets, boost the
+          // memories that name them (core/names.ts), keep the page, then make its snippets.
+          const names = queryNames(query);
+          ranked =
+            names.length > 0
+              ? boostNames(keywordRanked(query, limit * 2, f, false), names)
+                  .slice(0, limit)
+                  .map((h) => ({ ...h, s: snippetOf(query, h.r) }))
+              : keywordRanked(query, limit, f);
+        } else {
           const allowed = () =>
             f
               ? new Set(
