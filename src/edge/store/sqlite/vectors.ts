@@ -10,6 +10,9 @@
  * The search is an exact scan: the query's vector against every stored one. The vectors are kept
  * in memory as one float32 matrix (40 MB for 100,000 memories), rebuilt when the database changed:
  * this connection's `total_changes()` or `PRAGMA data_version` (another process's commit) moved.
+ * `searchAmong` scores only given memories, reading their vectors from the table (hybrid recall's
+ * keyword candidates on a large store: a full scan of 100,000 vectors costs 11–30 ms, more than a
+ * recall may take, and the matrix would be rebuilt after every write, about 0.5 s, and hold 40 MB).
  */
 import { wordVectorEmbed } from "../../../core/embedding/word-vector-embedder.ts";
 import { WORD_VECTOR_DIMENSIONS } from "../../../core/embedding/word-vectors.data.ts";
@@ -19,6 +22,8 @@ import type { SqliteContext } from "./context.ts";
 export const EDGE_EMBEDDER_ID = `builtin-words-v1/${WORD_VECTOR_DIMENSIONS}`;
 /** 100: the scan below reads 4 numbers at a time. */
 const DIMS = WORD_VECTOR_DIMENSIONS;
+/** Memories embedded per write transaction. */
+const EMBED_BATCH = 2000;
 
 export interface VectorHit {
   /** The memory's rowid. */
@@ -52,15 +57,11 @@ export function sqliteVectors(ctx: SqliteContext) {
     return `${dv}/${tc}`;
   };
 
-  /** Embeds and stores the live memories that have no current vector. */
-  function embedMissing(): void {
-    const missing = q(
-      `SELECT m.rid AS rid, m.content AS content FROM memories m
-       LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
-       WHERE m.deleted = 0 AND v.rid IS NULL`,
-    ).all(EDGE_EMBEDDER_ID) as { rid: number; content: string }[];
-    if (missing.length === 0) return;
-    const rows = missing.map((m) => ({ rid: m.rid, vector: quantize(wordVectorEmbed(m.content)) }));
+  /** Stores vectors for memories whose content is still the one embedded; best effort: returns
+   * how many were stored, or -1 when the write failed (another process holds the lock; the next
+   * recall tries again). */
+  function store(rows: readonly { rid: number; content: string; vector: Uint8Array }[]): number {
+    let stored = 0;
     try {
       ctx.write(() => {
         const put = q(
@@ -69,12 +70,30 @@ export function sqliteVectors(ctx: SqliteContext) {
         );
         // Only rows still live with the content embedded (another process may have changed it).
         const still = q("SELECT 1 FROM memories WHERE rid = ? AND deleted = 0 AND content = ?");
-        missing.forEach((m, i) => {
-          if (still.get(m.rid, m.content)) put.run(m.rid, EDGE_EMBEDDER_ID, rows[i]!.vector);
-        });
+        for (const r of rows) {
+          if (!still.get(r.rid, r.content)) continue;
+          put.run(r.rid, EDGE_EMBEDDER_ID, r.vector);
+          stored++;
+        }
       });
     } catch {
-      // Best effort: the next recall tries again.
+      return -1;
+    }
+    return stored;
+  }
+
+  /** Embeds and stores the live memories that have no current vector, EMBED_BATCH at a time (so
+   * the first vector recall on a large store never holds every memory's content at once). */
+  function embedMissing(): void {
+    for (;;) {
+      const missing = q(
+        `SELECT m.rid AS rid, m.content AS content FROM memories m
+         LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
+         WHERE m.deleted = 0 AND v.rid IS NULL LIMIT ?`,
+      ).all(EDGE_EMBEDDER_ID, EMBED_BATCH) as { rid: number; content: string }[];
+      if (missing.length === 0) return;
+      const stored = store(missing.map((m) => ({ ...m, vector: quantize(wordVectorEmbed(m.content)) })));
+      if (stored <= 0 || missing.length < EMBED_BATCH) return;
     }
   }
 
@@ -98,38 +117,90 @@ export function sqliteVectors(ctx: SqliteContext) {
     return matrix;
   }
 
+  /** The query's vector, or undefined when it has none (no known word). */
+  function queryVector(text: string): Float32Array | undefined {
+    const query = Float32Array.from(wordVectorEmbed(text));
+    return query.every((x) => x === 0) ? undefined : query;
+  }
+
+  /** Cosine of row `i` of `values` with `query` (both unit vectors). Four partial sums: the loop
+   * runs about 4 times faster than one running sum. */
+  function dot(values: Float32Array, i: number, query: Float32Array): number {
+    let b = i * DIMS;
+    let d0 = 0;
+    let d1 = 0;
+    let d2 = 0;
+    let d3 = 0;
+    for (let d = 0; d < DIMS; d += 4, b += 4) {
+      d0 += values[b]! * query[d]!;
+      d1 += values[b + 1]! * query[d + 1]!;
+      d2 += values[b + 2]! * query[d + 2]!;
+      d3 += values[b + 3]! * query[d + 3]!;
+    }
+    return d0 + d1 + d2 + d3;
+  }
+
+  /** Keeps the best `k` hits, best first, as scores arrive. */
+  function topK(k: number) {
+    const best: VectorHit[] = [];
+    let floor = Number.NEGATIVE_INFINITY;
+    return {
+      best,
+      offer(r: number, score: number) {
+        if (best.length === k && score <= floor) return;
+        let at = best.length;
+        while (at > 0 && best[at - 1]!.score < score) at--;
+        best.splice(at, 0, { r, score });
+        if (best.length > k) best.pop();
+        if (best.length === k) floor = best[k - 1]!.score;
+      },
+    };
+  }
+
   return {
     /** The `k` memories most similar to `text`, best first; `allowed` (rowids) narrows. */
     search(text: string, k: number, allowed?: ReadonlySet<number>): VectorHit[] {
-      const query = Float32Array.from(wordVectorEmbed(text));
-      if (k <= 0 || query.every((x) => x === 0)) return [];
+      const query = queryVector(text);
+      if (k <= 0 || !query) return [];
       const { rids, values } = load();
-      const best: VectorHit[] = [];
-      let floor = Number.NEGATIVE_INFINITY;
+      const top = topK(k);
       for (let i = 0; i < rids.length; i++) {
         if (allowed && !allowed.has(rids[i]!)) continue;
-        // Four partial sums: the loop runs about 4 times faster than one running sum.
-        let b = i * DIMS;
-        let d0 = 0;
-        let d1 = 0;
-        let d2 = 0;
-        let d3 = 0;
-        for (let d = 0; d < DIMS; d += 4, b += 4) {
-          d0 += values[b]! * query[d]!;
-          d1 += values[b + 1]! * query[d + 1]!;
-          d2 += values[b + 2]! * query[d + 2]!;
-          d3 += values[b + 3]! * query[d + 3]!;
-        }
-        const score = d0 + d1 + d2 + d3;
-        if (best.length === k && score <= floor) continue;
-        const hit = { r: rids[i]!, score };
-        let at = best.length;
-        while (at > 0 && best[at - 1]!.score < hit.score) at--;
-        best.splice(at, 0, hit);
-        if (best.length > k) best.pop();
-        if (best.length === k) floor = best[k - 1]!.score;
+        top.offer(rids[i]!, dot(values, i, query));
       }
-      return best;
+      return top.best;
+    },
+
+    /** The `k` of the live memories `among` (rowids) most similar to `text`, best first. Reads
+     * their vectors from the table, not the matrix (which is neither loaded nor rebuilt after a
+     * write), and embeds those that have none (stored best effort). */
+    searchAmong(text: string, k: number, among: readonly number[]): VectorHit[] {
+      const query = queryVector(text);
+      if (k <= 0 || !query || among.length === 0) return [];
+      const rows = q(
+        `SELECT m.rid AS rid, m.content AS content, v.vector AS vector FROM memories m
+         LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
+         WHERE m.rid IN (SELECT value FROM json_each(?)) AND m.deleted = 0`,
+      ).all(EDGE_EMBEDDER_ID, JSON.stringify(among)) as {
+        rid: number;
+        content: string;
+        vector: Uint8Array | null;
+      }[];
+      const top = topK(k);
+      const fresh: { rid: number; content: string; vector: Uint8Array }[] = [];
+      for (const row of rows) {
+        let bytes = row.vector;
+        if (!bytes) {
+          bytes = quantize(wordVectorEmbed(row.content));
+          fresh.push({ rid: row.rid, content: row.content, vector: bytes });
+        }
+        const v = new Int8Array(bytes.buffer, bytes.byteOffset, DIMS);
+        let score = 0;
+        for (let d = 0; d < DIMS; d++) score += v[d]! * query[d]!;
+        top.offer(row.rid, score / 127);
+      }
+      if (fresh.length > 0) store(fresh);
+      return top.best;
     },
   };
 }

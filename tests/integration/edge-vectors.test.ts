@@ -1,0 +1,82 @@
+/**
+ * The edge's vector search (src/edge/store/sqlite/vectors.ts) on a real SQLite file: scoring only
+ * given memories (hybrid recall's prefilter on a large store) ranks them exactly as the full scan
+ * ranks them, and ignores rowids that have no vector.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteContext } from "../../src/edge/store/sqlite/context.ts";
+import { sqliteMemories } from "../../src/edge/store/sqlite/memories.ts";
+import { sqliteVectors } from "../../src/edge/store/sqlite/vectors.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function open() {
+  const dir = mkdtempSync(join(tmpdir(), "dionysus-vectors-"));
+  dirs.push(dir);
+  const ctx = new SqliteContext({ path: join(dir, "edge.db") });
+  return { ctx, memories: sqliteMemories(ctx), vectors: sqliteVectors(ctx) };
+}
+
+const TEXTS = [
+  "The spare key is under the blue flower pot",
+  "We adopted a puppy named Biscuit last spring",
+  "My sister plays the violin in an orchestra",
+  "The dog loves running on the beach",
+  "Dinner with friends at the Italian restaurant",
+  "I painted a sunset over the lake",
+];
+
+test("searchAmong ranks the given memories as the full scan does, skipping unknown rowids and embedding missing vectors", () => {
+  const { ctx, memories, vectors } = open();
+  for (const content of TEXTS) memories.create({ content, kind: "episodic", tags: [], metadata: {} });
+  const rids = (ctx.db.query("SELECT rid FROM memories ORDER BY rid").all() as { rid: number }[]).map(
+    (r) => r.rid,
+  );
+  const full = vectors.search("my pet dog", TEXTS.length);
+  expect(full).toHaveLength(TEXTS.length);
+  // All of them, plus a rowid that does not exist: the same order and scores as the full scan.
+  const among = vectors.searchAmong("my pet dog", TEXTS.length, [...rids].reverse().concat(9999));
+  expect(among.map((h) => h.r)).toEqual(full.map((h) => h.r));
+  for (const [i, h] of among.entries()) expect(h.score).toBeCloseTo(full[i]!.score, 5);
+  // A subset: the full scan's order restricted to it, cut at k.
+  const some = [rids[0]!, rids[1]!, rids[3]!];
+  const expected = full.filter((h) => some.includes(h.r)).slice(0, 2);
+  expect(vectors.searchAmong("my pet dog", 2, some).map((h) => h.r)).toEqual(expected.map((h) => h.r));
+  expect(expected[0]!.r).toBe(rids[3]!); // "The dog loves running…" is the closest of the three
+  expect(vectors.searchAmong("my pet dog", 0, rids)).toEqual([]);
+  // A memory without a vector yet (written after the last scan) is embedded on the way and stored.
+  const late = memories.create({ content: "Our dog chased a cat", kind: "episodic", tags: [], metadata: {} });
+  const lateRid = (ctx.db.query("SELECT rid FROM memories WHERE id = ?").get(late.id) as { rid: number }).rid;
+  expect(ctx.db.query("SELECT count(*) AS n FROM memory_vectors WHERE rid = ?").get(lateRid)).toEqual({
+    n: 0,
+  });
+  expect(vectors.searchAmong("my pet dog", 1, [lateRid, rids[2]!])[0]?.r).toBe(lateRid);
+  expect(ctx.db.query("SELECT count(*) AS n FROM memory_vectors WHERE rid = ?").get(lateRid)).toEqual({
+    n: 1,
+  });
+  ctx.db.close();
+});
+
+test("keyword and hybrid recall: a memory that names the person asked about ranks above one that only repeats the other words", () => {
+  const { ctx, memories } = open();
+  const add = (content: string) => memories.create({ content, kind: "episodic", tags: [], metadata: {} }).id;
+  const ben = add("Ben: I went hiking in the mountains");
+  const ana = add("Ana: I went hiking");
+  for (let i = 0; i < 20; i++) add(`Ana: note ${i} about the weather and the garden`);
+  const hybrid = memories.recall("Where did Ana go hiking in the mountains?", 5, undefined, "hybrid");
+  expect(hybrid[0]?.memory.id).toBe(ana);
+  expect(hybrid.map((h) => h.memory.id)).toContain(ben);
+  // Keyword recall too (it re-ranks twice the page), with the snippet of the words found.
+  const keyword = memories.recall("Where did Ana go hiking in the mountains?", 2);
+  expect(keyword.map((h) => h.memory.id)).toEqual([ana, ben]);
+  expect(keyword[0]?.snippet).toContain("**hiking**");
+  // Without a name (lower-case), plain bm25: the memory with more of the words wins.
+  expect(memories.recall("where did ana go hiking in the mountains?", 1)[0]?.memory.id).toBe(ben);
+  ctx.db.close();
+});
