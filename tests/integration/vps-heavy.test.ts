@@ -111,6 +111,26 @@ describe("search", () => {
     }
   });
 
+  test("keyword and hybrid: a memory naming the person asked about ranks above one that only repeats the other words", async () => {
+    const s2 = await signIn(t, "dev-names");
+    const d2 = new TestDevice("dev-names");
+    const ben = d2.create("Ben: I went hiking in the mountains");
+    const ana = d2.create("Ana: I went hiking");
+    const notes = Array.from({ length: 20 }, (_, i) =>
+      d2.create(`Ana: note ${i} about the weather and the garden`),
+    );
+    await push(s2, [ben, ana, ...notes]);
+    await t.services.heavy.worker.drain();
+    const q = "Where did Ana go hiking in the mountains?";
+    const byKeyword = await post(s2, "/v1/search", { query: q, mode: "keyword", limit: 2 });
+    expect(SearchResponse.parse(byKeyword.body).results.map((h) => h.memory.id)).toEqual([ana.id, ben.id]);
+    const byHybrid = await post(s2, "/v1/search", { query: q, mode: "hybrid", limit: 5 });
+    expect(SearchResponse.parse(byHybrid.body).results[0]?.memory.id).toBe(ana.id);
+    // Without a name (lower case), plain BM25: the memory with more of the words wins.
+    const plain = await post(s2, "/v1/search", { query: q.toLowerCase(), mode: "keyword", limit: 1 });
+    expect(SearchResponse.parse(plain.body).results[0]?.memory.id).toBe(ben.id);
+  });
+
   test("semantic: by vector similarity over the user's embeddings (exact scan)", async () => {
     const r = await search(s, "meetings of the design team about logos", "semantic", 3);
     expect(r.vector_search).toBe("exact");

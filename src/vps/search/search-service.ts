@@ -2,7 +2,8 @@
  * `POST /v1/search`: the user's memories by keyword (PostgreSQL full-text search),
  * by meaning (vector similarity) or both (hybrid, fused by normalised scores).
  *
- * - keyword: PostgreSQL full-text search ranked by BM25, as the edge ranks (bm25.ts);
+ * - keyword: PostgreSQL full-text search ranked by BM25, as the edge ranks (bm25.ts), with the
+ *   edge's boost for memories naming the people a question names (core/names.ts);
  * - semantic: the query is embedded and compared with every current vector of the user, by an
  *   exact scan over the cached decoded vectors (see vector-index.ts), or through pgvector's index
  *   when the database has it;
@@ -15,6 +16,7 @@ import { type Kysely, type RawBuilder, sql } from "kysely";
 import { isEmptyFilter, resolveFilter } from "../../core/filter.ts";
 import { fuseScores } from "../../core/fusion.ts";
 import type { Memory } from "../../core/memory.ts";
+import { nameFactor, queryNames } from "../../core/names.ts";
 import type { Embedder } from "../../core/ports/embedder.ts";
 import type { SearchHit, SearchRequest, SearchResponse } from "../../core/protocol/heavy.ts";
 import { queryTokens } from "../../core/query.ts";
@@ -104,6 +106,22 @@ export function createSearchService(deps: SearchServiceDeps) {
     return new Map(r.rows.map((row) => [row.id, bare(rowToMemory({ ...row, embedding: null }))]));
   }
 
+  /** Keyword scores times each memory's name factor (core/names.ts), best first. */
+  async function withNames(
+    userId: string,
+    ranked: ScoredId[],
+    names: readonly string[],
+  ): Promise<ScoredId[]> {
+    if (names.length === 0 || ranked.length === 0) return ranked;
+    const memories = await load(
+      userId,
+      ranked.map((h) => h.id),
+    );
+    return ranked
+      .map((h) => ({ id: h.id, score: h.score * nameFactor(names, memories.get(h.id)?.content ?? "") }))
+      .sort((a, b) => b.score - a.score);
+  }
+
   return {
     async search(userId: string, req: SearchRequest): Promise<SearchResponse> {
       const started = performance.now();
@@ -111,11 +129,20 @@ export function createSearchService(deps: SearchServiceDeps) {
       const resolved = resolveFilter(req.filter, new Date((deps.now ?? Date.now)()));
       const f = isEmptyFilter(resolved) ? undefined : { where: filterWhere(resolved) };
       let ranked: ScoredId[];
-      if (req.mode === "keyword") ranked = await bm25Search(userId, req.query, req.limit, f?.where);
+      // A question that names someone ranks the memories naming them higher, as the edge does.
+      const names = queryNames(req.query);
+      if (req.mode === "keyword")
+        ranked = (
+          await withNames(
+            userId,
+            await bm25Search(userId, req.query, req.limit * (names.length > 0 ? 2 : 1), f?.where),
+            names,
+          )
+        ).slice(0, req.limit);
       else if (req.mode === "semantic") ranked = await semantic(userId, req.query, req.limit, f);
       else {
         const [kw, sem] = await Promise.all([
-          bm25Search(userId, req.query, depth, f?.where),
+          bm25Search(userId, req.query, depth, f?.where).then((r) => withNames(userId, r, names)),
           semantic(userId, req.query, depth, f),
         ]);
         ranked = fuseScores(kw, sem, { limit: req.limit }).map((h) => ({ id: h.id, score: h.score }));
