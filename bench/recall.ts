@@ -5,7 +5,7 @@
  * does per request), then measures a real `dionysus serve` process over localhost HTTP:
  * recall p50/p95/p99, single ingest latency, concurrent ingest rate, serve → healthy time, peak
  * RSS, database and WAL sizes, and the compiled binary's size. Prints a Markdown table and
- * writes it into bench/RESULTS.md under "Edge recall".
+ * appends it to bench/RESULTS.md as a new "Edge recall" section.
  *
  *   bun run bench:recall                      # 100,000 memories
  *   bun run bench:recall -- --n 10000         # a quick run
@@ -434,14 +434,8 @@ process.stdout.write(`${section}\n`);
 
 if (!args["no-write"]) {
   const file = join(ROOT, "bench/RESULTS.md");
-  let text = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmark results\n\n";
-  const start = text.indexOf("## Edge recall");
-  if (start === -1) text = `${text.trimEnd()}\n\n${section}`;
-  else {
-    const rest = text.slice(start + 3);
-    const end = rest.search(/\n## /);
-    text = text.slice(0, start) + section + (end === -1 ? "" : rest.slice(end + 1));
-  }
+  // Appended, never replacing an earlier run: RESULTS.md is the history of every measurement.
+  const text = `${(existsSync(file) ? readFileSync(file, "utf8") : "# Benchmark results\n").trimEnd()}\n\n${section}`;
   writeFileSync(file, text.endsWith("\n") ? text : `${text}\n`);
   // Keep the file as the formatter (checked by `bun run check`) wants it: aligned tables.
   Bun.spawnSync([join(ROOT, "node_modules/.bin/biome"), "format", "--write", file], {
