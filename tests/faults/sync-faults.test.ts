@@ -125,11 +125,14 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
       15_000,
       "a first failed attempt",
     );
-    expect(first.consecutive_failures).toBe(1);
+    // Seen once on a loaded machine: the status poll found the count at 2 already (the 10 s retry
+    // came before a poll got an answer). The backoff must then be the second step's.
+    expect(first.consecutive_failures).toBeLessThanOrEqual(2);
     expect(first.online).toBe(false);
     expect(first.last_error).toContain("unreachable");
-    expect(first.backoff_ms).toBeGreaterThanOrEqual(8_000);
-    expect(first.backoff_ms).toBeLessThanOrEqual(12_000);
+    const [low, high] = first.consecutive_failures === 1 ? [8_000, 12_000] : [48_000, 72_000];
+    expect(first.backoff_ms).toBeGreaterThanOrEqual(low);
+    expect(first.backoff_ms).toBeLessThanOrEqual(high);
     expect(first.next_attempt_at).not.toBeNull();
     const scheduled = Date.parse(first.next_attempt_at!) - Date.parse(first.last_attempt_at!);
     expect(Math.abs(scheduled - first.backoff_ms)).toBeLessThan(2_000);
@@ -147,9 +150,10 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     expect(second.consecutive_failures).toBe(2);
     expect(second.backoff_ms).toBeGreaterThanOrEqual(48_000);
     expect(second.backoff_ms).toBeLessThanOrEqual(72_000);
-    expect(Date.parse(second.last_attempt_at!)).toBeGreaterThanOrEqual(
-      Date.parse(first.next_attempt_at!) - 50,
-    );
+    if (first.consecutive_failures === 1)
+      expect(Date.parse(second.last_attempt_at!)).toBeGreaterThanOrEqual(
+        Date.parse(first.next_attempt_at!) - 50,
+      );
     expect(second.queue).toMatchObject({ queued: 5, syncing: 0, failed: 0 });
 
     // The VPS comes back: the realtime stream reconnects (1 s doubling to 30 s) and the queue
