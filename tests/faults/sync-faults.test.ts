@@ -8,7 +8,7 @@
  * background from the start because a rate-limit window lasts a minute, and its test, the last
  * one, checks what it recorded.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -104,6 +104,10 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     });
     a = await cluster.device("laptop");
     b = await cluster.device("phone");
+  });
+  afterEach(async () => {
+    // A test that failed while the VPS was down must not leave it down for the tests after it.
+    if (cluster && !cluster.vpsRunning()) await cluster.startVps();
   });
   afterAll(async () => {
     await cluster?.close();

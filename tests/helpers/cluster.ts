@@ -47,6 +47,8 @@ export interface Cluster {
   apiKey: string;
   startVps(env?: Record<string, string>): Promise<void>;
   stopVps(signal?: NodeJS.Signals): Promise<void>;
+  /** Whether the VPS process is running (started and not stopped since). */
+  vpsRunning(): boolean;
   /** Everything the VPS process printed since it last started (JSON log lines on stdout). */
   vpsOutput(): string;
   /** Starts a device (a `dionysus serve` process) and, unless `login: false`, logs it in. */
@@ -92,6 +94,7 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
       await vps?.stop(signal);
       vps = undefined;
     },
+    vpsRunning: () => vps !== undefined,
     vpsOutput: () => vps?.output() ?? "",
     async sql<T>(text: string, params: unknown[] = []) {
       const client = new Client({ connectionString: db.url });
