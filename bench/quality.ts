@@ -28,7 +28,7 @@
  * bench/RESULTS.md.
  */
 import { Database } from "bun:sqlite";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -37,6 +37,7 @@ import { VERSION } from "../src/core/version.ts";
 import { STOPWORDS } from "../src/edge/store/sqlite/recall-plan.ts";
 import { createCluster, type EdgeDevice } from "../tests/helpers/cluster.ts";
 import { cliJson, tempDir } from "../tests/helpers/harness.ts";
+import { appendToSection } from "./results-file.ts";
 
 process.env.TEST_DATABASE_URL ??= "postgres://dionysus:dionysus@127.0.0.1:5432/dionysus_test";
 
@@ -455,19 +456,7 @@ if (!args["no-results"]) appendResults(entry);
 
 /** Adds `entry` at the end of the "Recall quality (LoCoMo dev)" section of bench/RESULTS.md (made if absent). */
 function appendResults(entry: string): void {
-  const file = join(import.meta.dir, "RESULTS.md");
-  const heading = "## Recall quality (LoCoMo dev)";
   const intro =
     "Evidence recall on LoCoMo conversations (CC BY-NC 4.0, used for evaluation only and not kept here; only aggregate figures are). Each dialogue turn is one memory, each question of categories 1–4 is asked through the edge's `POST /v1/recall` (limit 20), and R@k is the share of the question's evidence turns in the top k, averaged over questions; H@10 is the share of questions with at least one evidence turn in the top 10. One VPS user and one edge per conversation, real processes on 127.0.0.1. Goals: local keyword R@10 ≥ 66; VPS hybrid R@10 ≥ local keyword + 2. Run with `bun run bench:quality --data DIR`.";
-  let text = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmark results\n";
-  const at = text.indexOf(heading);
-  if (at < 0) {
-    text = `${text.replace(/\n*$/, "\n")}\n${heading}\n\n${intro}\n\n${entry}`;
-  } else {
-    const next = text.indexOf("\n## ", at + heading.length);
-    const end = next < 0 ? text.length : next + 1;
-    text = `${text.slice(0, end).replace(/\n*$/, "\n")}\n${entry}${next < 0 ? "" : `\n${text.slice(end)}`}`;
-  }
-  writeFileSync(file, text);
-  console.log(`added to ${file}`);
+  appendToSection("## Recall quality (LoCoMo dev)", intro, entry);
 }

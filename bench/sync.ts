@@ -19,12 +19,12 @@
  * Prints a Markdown table and adds a dated entry under "Sync between devices" in bench/RESULTS.md.
  */
 import { Database } from "bun:sqlite";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
 import { VERSION } from "../src/core/version.ts";
 import { dbPath } from "../src/edge/daemon-file.ts";
 import { createCluster, type EdgeDevice } from "../tests/helpers/cluster.ts";
+import { appendToSection } from "./results-file.ts";
 
 process.env.TEST_DATABASE_URL ??= "postgres://dionysus:dionysus@127.0.0.1:5432/dionysus_test";
 const WRITES = Number(process.env.BENCH_WRITES ?? 10_000);
@@ -246,19 +246,7 @@ try {
 
 /** Adds `entry` at the end of the "Sync between devices" section of bench/RESULTS.md (made if absent). */
 function appendResults(entry: string): void {
-  const file = join(import.meta.dir, "RESULTS.md");
-  const heading = "## Sync between devices";
   const intro =
     "Goals: a write on one device readable on another, both online, p95 under 2 s (the requirement allows 60 s, and 2 min across devices); 10,000 queued offline writes drained in under 15 s; a new device holding 10,000 memories in under 15 s (the requirement allows 5 min). Real processes on 127.0.0.1: the VPS on PostgreSQL and edge daemons. Run with `bun run bench:sync`.";
-  let text = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmark results\n";
-  const at = text.indexOf(heading);
-  if (at < 0) {
-    text = `${text.replace(/\n*$/, "\n")}\n${heading}\n\n${intro}\n\n${entry}`;
-  } else {
-    const next = text.indexOf("\n## ", at + heading.length);
-    const end = next < 0 ? text.length : next + 1;
-    text = `${text.slice(0, end).replace(/\n*$/, "\n")}\n${entry}${next < 0 ? "" : `\n${text.slice(end)}`}`;
-  }
-  writeFileSync(file, text);
-  console.log(`added to ${file}`);
+  appendToSection("## Sync between devices", intro, entry);
 }
