@@ -5,17 +5,12 @@
  * devices, and stays on its own.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { type Cluster, createCluster, type EdgeDevice } from "../helpers/cluster.ts";
+import { type Cluster, createCluster, type EdgeDevice, syncNow } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/harness.ts";
 
 setDefaultTimeout(120_000);
 
 type Mem = { id: string; content: string; private: boolean; source: string };
-
-async function syncNow(dev: EdgeDevice): Promise<void> {
-  const r = await dev.cli(["sync", "--json"]);
-  if (r.code !== 0) throw new Error(`dionysus sync on ${dev.name} failed: ${r.stderr}`);
-}
 
 describe("private memories (VPS on PostgreSQL, edge daemons as real processes)", () => {
   let cluster: Cluster;

@@ -3,7 +3,7 @@
  * on their own data dirs and ports, talking over real sockets.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { type Cluster, createCluster, deviceMemories, type EdgeDevice } from "../helpers/cluster.ts";
+import { type Cluster, createCluster, deviceMemories, type EdgeDevice, syncNow } from "../helpers/cluster.ts";
 import { eventually } from "../helpers/harness.ts";
 
 setDefaultTimeout(120_000);
@@ -34,11 +34,6 @@ function until(dev: EdgeDevice, id: string, content: string | null, what: string
 
 async function conflictsOn(dev: EdgeDevice): Promise<Conflict[]> {
   return (await dev.api<{ conflicts: Conflict[] }>("GET", "/v1/conflicts?limit=100")).body.conflicts;
-}
-
-async function syncNow(dev: EdgeDevice): Promise<void> {
-  const r = await dev.cli(["sync", "--json"]);
-  if (r.code !== 0) throw new Error(`dionysus sync on ${dev.name} failed: ${r.stderr}`);
 }
 
 describe("multi-device sync (VPS on PostgreSQL, edge daemons as real processes)", () => {

@@ -13,6 +13,7 @@ import {
   createCluster,
   type EdgeDevice,
   localMemories,
+  syncNow,
   withDeviceDb,
 } from "../helpers/cluster.ts";
 import { eventually, tempDir } from "../helpers/harness.ts";
@@ -23,11 +24,6 @@ async function ingest(dev: EdgeDevice, content: string): Promise<string> {
   const r = await dev.api<{ id: string }>("POST", "/v1/memories", { content });
   expect(r.status).toBe(201);
   return r.body.id;
-}
-
-async function syncNow(dev: EdgeDevice): Promise<void> {
-  const r = await dev.cli(["sync", "--json"]);
-  if (r.code !== 0) throw new Error(`dionysus sync on ${dev.name} failed: ${r.stderr}`);
 }
 
 const deviceIdOf = (dev: EdgeDevice) =>

@@ -41,6 +41,12 @@ export interface EdgeDevice {
   output(): string;
 }
 
+/** Runs one full sync cycle on `dev` through its CLI (`dionysus sync`); throws if it fails. */
+export async function syncNow(dev: EdgeDevice): Promise<void> {
+  const r = await dev.cli(["sync", "--json"]);
+  if (r.code !== 0) throw new Error(`dionysus sync on ${dev.name} failed: ${r.stderr}`);
+}
+
 export interface Cluster {
   vpsUrl: string;
   databaseUrl: string;
