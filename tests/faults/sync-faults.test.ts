@@ -187,6 +187,21 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
       return { last: Number(row!.last_mutation_id), seq: Number(row!.seq), user: row!.user_id };
     };
     await drained(a, 20_000, "a quiet queue on A");
+    // Each embedding the worker stores takes a feed number too: let it finish the memories of the
+    // tests before (in its own process, it may still be at them), so the count below is this test's.
+    const { user } = await observe();
+    await eventually(
+      async () => {
+        const [row] = await cluster.sql<{ n: string }>(
+          `SELECT count(*) AS n FROM memories AS m WHERE m.user_id = $1 AND NOT m.deleted
+             AND NOT EXISTS (SELECT 1 FROM embeddings AS e WHERE e.user_id = m.user_id AND e.memory_id = m.id)`,
+          [user],
+        );
+        return Number(row!.n) === 0 ? true : undefined;
+      },
+      180_000,
+      "the VPS worker to embed the memories written before",
+    );
     const before = await observe();
 
     await cluster.stopVps();
