@@ -44,9 +44,10 @@ export function privatePostgresUnavailable(): string | undefined {
   return undefined;
 }
 
-export function startPrivatePostgres(): PrivatePostgres {
+/** Starts a private server; its files go in a new directory under `parent` (the temp dir by default). */
+export function startPrivatePostgres(parent: string = tmpdir()): PrivatePostgres {
   const bin = binDir()!;
-  const root = mkdtempSync(join(tmpdir(), "dionysus-pg-"));
+  const root = mkdtempSync(join(parent, "dionysus-pg-"));
   const data = join(root, "data");
   const owner = process.getuid?.() === 0 ? pgUid() : undefined;
   if (owner) chownSync(root, owner.uid, owner.gid);

@@ -16,6 +16,7 @@ import { PROTOCOL_VERSION } from "../../core/protocol/sync.ts";
 import { VERSION } from "../../core/version.ts";
 import { OAuthFailure } from "../auth/errors.ts";
 import type { Principal } from "../auth/service.ts";
+import { asDatabaseUnavailable } from "../db/pg-errors.ts";
 import type { VpsInstance } from "../instance.ts";
 import { listeningUrl } from "./listen-url.ts";
 import {
@@ -76,6 +77,8 @@ export const AUTH_BODY_BYTES = 8 * 1024;
 /** Largest body of the other endpoints except push (which has `max_push_bytes`). */
 export const QUERY_BODY_BYTES = 64 * 1024;
 
+/** When a client may try again after a database outage (503 Retry-After, seconds). */
+const DATABASE_RETRY_AFTER_S = 30;
 const REQUEST_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Builds the Hono app of one VPS instance. */
@@ -234,10 +237,12 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
     const requestId = c.get("requestId");
     // zValidator("json") throws Hono's 400 for a JSON body that does not parse (the only
     // HTTPException this app can meet).
+    // A database outage (disk full, no connection, shutting down) is a 503 with its reason, not
+    // a 500: the client keeps its writes and tries again.
     const err =
       thrown instanceof HTTPException && thrown.status === 400
         ? new DionysusError("invalid_input", "the body is not valid JSON")
-        : thrown;
+        : asDatabaseUnavailable(thrown);
     if (err instanceof OAuthFailure) {
       const headers: Record<string, string> = { "Cache-Control": "no-store", Pragma: "no-cache" };
       if (err instanceof OAuthRateLimited)
@@ -250,6 +255,16 @@ export function createVpsApp(deps: VpsAppDeps): Hono<AppEnv> {
         Object.assign(headers, rateHeaders(err.decision), { "Retry-After": String(err.decision.resetS) });
       }
       if (err instanceof Unauthorized) headers["WWW-Authenticate"] = err.challenge;
+      if (err !== thrown && err.code === "unavailable") {
+        // The operator needs the database's own words; the client gets the plain reason.
+        headers["Retry-After"] = String(DATABASE_RETRY_AFTER_S);
+        log({
+          level: "warn",
+          msg: "database unavailable",
+          request_id: requestId,
+          error: thrown instanceof Error ? thrown.message : String(thrown),
+        });
+      }
       return c.body(problemBody(err, requestId), err.status as 400, headers);
     }
     log({

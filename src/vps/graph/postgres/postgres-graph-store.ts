@@ -11,6 +11,7 @@ import type { EntityType } from "../../../core/ports/entity-extractor.ts";
 import type { GraphResult, GraphStore, MemoryGraph } from "../../../core/ports/graph-store.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
 import type { GraphTables } from "../../db/graph-schema.ts";
+import { pgCode } from "../../db/pg-errors.ts";
 import {
   checkMemoryId,
   checkUser,
@@ -24,10 +25,6 @@ type Db = Kysely<GraphTables>;
 /** Postgres error codes worth one more try: deadlock, serialization failure, unique violation
  * and foreign-key violation (two writers racing on the same new or orphaned entity). */
 const RETRYABLE = new Set(["40P01", "40001", "23505", "23503"]);
-const pgCode = (err: unknown): string | undefined =>
-  typeof err === "object" && err !== null && "code" in err && typeof err.code === "string"
-    ? err.code
-    : undefined;
 
 function toStoreError(err: unknown): unknown {
   if (isDionysusError(err)) return err;
