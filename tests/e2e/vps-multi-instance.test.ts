@@ -42,6 +42,7 @@ describe.skipIf(!TEST_DATABASE_URL)("two VPS instances on one PostgreSQL", () =>
         "0005_fts_cap",
         "0006_scope_source",
         "0007_rate_limits",
+        "0008_token_api_key",
       ],
     });
     [one, two] = await Promise.all(

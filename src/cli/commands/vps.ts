@@ -428,7 +428,16 @@ export function registerVps(program: Command): void {
       const [userName, keyId] = second === undefined ? [undefined, first] : [first, second];
       const k = await withAdmin(flags, (ops) => ops.revokeKey(userName, keyId));
       if (flags.json) printJson(k);
-      else process.stdout.write(`revoked API key ${k.id} (${k.prefix}…) at ${k.revoked_at}\n`);
+      else {
+        const ended = k.signed_out_devices;
+        process.stdout.write(
+          `revoked API key ${k.id} (${k.prefix}…) at ${k.revoked_at}\n${
+            ended.length === 0
+              ? "no device was signed in with it\n"
+              : `signed out ${ended.length} device(s) signed in with it: ${ended.join(", ")} (sign them in again with a new key: dionysus login)\n`
+          }`,
+        );
+      }
     }),
   );
 

@@ -7,7 +7,7 @@
 import type { Kysely } from "kysely";
 import { DionysusError } from "../../core/errors.ts";
 import type { Device } from "../../core/protocol/auth.ts";
-import type { ApiKeyInfo, AuthService } from "../auth/service.ts";
+import type { ApiKeyInfo, AuthService, RevokedApiKey } from "../auth/service.ts";
 import type { VpsTables } from "../db/schema.ts";
 import { type DeletedUser, deleteUser, keyOwner, setPassword } from "./users.ts";
 
@@ -23,7 +23,7 @@ export interface AdminOps {
   createKey(user: string): Promise<CreatedKey>;
   listKeys(user: string): Promise<ApiKeyInfo[]>;
   /** Without `user`, the key is looked up among every user's keys. */
-  revokeKey(user: string | undefined, key: string): Promise<ApiKeyInfo>;
+  revokeKey(user: string | undefined, key: string): Promise<RevokedApiKey>;
   deleteUser(user: string): Promise<DeletedUser>;
   setPassword(user: string, password: string | undefined): Promise<{ id: string; name: string }>;
   devices(user: string): Promise<Device[]>;

@@ -49,6 +49,11 @@ export interface ApiKeyInfo {
   revoked_at: string | null;
 }
 
+/** A revoked API key, and the devices whose sign-ins with it were ended by this revocation. */
+export interface RevokedApiKey extends ApiKeyInfo {
+  signed_out_devices: string[];
+}
+
 export const USER_NAME_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
 export const MIN_PASSWORD_LENGTH = 8;
 
@@ -167,11 +172,14 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
     }
   }
 
+  /** Issues an access and a refresh token for a device; `apiKeyId` is the API key the sign-in
+   * was made with (kept through refreshes and splits, so that revoking the key ends it). */
   async function issueTokens(
     tx: Db,
     userId: string,
     deviceId: string,
     familyId: string = uuidv7(),
+    apiKeyId: string | null = null,
   ): Promise<TokenResponse> {
     const access = randomSecret(SECRET_PREFIX.access);
     const refresh = randomSecret(SECRET_PREFIX.refresh);
@@ -185,6 +193,7 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
           kind: "access",
           device_id: deviceId,
           family_id: familyId,
+          api_key_id: apiKeyId,
           expires_at: new Date(t + options.access_token_ttl_s * 1000),
           created_at: new Date(t),
           used_at: null,
@@ -196,6 +205,7 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
           kind: "refresh",
           device_id: deviceId,
           family_id: familyId,
+          api_key_id: apiKeyId,
           expires_at: new Date(t + options.refresh_token_ttl_s * 1000),
           created_at: new Date(t),
           used_at: null,
@@ -280,10 +290,11 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
 
     /**
      * Revokes one of the user's API keys, named by its id or its prefix (as `key list` shows
-     * them). It can no longer be exchanged for tokens; devices already signed in with it keep
-     * their tokens until they are revoked themselves. Idempotent.
+     * them). It can no longer be exchanged for tokens, and every sign-in made with it ends: the
+     * tokens of those devices are revoked (sign-ins older than migration 0008 are not tied to a
+     * key; revoke such a device itself). Idempotent.
      */
-    async revokeApiKey(user: string, idOrPrefix: string): Promise<ApiKeyInfo> {
+    async revokeApiKey(user: string, idOrPrefix: string): Promise<RevokedApiKey> {
       const u = await requireUser(user);
       const matches = await db
         .selectFrom("api_keys")
@@ -299,14 +310,27 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
           `${idOrPrefix} matches ${matches.length} keys; give the key id`,
         );
       const t = new Date(now());
-      const r = await db
-        .updateTable("api_keys")
-        .set((eb) => ({ revoked_at: eb.fn.coalesce("revoked_at", eb.val(t)) }))
-        .where("user_id", "=", u.id)
-        .where("id", "=", matches[0]!.id)
-        .returning(["id", "prefix", "user_id", "created_at", "last_used_at", "revoked_at"])
-        .executeTakeFirstOrThrow();
-      return toKeyInfo(r);
+      const keyId = matches[0]!.id;
+      return db.transaction().execute(async (tx) => {
+        const r = await tx
+          .updateTable("api_keys")
+          .set((eb) => ({ revoked_at: eb.fn.coalesce("revoked_at", eb.val(t)) }))
+          .where("user_id", "=", u.id)
+          .where("id", "=", keyId)
+          .returning(["id", "prefix", "user_id", "created_at", "last_used_at", "revoked_at"])
+          .executeTakeFirstOrThrow();
+        // A leaked key must not keep working through the devices signed in with it: their tokens
+        // go too (the devices stay registered; their owner signs them in again with a new key).
+        const ended = await tx
+          .updateTable("auth_tokens")
+          .set({ revoked_at: t })
+          .where("user_id", "=", u.id)
+          .where("api_key_id", "=", keyId)
+          .where("revoked_at", "is", null)
+          .returning("device_id")
+          .execute();
+        return { ...toKeyInfo(r), signed_out_devices: [...new Set(ended.map((e) => e.device_id))].sort() };
+      });
     },
 
     /** Creates an API key for a user; the key is returned once and stored hashed. */
@@ -339,7 +363,7 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
           .where("id", "=", k.id)
           .execute();
         await registerDevice(tx, k.user_id, device);
-        return issueTokens(tx, k.user_id, device.device_id);
+        return issueTokens(tx, k.user_id, device.device_id, undefined, k.id);
       });
     },
 
@@ -509,7 +533,7 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
           .where("user_id", "=", r.user_id)
           .where("device_id", "=", r.device_id)
           .execute();
-        return issueTokens(tx, r.user_id, r.device_id, r.family_id);
+        return issueTokens(tx, r.user_id, r.device_id, r.family_id, r.api_key_id);
       });
       // The family revocation above must commit, so the failure is thrown after the transaction.
       if (outcome instanceof OAuthFailure) throw outcome;
@@ -569,7 +593,7 @@ export function createAuthService(db: Kysely<VpsTables>, options: AuthServiceOpt
             split_from: r.device_id,
           })
           .execute();
-        return issueTokens(tx, r.user_id, device.device_id);
+        return issueTokens(tx, r.user_id, device.device_id, undefined, r.api_key_id);
       });
       if (outcome instanceof OAuthFailure) throw outcome;
       return outcome;

@@ -337,6 +337,23 @@ const m0007: Migration = {
   },
 };
 
+/**
+ * Which API key a sign-in came from (null for a device-code sign-in, and for tokens issued before
+ * this migration): revoking the key revokes the tokens of every sign-in made with it.
+ */
+const m0008: Migration = {
+  async up(db: AnyDb) {
+    await sql`alter table auth_tokens add column api_key_id text`.execute(db);
+    await sql`
+      create index auth_tokens_api_key on auth_tokens (user_id, api_key_id)
+      where api_key_id is not null and revoked_at is null`.execute(db);
+  },
+  async down(db: AnyDb) {
+    await sql`drop index if exists auth_tokens_api_key`.execute(db);
+    await sql`alter table auth_tokens drop column if exists api_key_id`.execute(db);
+  },
+};
+
 /** Every migration, by name; names sort in application order. */
 export const vpsMigrations: Record<string, Migration> = {
   "0001_initial": m0001,
@@ -346,6 +363,7 @@ export const vpsMigrations: Record<string, Migration> = {
   "0005_fts_cap": m0005,
   "0006_scope_source": m0006,
   "0007_rate_limits": m0007,
+  "0008_token_api_key": m0008,
 };
 
 class InCodeProvider implements MigrationProvider {

@@ -74,6 +74,8 @@ export interface AuthTokensTable {
   /** Set when a refresh token has been exchanged (rotated). */
   used_at: Timestamptz | null;
   revoked_at: Timestamptz | null;
+  /** The API key the sign-in was made with (null: a device-code sign-in, or older than migration 0008). */
+  api_key_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface DeviceCodesTable {

@@ -494,7 +494,12 @@ function adminOperations(): OperationSpec[] {
       path: "/admin/keys/revoke",
       summary: "Revoke an API key",
       body: { schema: z.object({ user: z.string(), key: z.string() }) },
-      responses: { 200: { description: "The revoked key", schema: ApiKeyInfo } },
+      responses: {
+        200: {
+          description: "The revoked key, and the devices whose sign-ins with it this revocation ended",
+          schema: ApiKeyInfo.extend({ signed_out_devices: z.array(z.string()) }),
+        },
+      },
     }),
     admin({
       method: "get",

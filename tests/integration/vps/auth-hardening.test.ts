@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   API_KEY_GRANT,
   DEVICE_CODE_GRANT,
+  DEVICE_SPLIT_GRANT,
   DeviceAuthorizationResponse,
 } from "../../../src/core/protocol/auth.ts";
 import type { VpsAppDeps } from "../../../src/vps/http/app.ts";
@@ -472,5 +473,60 @@ describe("devices, per-user limits and API keys", () => {
       body: JSON.stringify({ user: name, key: "dny_nothing" }),
     });
     expect(missing.status).toBe(404);
+  });
+
+  test("revoking an API key signs out the devices signed in with it (through refreshes and splits), and no other", async () => {
+    const name = await newUser(t);
+    const leaked = await t.services.admin.createKey(name);
+    const kept = await t.services.admin.createKey(name);
+    const user = (k: { key: string }) => ({ name, key: k.key });
+    const laptop = await signIn(t, `rk-laptop-${name}`, user(leaked));
+    const phone = await signIn(t, `rk-phone-${name}`, user(leaked));
+    const desk = await signIn(t, `rk-desk-${name}`, user(kept));
+    const refreshForm = (token: string) => form({ grant_type: "refresh_token", refresh_token: token });
+    // The phone refreshed before the revocation: its new tokens came from the same sign-in.
+    const refreshed = await t.req("/v1/auth/token", refreshForm(phone.tokens.refresh_token));
+    expect(refreshed.status).toBe(200);
+    const phoneTokens = (await refreshed.json()) as { access_token: string; refresh_token: string };
+    // The laptop's data dir was copied to a new machine, which split off as a device of its own
+    // with the laptop's refresh token: that sign-in came from the leaked key as well.
+    const split = await t.req("/v1/auth/token", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        grant_type: DEVICE_SPLIT_GRANT,
+        refresh_token: laptop.tokens.refresh_token,
+        device_id: `rk-copy-${name}`,
+      }),
+    });
+    expect(split.status).toBe(200);
+    const copyTokens = (await split.json()) as { access_token: string; refresh_token: string };
+    const pull = (access: string) =>
+      t.req("/v1/sync/pull", { headers: { authorization: `Bearer ${access}` } });
+    for (const access of [
+      laptop.tokens.access_token,
+      phoneTokens.access_token,
+      copyTokens.access_token,
+      desk.tokens.access_token,
+    ])
+      expect((await pull(access)).status).toBe(200);
+
+    const revoked = await t.services.admin.revokeKey(name, leaked.id);
+    expect(revoked.signed_out_devices).toEqual(
+      [`rk-laptop-${name}`, `rk-phone-${name}`, `rk-copy-${name}`].sort(),
+    );
+    for (const access of [laptop.tokens.access_token, phoneTokens.access_token, copyTokens.access_token])
+      expect((await pull(access)).status).toBe(401);
+    for (const refresh of [laptop.tokens.refresh_token, phoneTokens.refresh_token, copyTokens.refresh_token])
+      expect(await (await t.req("/v1/auth/token", refreshForm(refresh))).json()).toMatchObject({
+        error: "invalid_grant",
+      });
+    // The device signed in with the other key goes on, and can still refresh.
+    expect((await pull(desk.tokens.access_token)).status).toBe(200);
+    expect((await t.req("/v1/auth/token", refreshForm(desk.tokens.refresh_token))).status).toBe(200);
+    // Revoking again ends nothing more.
+    expect((await t.services.admin.revokeKey(name, leaked.id)).signed_out_devices).toEqual([]);
+    // A revoked laptop's owner signs it in again with the good key.
+    expect((await signIn(t, `rk-laptop-${name}`, user(kept))).tokens.access_token).toBeTruthy();
   });
 });
