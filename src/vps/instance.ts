@@ -142,7 +142,7 @@ export async function createVpsInstance(
     hub,
     webhooks,
     metrics,
-    admin: createAdminOps(auth, database.db),
+    admin: createAdminOps(auth, database.db, heavy.graphStore),
     heavy,
     cursorFor,
     async stop(): Promise<void> {

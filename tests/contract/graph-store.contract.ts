@@ -211,6 +211,45 @@ export function graphStoreContract(
       ]);
     });
 
+    test("removeUser removes every entity, relation and mention of that user, and nothing of another", async () => {
+      const a = user();
+      const b = user();
+      for (const [u, place] of [
+        [a, "Lisbon"],
+        [b, "Tokyo"],
+      ] as const)
+        for (let i = 0; i < 3; i++)
+          await store.upsertMemory({
+            userId: u,
+            memoryId: memoryId(),
+            entities: ents(["Ana", "person"], [place, "place"], [`Topic ${i}`, "topic"]),
+            relations: [rel("Ana", place)],
+          });
+      await store.removeUser(a);
+      for (const entity of ["Ana", "Lisbon", "Topic 0"])
+        expect(await store.query({ userId: a, entity, depth: 3, limit: 100 })).toEqual({
+          nodes: [],
+          edges: [],
+          memories: [],
+        });
+      const rb = await store.query({ userId: b, entity: "Ana", depth: 1, limit: 100 });
+      expect(names(rb)).toEqual(["Ana", "Tokyo"]);
+      expect(rb.memories).toHaveLength(3);
+      expect(names(await store.query({ userId: b, entity: "Topic 1", depth: 1, limit: 100 }))).toEqual([
+        "Topic 1",
+      ]);
+      // Idempotent, and the user can have a graph again afterwards.
+      await store.removeUser(a);
+      await store.upsertMemory({
+        userId: a,
+        memoryId: memoryId(),
+        entities: ents(["Ana", "person"]),
+        relations: [],
+      });
+      const again = await store.query({ userId: a, entity: "Ana", depth: 1, limit: 100 });
+      expect(again.nodes.map((n) => [n.name, n.mentions])).toEqual([["Ana", 1]]);
+    });
+
     test("relations supported by several memories have that weight; re-upserting the same memory changes nothing", async () => {
       const u = user();
       const m1 = memoryId();

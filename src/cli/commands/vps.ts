@@ -131,7 +131,19 @@ async function withAdmin<T>(flags: DbFlags, fn: (ops: AdminOps) => Promise<T>): 
       refresh_token_ttl_s: config.refresh_token_ttl_s,
       max_devices_per_user: config.max_devices_per_user,
     });
-    return await fn(createAdminOps(auth, database.db));
+    // A graph in Neo4j is the user's data too: `user delete` clears it (see admin/users.ts).
+    const graph = config.neo4j_url
+      ? (await import("../../vps/graph/neo4j/neo4j-graph-store.ts")).createNeo4jGraphStore({
+          url: config.neo4j_url,
+          user: config.neo4j_user,
+          password: config.neo4j_password ?? "",
+        })
+      : undefined;
+    try {
+      return await fn(createAdminOps(auth, database.db, graph));
+    } finally {
+      await graph?.close();
+    }
   } finally {
     await database.close();
     release();

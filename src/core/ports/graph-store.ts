@@ -78,6 +78,9 @@ export interface GraphStore {
   upsertMemory(graph: MemoryGraph): Promise<void>;
   /** Removes the memory's mentions and relations (for example when it becomes a tombstone). */
   removeMemory(userId: string, memoryId: string): Promise<void>;
+  /** Removes everything of the user: entities, relations, mentions (when the user is deleted).
+   * Idempotent; other users are untouched. */
+  removeUser(userId: string): Promise<void>;
   /** Traverses from `entity` up to `depth` hops. Depth outside 1..3 or a limit outside 1..100 is
    * `DionysusError("invalid_input")`; an unknown entity answers empty lists. */
   query(query: GraphQuery): Promise<GraphResult>;

@@ -6,6 +6,7 @@
 
 import type { Kysely } from "kysely";
 import { DionysusError } from "../../core/errors.ts";
+import type { GraphStore } from "../../core/ports/graph-store.ts";
 import type { Device } from "../../core/protocol/auth.ts";
 import type { ApiKeyInfo, AuthService, RevokedApiKey } from "../auth/service.ts";
 import type { VpsTables } from "../db/schema.ts";
@@ -30,7 +31,9 @@ export interface AdminOps {
   revoke(deviceId: string, user?: string): Promise<Device>;
 }
 
-export function createAdminOps(auth: AuthService, db: Kysely<VpsTables>): AdminOps {
+/** `graph`: the graph store when it lives outside PostgreSQL (Neo4j), so that deleting a user
+ * clears it too; the PostgreSQL graph tables are cleared in the deletion's transaction. */
+export function createAdminOps(auth: AuthService, db: Kysely<VpsTables>, graph?: GraphStore): AdminOps {
   async function userId(nameOrId: string): Promise<string> {
     const u = await auth.findUser(nameOrId);
     if (!u) throw new DionysusError("not_found", `no user ${nameOrId}`);
@@ -41,7 +44,7 @@ export function createAdminOps(auth: AuthService, db: Kysely<VpsTables>): AdminO
     createKey: (user) => auth.createApiKey(user),
     listKeys: (user) => auth.listApiKeys(user),
     revokeKey: async (user, key) => auth.revokeApiKey(user ?? (await keyOwner(db, key)), key),
-    deleteUser: (user) => deleteUser(db, user),
+    deleteUser: (user) => deleteUser(db, user, graph?.kind === "postgres" ? undefined : graph),
     setPassword: (user, password) => setPassword(db, user, password),
     devices: async (user) => auth.listDevices(await userId(user)),
     async revoke(deviceId, user) {

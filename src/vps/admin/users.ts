@@ -7,15 +7,10 @@
  */
 import type { Kysely } from "kysely";
 import { DionysusError } from "../../core/errors.ts";
+import type { GraphStore } from "../../core/ports/graph-store.ts";
 import { MIN_PASSWORD_LENGTH } from "../auth/service.ts";
 import type { VpsTables } from "../db/schema.ts";
-
-const GRAPH_TABLES = [
-  "graph_relation_sources",
-  "graph_relations",
-  "graph_mentions",
-  "graph_entities",
-] as const;
+import { GRAPH_TABLES } from "../graph/postgres/postgres-graph-store.ts";
 
 async function requireUser(db: Kysely<VpsTables>, nameOrId: string): Promise<{ id: string; name: string }> {
   const u = await db
@@ -34,9 +29,19 @@ export interface DeletedUser {
   devices: number;
 }
 
-/** Deletes the user and every row that belongs to them, in one transaction. */
-export async function deleteUser(db: Kysely<VpsTables>, nameOrId: string): Promise<DeletedUser> {
-  return db.transaction().execute(async (tx) => {
+/**
+ * Deletes the user and every row that belongs to them, in one transaction. With a graph store
+ * outside PostgreSQL (Neo4j), the user's graph there is removed first (if that fails, nothing is
+ * deleted and the error says why) and once more after the transaction, for anything a worker
+ * wrote in between.
+ */
+export async function deleteUser(
+  db: Kysely<VpsTables>,
+  nameOrId: string,
+  externalGraph?: GraphStore,
+): Promise<DeletedUser> {
+  if (externalGraph) await externalGraph.removeUser((await requireUser(db, nameOrId)).id);
+  const deleted = await db.transaction().execute(async (tx) => {
     const u = await requireUser(tx, nameOrId);
     const count = async (table: "memories" | "devices") =>
       Number(
@@ -54,6 +59,8 @@ export async function deleteUser(db: Kysely<VpsTables>, nameOrId: string): Promi
     await tx.deleteFrom("users").where("id", "=", u.id).execute();
     return { ...u, memories, devices };
   });
+  await externalGraph?.removeUser(deleted.id);
+  return deleted;
 }
 
 /** Sets (replaces) the user's password; their signed-in devices stay signed in. */

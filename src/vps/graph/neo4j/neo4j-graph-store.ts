@@ -203,6 +203,24 @@ export function createNeo4jGraphStore(options: Neo4jGraphStoreOptions): GraphSto
       await writeWork(async (tx) => dropOrphans(tx, u, m, await takeBack(tx, u, m)));
     },
 
+    async removeUser(userId) {
+      const u = checkUser(userId);
+      // In batches, so that a user with a large graph does not need one huge transaction.
+      for (const label of ["Memory", "Entity"]) {
+        for (;;) {
+          let deleted = 0;
+          await writeWork(async (tx) => {
+            const r = await tx.run(
+              `MATCH (n:${label} {user_id: $u}) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS n`,
+              { u },
+            );
+            deleted = Number(r.records[0]?.get("n") ?? 0);
+          });
+          if (deleted === 0) break;
+        }
+      }
+    },
+
     async query(q): Promise<GraphResult> {
       const { userId: u, norm, depth, limit } = prepareQuery(q);
       if (!norm) return { nodes: [], edges: [], memories: [] };

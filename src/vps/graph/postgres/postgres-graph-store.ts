@@ -35,6 +35,14 @@ function toStoreError(err: unknown): unknown {
   return err;
 }
 
+/** The graph's tables, children first (the order a user's rows are deleted in). */
+export const GRAPH_TABLES = [
+  "graph_relation_sources",
+  "graph_relations",
+  "graph_mentions",
+  "graph_entities",
+] as const;
+
 const uuids = (values: readonly string[]): RawBuilder<unknown> =>
   sql.join(values.map((v) => sql`${v}::uuid`));
 
@@ -188,6 +196,13 @@ export function createPostgresGraphStore<DB extends GraphTables>(database: Kysel
       const u = checkUser(userId);
       const m = checkMemoryId(memoryId);
       await inTransaction(async (trx) => dropOrphans(trx, u, await takeBack(trx, u, m)));
+    },
+
+    async removeUser(userId) {
+      const u = checkUser(userId);
+      await inTransaction(async (trx) => {
+        for (const t of GRAPH_TABLES) await trx.deleteFrom(t).where("user_id", "=", u).execute();
+      });
     },
 
     async query(q): Promise<GraphResult> {
