@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages some tests need when they are missing: `haproxy` (several VPS
-# instances behind a balancer), `nftables` and `iproute2` (the network fault tests). Only as root
+# instances behind a balancer), `pgbouncer` (the VPS through a transaction pool), `nftables` and
+# `iproute2` (the network fault tests). Only as root
 # with apt-get; quiet; never fails the run: a test whose tool is still missing skips and says so.
 PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
 { command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; } || missing+=(iproute2)
 [ ${#missing[@]} -eq 0 ] && exit 0

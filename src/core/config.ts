@@ -70,6 +70,10 @@ export const VpsConfig = z.object({
   port: Port.default(8000),
   /** PostgreSQL URL; without one the VPS runs on embedded PGlite in `data_dir`. */
   database_url: z.string().optional(),
+  /** PostgreSQL URL for the work that needs one session throughout (LISTEN, migrations) when
+   * `database_url` goes through a transaction-pooling PgBouncer: PostgreSQL directly, or a
+   * session-pooled PgBouncer database. Defaults to `database_url`. */
+  direct_database_url: z.string().optional(),
   /** Requests per device per minute (per client address on the auth endpoints). */
   rate_limit_per_min: z.coerce.number().int().positive().default(100),
   /** Requests per user per minute, all the user's devices together. */

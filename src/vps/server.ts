@@ -173,6 +173,9 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
           {
             ...process.env,
             DIONYSUS_VPS_DATABASE_URL: config.database_url,
+            ...(config.direct_database_url
+              ? { DIONYSUS_VPS_DIRECT_DATABASE_URL: config.direct_database_url }
+              : {}),
             DIONYSUS_VPS_LOG_LEVEL: config.log_level,
           },
           log,

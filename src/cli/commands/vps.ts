@@ -20,6 +20,7 @@ import { registerVpsHealth } from "./vps-health.ts";
 export interface DbFlags {
   dataDir?: string;
   databaseUrl?: string;
+  directDatabaseUrl?: string;
   json?: boolean;
 }
 
@@ -27,6 +28,7 @@ export function configFrom(flags: DbFlags & { port?: string; host?: string; logL
   return loadVpsConfig({
     dataDir: flags.dataDir,
     database_url: flags.databaseUrl,
+    direct_database_url: flags.directDatabaseUrl,
     port: flags.port,
     host: flags.host,
     log_level: flags.logLevel,
@@ -209,7 +211,11 @@ async function readPassword(): Promise<string | undefined> {
 export const withDbOptions = (c: Command) =>
   c
     .option("--data-dir <dir>", "VPS data directory (embedded database, config.json)")
-    .option("--database-url <url>", "PostgreSQL URL (else DATABASE_URL, else embedded PGlite)");
+    .option("--database-url <url>", "PostgreSQL URL (else DATABASE_URL, else embedded PGlite)")
+    .option(
+      "--direct-database-url <url>",
+      "PostgreSQL URL for LISTEN and migrations when --database-url is a transaction-pooling PgBouncer",
+    );
 
 function printDevices(devices: Device[]): void {
   if (devices.length === 0) {
@@ -314,8 +320,7 @@ export function registerVps(program: Command): void {
     .action(
       action(async (flags: DbFlags) => {
         const config = configFrom(flags);
-        const { readServerFile, tryLockPglite, describeHolder, createVpsDatabase, migrateToLatest } =
-          await vpsModules();
+        const { readServerFile, tryLockPglite, describeHolder, createVpsDatabase } = await vpsModules();
         let release = () => {};
         if (!config.database_url) {
           if (readServerFile(config.data_dir))
@@ -334,7 +339,7 @@ export function registerVps(program: Command): void {
           return exitWith(err);
         });
         try {
-          const applied = await migrateToLatest(database.db);
+          const applied = await database.migrate();
           if (flags.json) printJson({ applied });
           else
             process.stdout.write(applied.length ? `applied ${applied.join(", ")}\n` : "already up to date\n");

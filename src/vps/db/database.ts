@@ -39,6 +39,9 @@ export interface VpsDatabase {
    * full disk): it cannot be used again and the process should stop. Never on PostgreSQL.
    */
   onFatal(listener: (err: DionysusError) => void): void;
+  /** Applies pending migrations (on PostgreSQL through `direct_database_url` when it is set: the
+   * migrator holds a session-level lock); returns the names applied. */
+  migrate(): Promise<string[]>;
   /** PGlite only: the data dir as a gzipped tarball (what `vps backup` stores). */
   dumpDataDir?(): Promise<Blob>;
   close(): Promise<void>;
@@ -71,15 +74,15 @@ const pgTypes = {
 
 /** Opens (and by default migrates) the database `config` points to. */
 export async function createVpsDatabase(
-  config: Pick<VpsConfig, "database_url" | "data_dir">,
+  config: Pick<VpsConfig, "database_url" | "data_dir"> & Partial<Pick<VpsConfig, "direct_database_url">>,
   options: CreateVpsDatabaseOptions = {},
 ): Promise<VpsDatabase> {
   const vdb = config.database_url
-    ? await openPostgres(config.database_url, options.poolSize ?? 10)
+    ? await openPostgres(config.database_url, options.poolSize ?? 10, config.direct_database_url)
     : await openPglite(config.data_dir, options);
   if (options.migrate ?? true) {
     try {
-      await migrateToLatest(vdb.db);
+      await vdb.migrate();
     } catch (err) {
       await vdb.close();
       throw err;
@@ -88,7 +91,13 @@ export async function createVpsDatabase(
   return vdb;
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<VpsDatabase> {
+/**
+ * `url` serves the requests (it may be a PgBouncer in transaction pooling: no named prepared
+ * statements, no `SET`, notifications sent inside the writing transaction). `directUrl`, when
+ * given, is for what needs one session throughout: the LISTEN connections and the migrator's
+ * advisory lock.
+ */
+async function openPostgres(url: string, poolSize: number, directUrl: string = url): Promise<VpsDatabase> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types: pgTypes });
   // An idle client's error (the server restarted) must not crash the process; the pool replaces it.
   pool.on("error", () => {});
@@ -108,7 +117,7 @@ async function openPostgres(url: string, poolSize: number): Promise<VpsDatabase>
     db,
     kind: "postgres",
     async listen(channel, onPayload) {
-      const l = new PgListener(url, channel, onPayload);
+      const l = new PgListener(directUrl, channel, onPayload);
       listeners.add(l);
       await l.start();
       return async () => {
@@ -117,6 +126,19 @@ async function openPostgres(url: string, poolSize: number): Promise<VpsDatabase>
       };
     },
     ping: () => ping(db),
+    async migrate() {
+      if (directUrl === url) return migrateToLatest(db);
+      const direct = new Kysely<VpsTables>({
+        dialect: new PostgresDialect({
+          pool: new pg.Pool({ connectionString: directUrl, max: 1, types: pgTypes }),
+        }),
+      });
+      try {
+        return await migrateToLatest(direct);
+      } finally {
+        await direct.destroy();
+      }
+    },
     onFatal() {},
     async close() {
       await Promise.all([...listeners].map((l) => l.stop()));
@@ -286,6 +308,7 @@ async function openPglite(dataDir: string, options: CreateVpsDatabaseOptions): P
       };
     },
     ping: () => ping(db),
+    migrate: () => migrateToLatest(db),
     onFatal: (listener) => guard.onFatal(listener),
     dumpDataDir: () => pgl.dumpDataDir("gzip"),
     async close() {
