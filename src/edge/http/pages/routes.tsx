@@ -27,7 +27,7 @@ export interface StatusPageDeps {
 export const STATUS_PAGE_CSP =
   "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-const PAGE_HEADERS = {
+export const PAGE_HEADERS = {
   "Content-Security-Policy": STATUS_PAGE_CSP,
   "X-Frame-Options": "DENY",
   "Cache-Control": "no-store",
