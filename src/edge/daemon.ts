@@ -11,7 +11,7 @@ import type { EdgeConfig } from "../core/config.ts";
 import { DionysusError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
 import { type FileLock, tryLockFile } from "../platform/file-lock.ts";
-import { ensureApiToken } from "./api-token.ts";
+import { apiTokenPath, ensureApiToken } from "./api-token.ts";
 import {
   createDaemonInfoExclusive,
   type DaemonInfo,
@@ -33,7 +33,8 @@ import { checkIntegrityInBackground, createSqliteStore } from "./store/sqlite/in
 import type { EdgeStore } from "./store/types.ts";
 
 /** What plugs into the daemon: the sync engine (see sync/hooks.ts) and the VPS query client. */
-export interface DaemonHooks extends Omit<EdgeAppDeps, "store" | "config" | "ready" | "apiToken"> {
+export interface DaemonHooks
+  extends Omit<EdgeAppDeps, "store" | "config" | "ready" | "apiToken" | "apiTokenPath"> {
   /** Called once the daemon listens and its database passed the integrity check (start
    * background work here); `startEdgeDaemon` resolves after it. */
   onStart?: (daemon: EdgeDaemon) => void | Promise<void>;
@@ -197,6 +198,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
       store,
       config,
       apiToken,
+      apiTokenPath: apiTokenPath(dataDir),
       ...(integrity ? { ready: integrity } : {}),
     });
     try {

@@ -191,14 +191,29 @@ describe("serve --host", () => {
         const base = `http://${lan}:${port}`;
         expect((await fetch(`${base}/health`)).status).toBe(200);
         expect((await fetch(`${base}/v1/memories`)).status).toBe(401);
-        const session = await fetch(`${base}/session`);
+        expect((await fetch(`${base}/v1/memories`, { headers: edgeAuth(dir) })).status).toBe(200);
+        // A ticket (asked for with the token) gets no session from another machine, nor does
+        // the token pasted into the sign-in form.
+        const ticket = async () => {
+          const res = await fetch(`${base}/v1/session/ticket`, { method: "POST", headers: edgeAuth(dir) });
+          return ((await res.json()) as { ticket: string }).ticket;
+        };
+        const t = await ticket();
+        const session = await fetch(`${base}/session?ticket=${t}`);
         expect(session.status).toBe(403);
         expect(session.headers.get("set-cookie")).toBeNull();
-        expect((await fetch(`${base}/v1/memories`, { headers: edgeAuth(dir) })).status).toBe(200);
-        // Over loopback the same daemon hands out the session.
-        expect((await fetch(`http://127.0.0.1:${port}/session`)).headers.get("set-cookie")).toContain(
-          "HttpOnly",
-        );
+        const form = await fetch(`${base}/session`, {
+          method: "POST",
+          redirect: "manual",
+          headers: { Origin: base, "Content-Type": "application/x-www-form-urlencoded" },
+          body: `token=${edgeAuth(dir).Authorization!.slice("Bearer ".length)}`,
+        });
+        expect(form.status).toBe(403);
+        expect(form.headers.get("set-cookie")).toBeNull();
+        // Over loopback the same daemon trades the same ticket for the session.
+        expect(
+          (await fetch(`http://127.0.0.1:${port}/session?ticket=${t}`)).headers.get("set-cookie"),
+        ).toContain("HttpOnly");
       } finally {
         await d.stop();
       }

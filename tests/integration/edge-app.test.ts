@@ -490,14 +490,60 @@ describe("the API token", () => {
     expect(((await list.json()) as { memories: unknown[] }).memories).toHaveLength(1);
   });
 
-  test("GET /session hands a loopback same-origin page an HttpOnly, SameSite=Strict cookie that works", async () => {
-    const res = await app.request("/session", {}, peer("127.0.0.1"));
+  const ticket = async () => {
+    const res = await app.request("/v1/session/ticket", { method: "POST", headers: bearer() });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    return (await res.json()) as { ticket: string; expires_at: string };
+  };
+
+  test("GET /session without a ticket, or with one made up, is refused: no cookie for a mere caller", async () => {
+    for (const path of [
+      "/session",
+      "/session?next=/",
+      "/session?ticket=",
+      "/session?ticket=made-up&next=/",
+    ]) {
+      const res = await app.request(path, {}, peer("127.0.0.1"));
+      const body = await expectProblem(res, 401, "unauthorized");
+      expect(body.detail).toContain("dionysus open");
+      expect(body.detail).toContain("api-token");
+      expect(res.headers.get("set-cookie")).toBeNull();
+    }
+    // A browser navigating there gets the sign-in page with the reason, still without a cookie.
+    const page = await app.request("/session", { headers: { Accept: "text/html" } }, peer("127.0.0.1"));
+    expect(page.status).toBe(401);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(await page.text()).toContain("needs a ticket");
+    expect(page.headers.get("set-cookie")).toBeNull();
+    // Minting a ticket needs the token itself.
+    await expectProblem(await app.request("/v1/session/ticket", { method: "POST" }), 401, "unauthorized");
+  });
+
+  test("a ticket gives an HttpOnly, SameSite=Strict cookie once; the cookie works; a forged one does not", async () => {
+    const t = await ticket();
+    expect(t.ticket).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(Date.parse(t.expires_at)).toBeGreaterThan(Date.now());
+    const res = await app.request(`/session?ticket=${t.ticket}`, {}, peer("127.0.0.1"));
     expect(res.status).toBe(204);
     const cookie = res.headers.get("set-cookie") ?? "";
     expect(cookie).toMatch(/^dionysus_session=[A-Za-z0-9_-]{43}; /);
     for (const attr of ["HttpOnly", "SameSite=Strict", "Path=/"]) expect(cookie).toContain(attr);
+    expect(cookie).not.toContain("Secure");
     expect(cookie).not.toContain(token);
+    expect(cookie).not.toContain(t.ticket);
     expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+    // Spent: the same ticket again is refused.
+    const again = await app.request(`/session?ticket=${t.ticket}`, {}, peer("127.0.0.1"));
+    await expectProblem(again, 401, "unauthorized");
+    expect(again.headers.get("set-cookie")).toBeNull();
+    // `next=/` sends the browser on to the page.
+    const next = await app.request(`/session?ticket=${(await ticket()).ticket}&next=/`, {}, peer("::1"));
+    expect(next.status).toBe(303);
+    expect(next.headers.get("location")).toBe("/");
+    expect(next.headers.get("set-cookie")).toBe(cookie);
+
     const pair = cookie.split(";")[0]!;
     const ok = await app.request("/v1/memories", { headers: { Cookie: `theme=dark; ${pair}` } });
     expect(ok.status).toBe(200);
@@ -525,7 +571,8 @@ describe("the API token", () => {
     );
   });
 
-  test("GET /session refuses other machines, other sites, rebinding names and unknown peers", async () => {
+  test("GET /session refuses other machines, other sites, rebinding names and unknown peers, ticket or not", async () => {
+    const t = (await ticket()).ticket;
     for (const [init, env] of [
       [{}, peer("192.0.2.7")],
       [{}, peer("::ffff:10.0.0.2")],
@@ -534,12 +581,121 @@ describe("the API token", () => {
       [{ headers: { Origin: "http://evil.example" } }, peer("127.0.0.1")],
       [{ headers: { Host: "evil.example" } }, peer("127.0.0.1")],
     ] as const) {
-      const res = await app.request("/session", init, env);
+      const res = await app.request(`/session?ticket=${t}`, init, env);
       await expectProblem(res, 403, "forbidden");
       expect(res.headers.get("set-cookie")).toBeNull();
     }
-    for (const address of ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
-      expect((await app.request("/session", {}, peer(address))).status).toBe(204);
+    // None of the refusals spent the ticket.
+    expect((await app.request(`/session?ticket=${t}`, {}, peer("127.8.9.10"))).status).toBe(204);
+    for (const address of ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+      expect(
+        (await app.request(`/session?ticket=${(await ticket()).ticket}`, {}, peer(address))).status,
+      ).toBe(204);
+  });
+
+  test("POST /session (the sign-in form) sets the cookie for the token only, from the daemon's own page only", async () => {
+    const form = (body: string, headers: Record<string, string> = {}, address = "127.0.0.1") =>
+      app.request(
+        "/session",
+        {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/x-www-form-urlencoded",
+            Host: "127.0.0.1:8080",
+            Origin: "http://127.0.0.1:8080",
+            Accept: "text/html",
+            ...headers,
+          },
+          body,
+        },
+        peer(address),
+      );
+    const wrong = await form("token=not-the-token");
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get("set-cookie")).toBeNull();
+    const html = await wrong.text();
+    expect(html).toContain("not this daemon&#39;s API token");
+    expect(html).not.toContain("not-the-token");
+    for (const [headers, address] of [
+      [{ Origin: "http://evil.example" }, "127.0.0.1"],
+      [{ Origin: "null" }, "127.0.0.1"],
+      [{ Origin: "" }, "127.0.0.1"],
+      [{}, "192.0.2.7"],
+    ] as const) {
+      const res = await form(`token=${token}`, headers, address);
+      await expectProblem(res, 403, "forbidden");
+      expect(res.headers.get("set-cookie")).toBeNull();
+    }
+    const noOrigin = await app.request(
+      "/session",
+      {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", Host: "127.0.0.1:8080" },
+        body: `token=${token}`,
+      },
+      peer("127.0.0.1"),
+    );
+    await expectProblem(noOrigin, 403, "forbidden");
+    await expectProblem(
+      await form(JSON.stringify({ token }), { "Content-Type": "application/json" }),
+      415,
+      "unsupported_media_type",
+    );
+    const ok = await form(`token=${encodeURIComponent(token)}`);
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get("location")).toBe("/");
+    const cookie = ok.headers.get("set-cookie") ?? "";
+    expect(cookie).toMatch(/^dionysus_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/$/);
+    expect((await app.request("/v1/memories", { headers: { Cookie: cookie.split(";")[0]! } })).status).toBe(
+      200,
+    );
+  });
+
+  test("the sign-in form answers 429 after 10 wrong tokens in a minute (the clock injected), then takes tokens again", async () => {
+    let now = Date.parse("2026-11-30T04:00:00Z");
+    store.close();
+    make({ apiToken: token, now: () => now });
+    const form = (t: string) =>
+      app.request(
+        "/session",
+        {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/x-www-form-urlencoded",
+            Host: "127.0.0.1:8080",
+            Origin: "http://127.0.0.1:8080",
+          },
+          body: `token=${t}`,
+        },
+        peer("127.0.0.1"),
+      );
+    for (let i = 0; i < 10; i++) expect((await form(`wrong${i}`)).status).toBe(401);
+    const blocked = await form(token);
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers.get("retry-after")).toBe("60");
+    expect(blocked.headers.get("set-cookie")).toBeNull();
+    expect(await blocked.text()).toContain("Too many wrong tokens");
+    now += 30_000;
+    expect((await form(token)).status).toBe(429);
+    now += 30_001;
+    const ok = await form(token);
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get("set-cookie")).toStartWith("dionysus_session=");
+  });
+
+  test("a ticket expires 60 s after it was issued (the clock injected)", async () => {
+    let now = Date.parse("2026-11-30T04:00:00Z");
+    store.close();
+    make({ apiToken: token, now: () => now });
+    const t = await ticket();
+    expect(t.expires_at).toBe("2026-11-30T04:01:00.000Z");
+    const fresh = await ticket();
+    now += 59_999;
+    expect((await app.request(`/session?ticket=${fresh.ticket}`, {}, peer("127.0.0.1"))).status).toBe(204);
+    now += 1;
+    const late = await app.request(`/session?ticket=${t.ticket}`, {}, peer("127.0.0.1"));
+    await expectProblem(late, 401, "unauthorized");
+    expect(late.headers.get("set-cookie")).toBeNull();
   });
 });
 

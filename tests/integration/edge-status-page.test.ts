@@ -139,20 +139,30 @@ describe("GET /", () => {
     expect(html).toContain("2026-11-29 23:59:00Z");
   });
 
-  test("without a token or cookie a browser is sent through /session; a wrong token is a 401", async () => {
+  test("without a token or cookie a browser gets the sign-in page (no user data); a wrong token is a 401", async () => {
+    store.create({ content: "a private note", kind: "episodic", tags: [], metadata: {} });
     const anon = await app.request("/", { headers: { Host: "127.0.0.1:8080" } });
-    expect(anon.status).toBe(303);
-    expect(anon.headers.get("location")).toBe("/session?next=/");
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get("www-authenticate")).toStartWith("Bearer");
+    expect(anon.headers.get("content-security-policy")).toBe(STATUS_PAGE_CSP);
+    expect(anon.headers.get("set-cookie")).toBeNull();
+    const html = await anon.text();
+    expect(html).toContain('<form class="signin" method="post" action="/session">');
+    expect(html).toContain("dionysus open");
+    expect(html).toContain('name="token" type="password"');
+    expect(html).toContain("&lt;data dir&gt;/api-token");
+    expect(html).not.toContain("a private note");
+    expect(html).not.toContain(TOKEN);
     const wrong = await app.request("/", {
       headers: { Host: "127.0.0.1:8080", Authorization: "Bearer nope" },
     });
     expect(wrong.status).toBe(401);
-    // The stylesheet needs the session too (it is under the same guard).
-    expect((await app.request("/assets/status.css", { headers: { Host: "127.0.0.1:8080" } })).status).toBe(
-      401,
-    );
-    const css = await app.request("/assets/status.css", { headers: auth });
+    expect(wrong.headers.get("content-type")).toContain("application/problem+json");
+    // The stylesheet holds nothing private: the sign-in page needs it without a session.
+    const css = await app.request("/assets/status.css", { headers: { Host: "127.0.0.1:8080" } });
+    expect(css.status).toBe(200);
     expect(css.headers.get("content-type")).toBe("text/css; charset=utf-8");
+    expect(await css.text()).toContain(".signin");
   });
 });
 

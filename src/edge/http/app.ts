@@ -1,11 +1,10 @@
 /**
  * The edge agent's local HTTP API (127.0.0.1:8080): memories, keyword recall, health and sync
  * status, as Hono routes over an {@link EdgeStore}. Every error is `application/problem+json`.
- * Every route but `GET /health`, `GET /session` and the API's description (`GET /openapi.json`,
- * `GET /docs`, see ./openapi.ts) needs the API token (see ./guard.ts). `GET /` is the status page
- * (./pages/).
+ * Every route but `GET /health`, the ways to a browser session (`GET`/`POST /session`, see
+ * ./browser-session.ts) and the API's description (`GET /openapi.json`, `GET /docs`, see
+ * ./openapi.ts) needs the API token (see ./guard.ts). `GET /` is the status page (./pages/).
  */
-import { randomBytes } from "node:crypto";
 import { zValidator } from "@hono/zod-validator";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -41,14 +40,16 @@ import { createMcpHttpHandler } from "../mcp/http.ts";
 import { localBackend } from "../mcp/local-backend.ts";
 import { createMcpServer } from "../mcp/server.ts";
 import type { EdgeStore } from "../store/types.ts";
-import { hostGuard, isLoopbackAddress, originGuard, sessionCookie, tokenGuard } from "./guard.ts";
+import { createBrowserSessions } from "./browser-session.ts";
+import { hostGuard, originGuard, tokenGuard } from "./guard.ts";
 import { mountOpenApi } from "./openapi.ts";
 import { statusPageRoutes } from "./pages/routes.tsx";
+import { signInPage, signInRoutes } from "./pages/sign-in.tsx";
 
 export interface EdgeAppDeps {
   store: EdgeStore;
   /**
-   * The bearer token every route but `GET /health` and `GET /session` requires
+   * The bearer token every route but `GET /health` and the ways to a browser session requires
    * (`<data_dir>/api-token`). `null` leaves the API open: only for an app that is never served
    * on a socket (in-process tests); the daemon always passes the token.
    */
@@ -63,6 +64,10 @@ export interface EdgeAppDeps {
   heavy?: VpsQueryClient;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string, err?: unknown) => void;
+  /** `<data_dir>/api-token`, as the sign-in page names it. */
+  apiTokenPath?: string;
+  /** The clock of the browser session tickets and the sign-in budget (tests; default Date.now). */
+  now?: () => number;
 }
 
 /** What the local API asks of the sync engine. */
@@ -175,24 +180,24 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono {
 
   app.use("*", hostGuard(deps.config?.host ?? "127.0.0.1"));
   app.use("*", originGuard(deps.config?.allowed_origins ?? []));
-  // The browser session's secret: distinct from the API token and gone with this process, so a
-  // cookie that leaks (cookies are not bound to a port) never reveals the token and dies with
-  // the daemon.
-  const session = randomBytes(32).toString("base64url");
-  app.use("*", tokenGuard(deps.apiToken, session));
+  // The browser session (./browser-session.ts): a cookie for whoever shows a ticket from
+  // `POST /v1/session/ticket` or pastes the token into the sign-in page; never for a mere caller.
+  const sessions = createBrowserSessions(deps.now);
+  const tokenPath = deps.apiTokenPath ?? "<data dir>/api-token";
+  app.use(
+    "*",
+    tokenGuard(deps.apiToken, {
+      isSession: sessions.isSession,
+      signIn: (c) => signInPage(c, tokenPath, 401),
+    }),
+  );
 
-  // A page served by this daemon (same origin) gets the session cookie here: the Host and Origin
-  // guards above have passed (no DNS rebinding, no other site), and the connection must come
-  // from this machine's loopback, so a machine on the network (`--allow-remote`) never gets it.
-  app.get("/session", (c) => {
-    const ip = (c.env as ServerLike | undefined)?.requestIP?.(c.req.raw)?.address;
-    if (ip === undefined || !isLoopbackAddress(ip))
-      throw new DionysusError("forbidden", "a browser session is only handed out over loopback");
-    c.header("Set-Cookie", sessionCookie(session));
+  app.route("/", signInRoutes({ sessions, apiToken: deps.apiToken, tokenPath }));
+
+  // A single-use ticket for `GET /session` (what `dionysus open` asks for, with the token).
+  app.post("/v1/session/ticket", (c) => {
     c.header("Cache-Control", "no-store");
-    // `?next=/` (the status page sends a browser here without a cookie): back to the page.
-    if (c.req.query("next") === "/") return c.redirect("/", 303);
-    return c.body(null, 204);
+    return c.json(sessions.issueTicket(), 201);
   });
 
   app.route("/", statusPageRoutes({ store, defaultScope, ...(deps.sync ? { sync: deps.sync } : {}) }));

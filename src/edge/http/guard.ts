@@ -3,7 +3,7 @@
  * can still reach loopback: through DNS rebinding (a foreign name resolving to 127.0.0.1; the
  * Host header gives it away) or through a cross-origin request (the Origin header gives it away).
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { DionysusError } from "../../core/errors.ts";
 import { secretMatcher } from "../api-token.ts";
@@ -87,34 +87,42 @@ export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandle
   };
 }
 
-/** The cookie a same-origin browser page authenticates with (see {@link sessionCookie}). */
-const SESSION_COOKIE = "dionysus_session";
+/** The cookie a browser authenticates with (see {@link sessionCookie} and ./browser-session.ts). */
+export const SESSION_COOKIE = "dionysus_session";
 
-/** Routes anyone who passes the Host and Origin guards may call without the token (the API's
- * description and its reference page hold no user data). */
-const OPEN_ROUTES = new Set(["/health", "/session", "/openapi.json", "/docs"]);
+/** Routes anyone who passes the Host and Origin guards may GET without the token: they hold no
+ * user data (the API's description, its reference page, the pages' style sheet), or are the way
+ * to a session (`/session`, which wants a ticket). */
+const OPEN_ROUTES = new Set(["/health", "/session", "/openapi.json", "/docs", "/assets/status.css"]);
+
+export interface TokenGuardOptions {
+  /** Whether a cookie value is the daemon's browser session (constant time). */
+  isSession(presented: string): boolean;
+  /** The answer to a browser opening `/` with no credentials at all (the sign-in page). */
+  signIn?(c: Context): Response | Promise<Response>;
+}
 
 /**
- * Requires the API token on every route but `GET /health`, `GET /session`, `GET /openapi.json`
- * and `GET /docs`: as
- * `Authorization: Bearer <token>`, or as the session cookie that `GET /session` hands a
- * same-origin page on loopback. `token: null` turns the check off (in-process tests only; the
- * daemon always has a token). Both secrets are compared in constant time.
+ * Requires the API token on every route but `GET /health`, `GET /session`, `GET /openapi.json`,
+ * `GET /docs`, `GET /assets/status.css` and `POST /session` (the sign-in form, which checks the
+ * token itself): as `Authorization: Bearer <token>`, or as the session cookie a browser gets in
+ * exchange for a ticket or the token (./browser-session.ts). `token: null` turns the check off
+ * (in-process tests only; the daemon always has a token). Both secrets are compared in constant
+ * time.
  */
-export function tokenGuard(token: string | null, session: string): MiddlewareHandler {
+export function tokenGuard(token: string | null, opts: TokenGuardOptions): MiddlewareHandler {
   const isToken = token === null ? () => false : secretMatcher(token);
-  const isSession = secretMatcher(session);
   return async (c, next) => {
     if (token === null) return next();
     if ((c.req.method === "GET" || c.req.method === "HEAD") && OPEN_ROUTES.has(c.req.path)) return next();
+    if (c.req.method === "POST" && c.req.path === "/session") return next();
     const header = c.req.header("authorization") ?? "";
     const bearer = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1];
     if (bearer !== undefined && isToken(bearer)) return next();
     const cookie = readCookie(c.req.header("cookie"), SESSION_COOKIE);
-    if (bearer === undefined && cookie !== undefined && isSession(cookie)) return next();
-    // A browser opening the status page without a session goes through `GET /session` first
-    // (which hands one out only over loopback) and comes back.
-    if (!header && c.req.method === "GET" && c.req.path === "/") return c.redirect("/session?next=/", 303);
+    if (bearer === undefined && cookie !== undefined && opts.isSession(cookie)) return next();
+    // A browser opening the status page without a session gets the sign-in page.
+    if (!header && c.req.method === "GET" && c.req.path === "/" && opts.signIn) return opts.signIn(c);
     throw new DionysusError(
       "unauthorized",
       header
@@ -124,7 +132,7 @@ export function tokenGuard(token: string | null, session: string): MiddlewareHan
   };
 }
 
-function readCookie(header: string | undefined, name: string): string | undefined {
+export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(";")) {
     const eq = part.indexOf("=");
@@ -147,7 +155,10 @@ export function isLoopbackAddress(address: string): boolean {
 }
 
 /** `Set-Cookie` for the browser session: HttpOnly (no script reads it), SameSite=Strict (no
- * other site's request carries it), no Max-Age (gone when the browser closes). */
+ * other site's request carries it), no Max-Age (gone when the browser closes). Not `Secure`: the
+ * daemon speaks plain http, and only some browsers keep a Secure cookie set over http (on
+ * `localhost`/`127.0.0.1` only); the session is handed out over loopback alone, whose traffic
+ * never leaves the machine, so `Secure` would add nothing but a page that fails to sign in. */
 export function sessionCookie(session: string): string {
   return `${SESSION_COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`;
 }

@@ -47,6 +47,10 @@ const SyncRun = z
   .object({ report: z.record(z.string(), z.unknown()), queue: QueueCounts })
   .catchall(z.unknown())
   .describe("The cycle's report, then the same fields as `GET /v1/sync/status`.");
+const SessionTicket = z.object({
+  ticket: z.string().describe("Single use; for `GET /session?ticket=…`."),
+  expires_at: z.iso.datetime().describe("60 s after it was issued."),
+});
 const MemoryId = z.object({ id: z.string().describe("The memory's id (a UUID).") });
 
 /** `GET /v1/memories`: `recent`, and the filter as query parameters (`filterFromQuery`: `tag` and
@@ -82,26 +86,60 @@ function operations(): OperationSpec[] {
     {
       method: "get",
       path: "/session",
-      summary: "Browser session cookie for a page served by the daemon",
+      summary: "Trade a ticket for the browser session cookie",
       description:
         "Sets `dionysus_session` (HttpOnly, SameSite=Strict), which the API accepts instead of the " +
-        "bearer token. Only over loopback, and only past the Host and Origin guards.",
+        "bearer token, for a ticket from `POST /v1/session/ticket` (what `dionysus open` opens). A " +
+        "ticket works once, within 60 s. Only over loopback. Without a valid ticket: 401 (the " +
+        "sign-in page instead of problem+json when the request accepts text/html), no cookie.",
       tag: "daemon",
       security: [],
       query: z.object({
-        next: z
-          .literal("/")
-          .optional()
-          .describe("`/`: back to the status page (303) once the cookie is set."),
+        ticket: z.string().max(200).describe("The ticket from `POST /v1/session/ticket`."),
+        next: z.literal("/").optional().describe("`/`: on to the status page (303) once the cookie is set."),
       }),
       responses: {
         204: { description: "The cookie is set", headers: { "Set-Cookie": "dionysus_session=…" } },
         303: {
-          description: "The cookie is set; back to `next`",
+          description: "The cookie is set; on to `next`",
           headers: { "Set-Cookie": "dionysus_session=…" },
         },
       },
-      problems: [403],
+      problems: [401, 403],
+    },
+    {
+      method: "post",
+      path: "/session",
+      summary: "The sign-in page's form: trade the API token for the browser session cookie",
+      description:
+        "Only over loopback, and only with the daemon's own `Origin` (CSRF). A wrong token answers " +
+        "the sign-in page again (401, no cookie); after 10 wrong tokens in a minute the form " +
+        "answers 429 (with `Retry-After`) until the minute has passed. Programs use the bearer " +
+        "token directly.",
+      tag: "daemon",
+      security: [],
+      body: {
+        schema: z.object({ token: z.string().max(200).describe("The content of `<data dir>/api-token`.") }),
+        mediaTypes: ["application/x-www-form-urlencoded"],
+      },
+      responses: {
+        303: { description: "The cookie is set; on to `/`", headers: { "Set-Cookie": "dionysus_session=…" } },
+        401: { description: "Wrong token: the sign-in page with the reason", mediaType: "text/html" },
+        429: { description: "Too many wrong tokens: the sign-in page with the wait", mediaType: "text/html" },
+      },
+      problems: [400, 403, 413, 415],
+    },
+    {
+      method: "post",
+      path: "/v1/session/ticket",
+      summary: "A single-use ticket for a browser session (`dionysus open`)",
+      description:
+        "Open `/session?ticket=…&next=/` in a browser on this machine within 60 s to sign it in. " +
+        "The daemon keeps only the ticket's hash, in memory.",
+      tag: "daemon",
+      security: ["apiToken"],
+      responses: { 201: { description: "The ticket", schema: SessionTicket } },
+      problems: GUARDED,
     },
     {
       method: "get",
@@ -308,7 +346,9 @@ function pageOperations(): OperationSpec[] {
       method: "get",
       path: "/",
       summary: "The status page (memories, search, sync queue, conflicts)",
-      description: "A browser without a session is sent through `GET /session?next=/` (303) and back.",
+      description:
+        "A browser without credentials gets the sign-in page (401): run `dionysus open`, or paste " +
+        "the API token (`POST /session`).",
       tag: "status page",
       security: TOKEN,
       query: z.object({
@@ -319,18 +359,18 @@ function pageOperations(): OperationSpec[] {
       }),
       responses: {
         200: { description: "The page", mediaType: "text/html" },
-        303: { description: "To `/session?next=/` for a session" },
+        401: { description: "No credentials: the sign-in page", mediaType: "text/html" },
       },
       problems: [400, ...GUARDED],
     },
     {
       method: "get",
       path: "/assets/status.css",
-      summary: "The status page's style sheet",
+      summary: "The status page's (and the sign-in page's) style sheet",
       tag: "status page",
-      security: TOKEN,
+      security: [],
       responses: { 200: { description: "CSS", mediaType: "text/css" } },
-      problems: GUARDED,
+      problems: [403],
     },
     {
       method: "post",
@@ -421,7 +461,8 @@ export function edgeApiSpec(): ApiSpec {
         type: "apiKey",
         in: "cookie",
         name: "dionysus_session",
-        description: "The browser session `GET /session` hands a page served by the daemon, over loopback.",
+        description:
+          "The browser session `GET /session` sets for a ticket (`dionysus open`), or `POST /session` for the API token, over loopback.",
       },
     },
     components: {

@@ -1,9 +1,10 @@
 /**
  * The status page's routes on the edge daemon: `GET /` (the page), `POST /sync/retry` (requeue
- * the failed sync items `id=N…`, or all of them with `all=1`) and `/assets/status.css`. They sit behind the daemon's Host, Origin and token
- * guards; a browser gets in through the session cookie (`GET /` without one is sent through
- * `/session`). A form POST authenticated by that cookie must also carry the page's own Origin,
- * so no other site can make the browser post it (CSRF).
+ * the failed sync items `id=N…`, or all of them with `all=1`) and `/assets/status.css`. They sit
+ * behind the daemon's Host, Origin and token guards (the style sheet needs no token: the sign-in
+ * page uses it); a browser gets in through the session cookie (`GET /` without one answers the
+ * sign-in page, ./sign-in.tsx). A form POST authenticated by that cookie must also carry the
+ * page's own Origin, so no other site can make the browser post it (CSRF).
  */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
@@ -27,7 +28,7 @@ export interface StatusPageDeps {
 export const STATUS_PAGE_CSP =
   "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-const PAGE_HEADERS = {
+export const PAGE_HEADERS = {
   "Content-Security-Policy": STATUS_PAGE_CSP,
   "X-Frame-Options": "DENY",
   "Cache-Control": "no-store",

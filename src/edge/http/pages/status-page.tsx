@@ -52,7 +52,7 @@ export interface StatusPageProps {
 const when = (iso: string | null | undefined) =>
   iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "Z") : "never";
 
-const Layout: FC<{ title: string; children?: Child }> = ({ title, children }) => (
+export const Layout: FC<{ title: string; children?: Child }> = ({ title, children }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />

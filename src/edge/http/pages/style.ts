@@ -28,4 +28,6 @@ ul.memories li:first-child{border-top:0}
 .tag{display:inline-block;padding:0 .4rem;margin-right:.3rem;border-radius:4px;border:1px solid var(--line);font-size:.8rem}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .4rem;border-top:1px solid var(--line);vertical-align:top}
 th{font-weight:600}code{font-size:.85em;word-break:break-all}
+.signin{max-width:30rem;margin:4rem auto;padding:0 1rem}.signin h1{font-size:1.3rem}
+.signin label{display:block;margin:.8rem 0}.signin input{display:block;width:100%;margin-top:.3rem}
 `;
