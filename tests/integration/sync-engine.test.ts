@@ -151,7 +151,12 @@ describe("sync engine against a real VPS", () => {
     await high.engine.syncNow();
     expect(high.store.get(m.id)?.content).toBe("the original");
 
-    // Both edit it in the same millisecond, neither having seen the other's edit.
+    // Both edit it in the same millisecond, neither having seen the other's edit. The frozen
+    // test clock falls behind the VPS's real one, and each engine may have learned an offset
+    // from it (at least 1 s, measured at different moments on a loaded machine): clear both, so
+    // that the two stamps are made from the same clock.
+    low.store.setClockOffset(0);
+    high.store.setClockOffset(0);
     clock += 1000;
     const lowEdit = low.store.update(m.id, { content: "edited on the lower id" });
     const highEdit = high.store.update(m.id, { content: "edited on the higher id" });
