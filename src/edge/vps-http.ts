@@ -175,12 +175,16 @@ export interface SseEvent {
  * exit the reader is cancelled (closing the connection when the caller stops early), or with
  * `cancel: false` only released.
  */
-async function* readLines(body: ReadableStream, opts: { cancel?: boolean } = {}): AsyncGenerator<string> {
+async function* readLines(
+  body: ReadableStream,
+  opts: { cancel?: boolean; idleMs?: number } = {},
+): AsyncGenerator<string> {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
+  const read = opts.idleMs === undefined ? () => reader.read() : () => readWithin(reader, opts.idleMs!);
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      const { value, done } = await read();
       if (done) return;
       buffer += value;
       let nl = buffer.indexOf("\n");
@@ -197,13 +201,43 @@ async function* readLines(body: ReadableStream, opts: { cancel?: boolean } = {})
 }
 
 /**
+ * One read, or a DionysusError("unavailable") when nothing at all arrives within `idleMs` (the
+ * stream is cancelled then: a link that died without a reset never ends a read by itself).
+ */
+async function readWithin<R extends { read(): Promise<unknown>; cancel(): Promise<void> }>(
+  reader: R,
+  idleMs: number,
+): Promise<Awaited<ReturnType<R["read"]>>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      // Rejected first: cancelling ends the pending read at once (done), which must not win.
+      reject(
+        new DionysusError(
+          "unavailable",
+          `nothing from the VPS for ${Math.round(idleMs / 1000)} s, not even a heartbeat: the link is taken as lost`,
+        ),
+      );
+      reader.cancel().catch(() => {});
+    }, idleMs);
+  });
+  try {
+    return (await Promise.race([reader.read(), silent])) as Awaited<ReturnType<R["read"]>>;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Yields the events of an SSE body until it ends. Events without data are skipped. On exit the
  * reader is cancelled (closing the connection when the caller stops early), or with
- * `cancel: false` only released.
+ * `cancel: false` only released. With `idleMs`, a body silent for that long (comments such as
+ * heartbeats count as data here) is a DionysusError("unavailable").
  */
 export async function* readSse(
   body: ReadableStream,
-  opts: { cancel?: boolean } = {},
+  /** `idleMs`: throw (and cancel) when the body is silent that long (heartbeats count). */
+  opts: { cancel?: boolean; idleMs?: number } = {},
 ): AsyncGenerator<SseEvent> {
   let event = "message";
   let data = "";

@@ -56,6 +56,8 @@ export interface RunningVps {
 
 export interface StartVpsOptions {
   log?: Logger;
+  /** Seconds between the event streams' heartbeat comments (default 15; tests shorten it). */
+  heartbeatS?: number;
   /** The server's wall clock in ms (tests step it back and forth). */
   now?: () => number;
   /** Where start-up warnings go (one plain line each); stderr by default. */
@@ -118,7 +120,12 @@ export async function startVpsServer(config: VpsConfig, options: StartVpsOptions
   });
   const adminToken = randomSecret("dnx");
   let listenUrl: string | undefined;
-  const app = createVpsApp({ vps: services, adminToken, listenUrl: () => listenUrl });
+  const app = createVpsApp({
+    vps: services,
+    adminToken,
+    listenUrl: () => listenUrl,
+    ...(options.heartbeatS === undefined ? {} : { heartbeatS: options.heartbeatS }),
+  });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({

@@ -18,6 +18,9 @@ export interface CutProxy {
   url: string;
   /** Offline: new connections are refused and open ones dropped. */
   setOnline(online: boolean): void;
+  /** Silent: a link that died without a reset (a cable pulled): connections stay open, and no
+   * byte goes through in either direction until it is turned off again. */
+  setSilent(silent: boolean): void;
   /** Breaks the next matching request (one rule at a time; a new one replaces the old). */
   cutNext(rule: CutRule | undefined): void;
   /** How many cuts have fired so far. */
@@ -30,6 +33,7 @@ const REQUEST_LINE = /^(GET|POST) \/v1\/sync\/(push|pull)[ ?]/;
 export async function startCutProxy(upstreamPort: number, upstreamHost = "127.0.0.1"): Promise<CutProxy> {
   const sockets = new Set<net.Socket>();
   let online = true;
+  let silent = false;
   let pending: CutRule | undefined;
   let fired = 0;
 
@@ -49,6 +53,7 @@ export async function startCutProxy(upstreamPort: number, upstreamHost = "127.0.
     };
     client.on("data", (chunk: Buffer) => {
       if (!online) return drop();
+      if (silent) return;
       // fetch does not pipeline: a chunk that starts with a request line starts a request.
       const m = REQUEST_LINE.exec(chunk.subarray(0, 64).toString("latin1"));
       if (m && pending && pending.route === m[2]) {
@@ -65,7 +70,7 @@ export async function startCutProxy(upstreamPort: number, upstreamHost = "127.0.
       upstream.write(chunk);
     });
     upstream.on("data", (chunk: Buffer) => {
-      if (holdAnswer) return;
+      if (holdAnswer || silent) return;
       if (dropAnswer) return drop();
       client.write(chunk);
     });
@@ -88,6 +93,9 @@ export async function startCutProxy(upstreamPort: number, upstreamHost = "127.0.
     setOnline(value) {
       online = value;
       if (!value) for (const s of sockets) s.destroy();
+    },
+    setSilent(value) {
+      silent = value;
     },
     cutNext(rule) {
       pending = rule;

@@ -72,6 +72,9 @@ export interface SyncEngineOptions {
   intervalMs?: number;
   /** Keep a realtime `GET /v1/events` stream open (default true). */
   realtime?: boolean;
+  /** The realtime stream is taken as lost after this long without a byte (default 45 s: three
+   * of the VPS's 15 s heartbeats). */
+  eventsIdleMs?: number;
   /** Database size above which cached VPS memories are evicted (LRU). */
   storageLimitBytes?: number;
   /** Largest push body, in bytes (default 4 MiB, under the VPS's default limit of 5 MiB). A
@@ -85,6 +88,7 @@ export interface SyncEngineOptions {
 }
 
 const PUSH_CLAIM = 500;
+const EVENTS_IDLE_MS = 45_000;
 const PUSH_MAX_BYTES = 4 * 1024 * 1024;
 const PULL_LIMIT = 500;
 
@@ -121,6 +125,7 @@ export class SyncEngine {
     this.opts = {
       intervalMs: 30_000,
       realtime: true,
+      eventsIdleMs: EVENTS_IDLE_MS,
       maxPushBytes: PUSH_MAX_BYTES,
       random: Math.random,
       ...options,
@@ -143,6 +148,7 @@ export class SyncEngine {
       session: this.session,
       running: () => this.running,
       intervalMs: this.opts.intervalMs,
+      idleMs: this.opts.eventsIdleMs,
       random: this.opts.random,
       onOpen: () => {
         // Reconnected: the VPS is back. Anything queued meanwhile goes now, not at the next timer.

@@ -1,8 +1,9 @@
 /**
  * The sync engine's realtime link: a `GET /v1/events` stream kept open while logged in. Each
  * `changes` event pokes the engine (a pull follows); a lost stream is reopened after a jittered
- * delay (or the server's Retry-After), resuming from the last event id seen. The engine's
- * periodic cycle is the fallback when the stream is down.
+ * delay (or the server's Retry-After), resuming from the last event id seen. A stream that goes
+ * silent (no heartbeat for `idleMs`) counts as lost. The engine's periodic cycle is the fallback
+ * when the stream is down.
  */
 import { reconnectDelay } from "../../core/backoff.ts";
 import { messageOf, retryAfterOf } from "../../core/errors.ts";
@@ -17,6 +18,9 @@ export interface RealtimeLinkOptions {
   running: () => boolean;
   /** While not logged in, how often the credentials are looked at (at most 2 s). */
   intervalMs: number;
+  /** A stream silent this long (the VPS sends a heartbeat every 15 s) is taken as lost and
+   * reopened: a link that died without a reset never ends it otherwise. */
+  idleMs: number;
   random: () => number;
   /** The stream (re)opened: the VPS is back. */
   onOpen: () => void;
@@ -53,7 +57,10 @@ export class RealtimeLink {
           attempt = 0;
           this.opts.onOpen();
         };
-        for await (const ev of session.client().events(session, lastSeen, this.events.signal, onOpen)) {
+        const stream = session
+          .client()
+          .events(session, lastSeen, this.events.signal, onOpen, this.opts.idleMs);
+        for await (const ev of stream) {
           this.up = true;
           attempt = 0;
           store.setMeta(SYNC_META.eventsLastId, String(ev.seq));

@@ -112,13 +112,15 @@ export class VpsClient extends VpsTransport {
 
   /**
    * Opens `GET /v1/events` and yields each `changes` event until the stream ends or `signal`
-   * aborts. Throws like the other calls when the stream cannot be opened.
+   * aborts. Throws like the other calls when the stream cannot be opened, and when it stays
+   * silent (not even a heartbeat) for `idleMs`.
    */
   async *events(
     tokens: TokenSource,
     lastEventId: string | undefined,
     signal: AbortSignal,
     onOpen?: () => void,
+    idleMs?: number,
   ): AsyncGenerator<ChangesEvent> {
     const headers: Record<string, string> = { accept: "text/event-stream" };
     if (lastEventId) headers["last-event-id"] = lastEventId;
@@ -127,7 +129,10 @@ export class VpsClient extends VpsTransport {
     );
     if (!res.ok || !res.body) throw this.failure(res, await res.json().catch(() => undefined));
     onOpen?.();
-    for await (const { event, data } of readSse(res.body, { cancel: false })) {
+    for await (const { event, data } of readSse(res.body, {
+      cancel: false,
+      ...(idleMs === undefined ? {} : { idleMs }),
+    })) {
       if (event !== "changes") continue;
       const parsed = ChangesEvent.safeParse(JSON.parse(data));
       if (parsed.success) yield parsed.data;
