@@ -175,6 +175,7 @@ class DirectClient implements EdgeClient {
       dataDir: this.config.data_dir,
       cacheTtlS: this.config.cache_ttl_s,
       tokens: () => this.engine().session,
+      dataVersion: () => this.store.dataVersion(),
     });
     return this.heavyService;
   }

@@ -468,6 +468,20 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
     });
 
     describe("pull side of sync", () => {
+      test("dataVersion changes with a queued local write and with a pull, not with a read or a private write", () => {
+        const { store } = fresh();
+        const v0 = store.dataVersion();
+        const m = store.create({ content: "shared", kind: "episodic", tags: [], metadata: {} });
+        const v1 = store.dataVersion();
+        expect(v1).not.toBe(v0);
+        store.get(m.id);
+        store.recall("shared", 5);
+        store.create({ content: "kept here", kind: "episodic", tags: [], metadata: {}, private: true });
+        expect(store.dataVersion()).toBe(v1);
+        store.applyChanges([remoteChange({ ms: T0, content: "from elsewhere" })], "e1.1");
+        expect(store.dataVersion()).not.toBe(v1);
+      });
+
       test("new remote memories are stored as cached VPS rows with the cursor", () => {
         const { store } = fresh();
         expect(store.cursor()).toBeUndefined();

@@ -20,6 +20,7 @@ import { createSqliteStore } from "../../src/edge/store/sqlite/index.ts";
 import type { EdgeStore } from "../../src/edge/store/types.ts";
 import { writeCredentials } from "../../src/edge/sync/credentials.ts";
 import type { TokenSource } from "../../src/edge/sync/vps-client.ts";
+import { remoteChange } from "../contract/edge-store.contract.ts";
 import { type FakeOllama, startFakeOllama } from "../helpers/fake-ollama.ts";
 import { freePort } from "../helpers/harness.ts";
 import { TestDevice } from "../helpers/memories.ts";
@@ -48,7 +49,9 @@ interface Edge {
 
 /** An edge app on a fresh data dir; `login` writes credentials for `url` (default: the VPS),
  * marked `reauth_required` with `reauth`. */
-function makeEdge(opts: { login?: boolean; reauth?: boolean; url?: string; ttlS?: number } = {}): Edge {
+function makeEdge(
+  opts: { login?: boolean; reauth?: boolean; url?: string; ttlS?: number; versioned?: boolean } = {},
+): Edge {
   const dataDir = mkdtempSync(join(tmpdir(), "dionysus-edge-heavy-"));
   dirs.push(dataDir);
   if (opts.login ?? true)
@@ -70,6 +73,8 @@ function makeEdge(opts: { login?: boolean; reauth?: boolean; url?: string; ttlS?
     online: () => state.online,
     now: () => state.clock,
     timeoutMs: 5000,
+    // As the daemon does: answers are keyed by the store's data version.
+    ...(opts.versioned ? { dataVersion: () => store.dataVersion() } : {}),
   });
   closers.push(() => {
     heavy.close();
@@ -187,6 +192,34 @@ describe("recall routing on the edge", () => {
     const forced = await recall(e.app, { query: "insurance", mode: "keyword", route: "vps" });
     expect(forced.routed).toBe("vps");
     expect(forced.results[0]?.memory.id).toBe(ids.insurance!);
+  });
+
+  test("a local write or a pull that brings changes is never answered from a cached answer made before it", async () => {
+    const e = makeEdge({ versioned: true });
+    const ask = async () => (await recall(e.app, { query: "spare key", mode: "semantic", limit: 3 })).routed;
+    expect(await ask()).toBe("vps");
+    expect(await ask()).toBe("cache");
+    // A local write, queued for the VPS: the cached answer is from before it.
+    e.store.create({
+      content: "the spare key moved to the drawer",
+      kind: "episodic",
+      tags: [],
+      metadata: {},
+    });
+    expect(await ask()).toBe("vps");
+    expect(await ask()).toBe("cache");
+    // A private write never reaches the VPS: its answers stay valid.
+    e.store.create({
+      content: "private note on the key",
+      kind: "episodic",
+      tags: [],
+      metadata: {},
+      private: true,
+    });
+    expect(await ask()).toBe("cache");
+    // A pull that applied changes (the cursor moved).
+    e.store.applyChanges([remoteChange({ ms: Date.now(), content: "the key was copied again" })], "e1.9");
+    expect(await ask()).toBe("vps");
   });
 
   test("a TTL of 0 turns the cache off", async () => {

@@ -5,6 +5,7 @@ import { VERSION } from "../../core/version.ts";
 import { apiTokenPath } from "../../edge/api-token.ts";
 import { startEdgeDaemon } from "../../edge/daemon.ts";
 import { createVpsQueryClient } from "../../edge/heavy/service.ts";
+import type { EdgeStore } from "../../edge/store/types.ts";
 import { createSyncHooks } from "../../edge/sync/hooks.ts";
 import { edgeConfig } from "../edge-command.ts";
 import { action } from "../output.ts";
@@ -34,9 +35,11 @@ export function registerServe(program: Command): void {
           };
           const sync = createSyncHooks(config, { log });
           let stopPruning = () => {};
+          let store: EdgeStore | undefined;
           const heavy = createVpsQueryClient({
             dataDir: config.data_dir,
             cacheTtlS: config.cache_ttl_s,
+            dataVersion: () => store?.dataVersion() ?? "",
             tokens: () => sync.engine()?.session,
             online: () => sync.engine()?.isOnline() ?? false,
           });
@@ -54,6 +57,7 @@ export function registerServe(program: Command): void {
             handleSignals: true,
             allowRemote: opts.allowRemote === true,
           });
+          store = daemon.store;
           stopPruning = every(config.prune_interval_s * 1000, () => {
             const started = performance.now();
             const pruned = daemon.store.pruneSynced(Date.now() - config.queue_retention_s * 1000);

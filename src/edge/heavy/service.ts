@@ -58,6 +58,10 @@ export interface VpsQueryClientOptions {
   now?: () => number;
   /** How long to wait for a search or graph answer (ms), 10 s by default. */
   timeoutMs?: number;
+  /** Changes whenever this device's memories change in a way the VPS may see (the store's
+   * `dataVersion`): cached answers are keyed by it, so a write or a pull is never answered from
+   * before it. */
+  dataVersion?: () => string;
   log?: (message: string, err?: unknown) => void;
 }
 
@@ -109,6 +113,7 @@ export function createVpsQueryClient(opts: VpsQueryClientOptions): VpsQueryClien
     now,
     ...(opts.log ? { log: opts.log } : {}),
   });
+  const versioned = (key: string) => (opts.dataVersion ? `${key}@${opts.dataVersion()}` : key);
   let creds: Credentials | undefined;
   let mtime = -1;
   let client: HeavyClient | undefined;
@@ -167,7 +172,7 @@ export function createVpsQueryClient(opts: VpsQueryClientOptions): VpsQueryClien
     async search(req) {
       // planRecall decided the VPS can be used.
       const { client, scope } = link();
-      const key = recallCacheKey(req, scope);
+      const key = versioned(recallCacheKey(req, scope));
       const hit = cache.get<RecallHit[]>(key);
       if (hit) return { hits: hit, cached: true };
       const answer = await client.search(req);
@@ -179,7 +184,7 @@ export function createVpsQueryClient(opts: VpsQueryClientOptions): VpsQueryClien
     async graph(req) {
       const started = performance.now();
       const { client, scope } = clientFor("graph");
-      const key = graphCacheKey(req, scope);
+      const key = versioned(graphCacheKey(req, scope));
       const took = () => Math.round((performance.now() - started) * 100) / 100;
       const hit = cache.get<GraphQueryResponse>(key);
       if (hit) return { ...hit, routed: "cache", took_ms: took() };

@@ -130,6 +130,10 @@ export interface SyncQueue {
 export interface FeedSink {
   /** The stored pull cursor, or undefined before the first pull. */
   cursor(): string | undefined;
+  /** A token that changes whenever what the VPS knows of this device's memories may have changed:
+   * a local write queued for sync, or a pull that moved the cursor. Keys the cache of VPS
+   * answers, so that an answer is not reused across such a change. */
+  dataVersion(): string;
   /**
    * Applies a page of remote changes with last-write-wins by HLC and stores `cursor`, in one
    * transaction. Remote rows get `origin = 'vps'`; a private local row is never overwritten; overwritten versions go to the conflict log.

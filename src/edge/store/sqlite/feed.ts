@@ -137,6 +137,10 @@ export function sqliteFeed(ctx: SqliteContext): FeedSink {
       return ctx.getMeta(META.cursor);
     },
 
+    dataVersion(): string {
+      return `${ctx.getMeta(META.lastMutation) ?? 0}|${ctx.getMeta(META.cursor) ?? ""}`;
+    },
+
     applyChanges(changes: Change[], cursor: string, conflicts: ConflictEntry[] = []): ApplyChangesResult {
       return write(() => {
         ctx.syncClock();
