@@ -105,20 +105,6 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
     return row?.s ?? null;
   };
 
-  /** The snippets of memories `rids` for the query's words (one FTS5 query for all of them; a
-   * memory with none of the words has no entry). */
-  const snippetsOf = (query: string, rids: readonly number[]): Map<number, string> => {
-    const match = everyWord(query);
-    const out = new Map<number, string>();
-    if (!match || rids.length === 0) return out;
-    const rows = q(
-      `SELECT rowid AS r, ${SNIPPET} AS s FROM memories_fts
-       WHERE memories_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))`,
-    ).all(match, JSON.stringify(rids)) as { r: number; s: string }[];
-    for (const row of rows) out.set(row.r, row.s);
-    return out;
-  };
-
   /** `ranked` with each keyword score multiplied by its memory's name factor (core/names.ts),
    * best first again. */
   const boostNames = <H extends { r: number; score: number }>(ranked: H[], names: readonly string[]): H[] => {
@@ -372,20 +358,11 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
                   candidates.map((h) => h.r),
                 )
               : vectors.search(query, depth, allowed());
-            const fused = fuseScores(
+            ranked = fuseScores(
               kw.map((h) => ({ id: String(h.r), score: h.score })),
               sem.map((h) => ({ id: String(h.r), score: h.score })),
               { limit },
-            );
-            const snippets = snippetsOf(
-              query,
-              fused.map((h) => Number(h.id)),
-            );
-            ranked = fused.map((h) => ({
-              r: Number(h.id),
-              score: h.score,
-              s: snippets.get(Number(h.id)) ?? null,
-            }));
+            ).map((h) => ({ r: Number(h.id), score: h.score, s: snippetOf(query, Number(h.id)) }));
           }
         }
         const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
