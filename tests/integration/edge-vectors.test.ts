@@ -126,5 +126,16 @@ test("searchAmong's in-memory vectors follow updates, deletes, re-embedding and 
   other.db.close();
   const dinner = rids[4]!;
   expect(among("my pet dog")[0]).toBe(dinner);
+
+  // A memory removed for good (eviction: the vector goes by cascade) whose rowid a new memory
+  // then takes (the largest rowid is reused): the new content's vector is the one scored.
+  const last = rids.at(-1)!;
+  expect(among("sunset over the lake")[0]).toBe(last);
+  ctx.db.query("DELETE FROM memories WHERE rid = ?").run(last);
+  const reused = memories.create({ content: "A puppy and a dog", kind: "episodic", tags: [], metadata: {} });
+  expect(ridOf(reused.id)).toBe(last);
+  expect(among("sunset over the lake")).toEqual(full("sunset over the lake"));
+  expect(among("sunset over the lake")[0]).not.toBe(last);
+  expect(among("my pet dog")).toEqual(full("my pet dog"));
   ctx.db.close();
 });
