@@ -1,7 +1,8 @@
 /**
  * The edge's vector search (src/edge/store/sqlite/vectors.ts) on a real SQLite file: scoring only
  * given memories (hybrid recall's prefilter on a large store) ranks them exactly as the full scan
- * ranks them, and ignores rowids that have no vector.
+ * ranks them, and ignores rowids that have no vector; its in-memory copy of the vectors follows
+ * every change to them.
  */
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -78,5 +79,63 @@ test("keyword and hybrid recall: a memory that names the person asked about rank
   expect(keyword[0]?.snippet).toContain("**hiking**");
   // Without a name (lower-case), plain bm25: the memory with more of the words wins.
   expect(memories.recall("where did ana go hiking in the mountains?", 1)[0]?.memory.id).toBe(ben);
+  ctx.db.close();
+});
+
+test("searchAmong's in-memory vectors follow updates, deletes, re-embedding and another connection's writes", () => {
+  const { ctx, memories, vectors } = open();
+  const ids = TEXTS.map(
+    (content) => memories.create({ content, kind: "episodic", tags: [], metadata: {} }).id,
+  );
+  const ridOf = (id: string) =>
+    (ctx.db.query("SELECT rid FROM memories WHERE id = ?").get(id) as { rid: number }).rid;
+  const rids = ids.map(ridOf);
+  const among = (text: string) => vectors.searchAmong(text, TEXTS.length, rids).map((h) => h.r);
+  const full = (text: string) => vectors.search(text, TEXTS.length).map((h) => h.r);
+  // Fills the cache with every vector; "violin" is the sister's, not the dog's.
+  expect(among("my pet dog")).toEqual(full("my pet dog"));
+  const violin = rids[2]!;
+  expect(among("my pet dog")[0]).not.toBe(violin);
+
+  // This connection changes a content: its vector is dropped (trigger) and the cache forgets it.
+  memories.update(ids[2]!, { content: "My dog sleeps on the sofa with the puppy" });
+  expect(among("my pet dog")[0]).toBe(violin);
+  expect(among("my pet dog")).toEqual(full("my pet dog"));
+
+  // A delete: the memory is no longer scored.
+  memories.delete(ids[2]!);
+  expect(among("my pet dog")).not.toContain(violin);
+  expect(among("my pet dog")).toEqual(full("my pet dog"));
+
+  // A vector rewritten in the table (as a re-embedding does) is read again.
+  const beach = rids[3]!;
+  const flowerPot = (
+    ctx.db.query("SELECT vector FROM memory_vectors WHERE rid = ?").get(rids[0]!) as {
+      vector: Uint8Array;
+    }
+  ).vector;
+  ctx.db.query("UPDATE memory_vectors SET vector = ? WHERE rid = ?").run(flowerPot, beach);
+  const pot = vectors.searchAmong("spare key under the flower pot", 2, rids);
+  expect(pot.map((h) => h.r).sort()).toEqual([rids[0]!, beach].sort());
+  expect(pot[0]!.score).toBeCloseTo(pot[1]!.score, 6);
+
+  // Another connection's commit (the CLI while the daemon runs): the cache is filled again.
+  const other = new SqliteContext({ path: ctx.path, integrityCheck: false });
+  sqliteMemories(other).update(ids[4]!, { content: "Our puppy and the dog play fetch in the park" });
+  sqliteVectors(other).search("dog", 1); // embeds and stores its vector from that connection
+  other.db.close();
+  const dinner = rids[4]!;
+  expect(among("my pet dog")[0]).toBe(dinner);
+
+  // A memory removed for good (eviction: the vector goes by cascade) whose rowid a new memory
+  // then takes (the largest rowid is reused): the new content's vector is the one scored.
+  const last = rids.at(-1)!;
+  expect(among("sunset over the lake")[0]).toBe(last);
+  ctx.db.query("DELETE FROM memories WHERE rid = ?").run(last);
+  const reused = memories.create({ content: "A puppy and a dog", kind: "episodic", tags: [], metadata: {} });
+  expect(ridOf(reused.id)).toBe(last);
+  expect(among("sunset over the lake")).toEqual(full("sunset over the lake"));
+  expect(among("sunset over the lake")[0]).not.toBe(last);
+  expect(among("my pet dog")).toEqual(full("my pet dog"));
   ctx.db.close();
 });
