@@ -45,6 +45,11 @@ export function filterSql(f: ResolvedFilter): FilterSql {
     parts.push("m.created_at <= ?");
     params.push(f.until);
   }
+  if (f.window) {
+    // `event_at`: occurred_at, else created_at, in UTC (schema.ts), indexed.
+    parts.push("m.event_at >= ? AND m.event_at < ?");
+    params.push(f.window.since, f.window.until);
+  }
   for (const [key, value] of Object.entries(f.metadata ?? {})) {
     if (typeof value === "boolean") {
       parts.push("EXISTS (SELECT 1 FROM json_each(m.metadata) AS j WHERE j.key = ? AND j.type = ?)");

@@ -17,6 +17,7 @@ import {
 import { nameFactor, queryNames } from "../../../core/names.ts";
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
 import { queryTokens } from "../../../core/query.ts";
+import { boostWindow, eventTime, type TimeRecall } from "../../../core/time-query.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
 import type { LocalRecallMode, MemoryStore, WriteOptions } from "../types.ts";
 import { invalid, iso, type SqliteContext } from "./context.ts";
@@ -37,6 +38,8 @@ const EXACT_SCAN_MAX = 20_000;
 /** How many keyword candidates a prefiltered hybrid recall scores by vector (on the LoCoMo dev
  * conversations 300 ranked within 0.1 point of R@10 of a full scan). */
 const HYBRID_CANDIDATES = 300;
+/** A recall boosted by a time window ranks this many over every memory and over the window's. */
+const TIME_DEPTH = 30;
 
 /** The query's words (stopwords dropped when there are others) OR-ed: the unpruned match. */
 function everyWord(query: string): string {
@@ -311,72 +314,31 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       limit: number,
       filter?: MemoryFilter,
       mode: LocalRecallMode = "keyword",
+      time?: TimeRecall,
     ): RecallHit[] {
       return guard(() => {
         const rf = resolved(filter);
-        const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
-        let ranked: { r: number; score: number; s?: string | null }[];
-        if (mode === "keyword") {
-          // A question that names someone: rank twice the page without snippets, boost the
-          // memories that name them (core/names.ts), keep the page, then make its snippets.
-          const names = queryNames(query);
-          ranked =
-            names.length > 0
-              ? boostNames(keywordRanked(query, limit * 2, f, false), names)
-                  .slice(0, limit)
-                  .map((h) => ({ ...h, s: snippetOf(query, h.r) }))
-              : keywordRanked(query, limit, f);
-        } else {
-          const allowed = () =>
-            f
-              ? new Set(
-                  (
-                    q(`SELECT rid FROM memories AS m WHERE m.deleted = 0${f.sql}`).all(...f.params) as {
-                      rid: number;
-                    }[]
-                  ).map((x) => x.rid),
-                )
-              : undefined;
-          if (mode === "semantic") ranked = vectors.search(query, limit, allowed());
-          else {
-            const depth = Math.max(limit, HYBRID_DEPTH);
-            // On a large store the vectors rank the keyword candidates only (see EXACT_SCAN_MAX).
-            const prefilter = planSource.maxRowid() > EXACT_SCAN_MAX;
-            const candidates = keywordRanked(
-              query,
-              prefilter ? Math.max(depth, HYBRID_CANDIDATES) : depth,
-              f,
-              false,
-            );
-            const names = queryNames(query);
-            const kw =
-              names.length > 0 ? boostNames(candidates.slice(0, depth), names) : candidates.slice(0, depth);
-            const sem = prefilter
-              ? vectors.searchAmong(
-                  query,
-                  depth,
-                  candidates.map((h) => h.r),
-                )
-              : vectors.search(query, depth, allowed());
-            ranked = fuseScores(
-              kw.map((h) => ({ id: String(h.r), score: h.score })),
-              sem.map((h) => ({ id: String(h.r), score: h.score })),
-              { limit },
-            ).map((h) => ({ r: Number(h.id), score: h.score, s: snippetOf(query, Number(h.id)) }));
-          }
-        }
-        const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
-        const hits: RecallHit[] = [];
-        for (const h of ranked) {
-          const row = byRid.get(h.r) as MemoryRow | null;
-          if (!row) continue;
-          hits.push({
-            memory: toLocalMemory(row),
-            score: h.score,
-            snippet: h.s || row.content.slice(0, 200),
-          });
-        }
-        return hits;
+        if (!time) return recallIn(query, limit, rf, mode);
+        const within: ResolvedFilter = { ...rf, window: time.window };
+        if (time.use === "filter") return recallIn(time.rest, limit, within, mode, true);
+        // A window no memory (of those the filter lets through) falls in: a wrong guess, the
+        // ranking is the one without it.
+        const fw = filterSql(within);
+        if (!q(`SELECT 1 FROM memories AS m WHERE m.deleted = 0${fw.sql} LIMIT 1`).get(...fw.params))
+          return recallIn(query, limit, rf, mode);
+        const depth = Math.max(limit, TIME_DEPTH);
+        // A time phrase alone ("yesterday") has no words to rank every memory by.
+        const words = queryTokens(time.rest).length > 0;
+        return boostWindow(
+          words ? recallIn(time.rest, depth, rf, mode) : [],
+          recallIn(time.rest, depth, within, mode, true),
+          {
+            key: (h) => h.memory.id,
+            at: (h) => eventTime(h.memory),
+            window: time.window,
+            limit,
+          },
+        );
       });
     },
 
@@ -386,4 +348,91 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       );
     },
   };
+
+  /** A recall narrowed by a resolved filter. `newestIfNoWords`: a query with no words to rank
+   * (a time phrase alone, "yesterday") answers the newest memories the filter lets through. */
+  function recallIn(
+    query: string,
+    limit: number,
+    rf: ResolvedFilter,
+    mode: LocalRecallMode,
+    newestIfNoWords = false,
+  ): RecallHit[] {
+    const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
+    if (newestIfNoWords && queryTokens(query).length === 0) {
+      const ff = f ?? { sql: "", params: [] };
+      return (
+        q(
+          `SELECT ${MEMORY_COLUMNS} FROM memories AS m WHERE m.deleted = 0${ff.sql}
+               ORDER BY m.event_at DESC, m.rid DESC LIMIT ?`,
+        ).all(...ff.params, limit) as MemoryRow[]
+      ).map((row, i) => ({
+        memory: toLocalMemory(row),
+        score: 1 / (i + 1),
+        snippet: row.content.slice(0, 200),
+      }));
+    }
+    let ranked: { r: number; score: number; s?: string | null }[];
+    if (mode === "keyword") {
+      // A question that names someone: rank twice the page without snippets, boost the
+      // memories that name them (core/names.ts), keep the page, then make its snippets.
+      const names = queryNames(query);
+      ranked =
+        names.length > 0
+          ? boostNames(keywordRanked(query, limit * 2, f, false), names)
+              .slice(0, limit)
+              .map((h) => ({ ...h, s: snippetOf(query, h.r) }))
+          : keywordRanked(query, limit, f);
+    } else {
+      const allowed = () =>
+        f
+          ? new Set(
+              (
+                q(`SELECT rid FROM memories AS m WHERE m.deleted = 0${f.sql}`).all(...f.params) as {
+                  rid: number;
+                }[]
+              ).map((x) => x.rid),
+            )
+          : undefined;
+      if (mode === "semantic") ranked = vectors.search(query, limit, allowed());
+      else {
+        const depth = Math.max(limit, HYBRID_DEPTH);
+        // On a large store the vectors rank the keyword candidates only (see EXACT_SCAN_MAX).
+        const prefilter = planSource.maxRowid() > EXACT_SCAN_MAX;
+        const candidates = keywordRanked(
+          query,
+          prefilter ? Math.max(depth, HYBRID_CANDIDATES) : depth,
+          f,
+          false,
+        );
+        const names = queryNames(query);
+        const kw =
+          names.length > 0 ? boostNames(candidates.slice(0, depth), names) : candidates.slice(0, depth);
+        const sem = prefilter
+          ? vectors.searchAmong(
+              query,
+              depth,
+              candidates.map((h) => h.r),
+            )
+          : vectors.search(query, depth, allowed());
+        ranked = fuseScores(
+          kw.map((h) => ({ id: String(h.r), score: h.score })),
+          sem.map((h) => ({ id: String(h.r), score: h.score })),
+          { limit },
+        ).map((h) => ({ r: Number(h.id), score: h.score, s: snippetOf(query, Number(h.id)) }));
+      }
+    }
+    const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
+    const hits: RecallHit[] = [];
+    for (const h of ranked) {
+      const row = byRid.get(h.r) as MemoryRow | null;
+      if (!row) continue;
+      hits.push({
+        memory: toLocalMemory(row),
+        score: h.score,
+        snippet: h.s || row.content.slice(0, 200),
+      });
+    }
+    return hits;
+  }
 }
