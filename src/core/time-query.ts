@@ -494,7 +494,9 @@ export const TIME_BOOST = 3;
  * Boost: the union of a ranking over every memory (`all`) and one over the window's memories only
  * (`within`, so that a memory of that time that matches the words is a candidate even on a large
  * store), each memory of the window scored `factor` times higher, best first, `limit` of them.
- * Both rankings must score on the same scale (higher is better, non-negative).
+ * Both rankings must score on the same scale (higher is better). `limit` of each is enough: a
+ * memory outside the window in the answer is in the best `limit` of `all` (boosting only lifts
+ * others), and one inside it is in the best `limit` of `within`.
  */
 export function boostWindow<H extends { score: number }>(
   all: readonly H[],

@@ -80,8 +80,6 @@ export function snippetFor(content: string, tokens: readonly string[], width = 2
 /** Hybrid search fuses this many of each list's best (100 ranked 1–2 points of recall@10 above 30
  * or 60 on the LoCoMo dev conversations: the vector list's min-max scale needs its tail). */
 const HYBRID_DEPTH = 100;
-/** A search boosted by a time window ranks this many over every memory and over the window's. */
-const TIME_DEPTH = 30;
 
 export type SearchService = ReturnType<typeof createSearchService>;
 
@@ -205,11 +203,10 @@ export function createSearchService(deps: SearchServiceDeps) {
         // A window no memory falls in leaves the ranking as it would be without it.
         else if (!(await anyIn(userId, within))) results = await ranked(userId, req, resolved);
         else {
-          const depth = Math.max(req.limit, TIME_DEPTH);
           const [all, inWindow] = await Promise.all([
             // A time phrase alone ("yesterday") has no words to rank every memory by.
-            queryTokens(rest.query).length > 0 ? ranked(userId, { ...rest, limit: depth }, resolved) : [],
-            ranked(userId, { ...rest, limit: depth }, within, true),
+            queryTokens(rest.query).length > 0 ? ranked(userId, rest, resolved) : [],
+            ranked(userId, rest, within, true),
           ]);
           results = boostWindow(all, inWindow, {
             key: (h) => h.memory.id,

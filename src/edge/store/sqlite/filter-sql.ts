@@ -10,6 +10,8 @@ export interface FilterSql {
   /** `AND …` conditions (empty when the filter narrows nothing). */
   sql: string;
   params: SQLQueryBindings[];
+  /** Whether it narrows to a time window (then recall may rank the window's memories directly). */
+  window?: boolean;
 }
 
 /** The conditions of `f` on the memories table aliased `m`. */
@@ -66,5 +68,5 @@ export function filterSql(f: ResolvedFilter): FilterSql {
       params.push(key, value);
     }
   }
-  return { sql: parts.map((p) => ` AND ${p}`).join(""), params };
+  return { sql: parts.map((p) => ` AND ${p}`).join(""), params, ...(f.window ? { window: true } : {}) };
 }

@@ -38,8 +38,9 @@ const EXACT_SCAN_MAX = 20_000;
 /** How many keyword candidates a prefiltered hybrid recall scores by vector (on the LoCoMo dev
  * conversations 300 ranked within 0.1 point of R@10 of a full scan). */
 const HYBRID_CANDIDATES = 300;
-/** A recall boosted by a time window ranks this many over every memory and over the window's. */
-const TIME_DEPTH = 30;
+/** A time window whose memories span fewer rowids than this is ranked over that range (see
+ * keywordRanked). */
+const WINDOW_SPAN_MAX = 20_000;
 
 /** The query's words (stopwords dropped when there are others) OR-ed: the unpruned match. */
 function everyWord(query: string): string {
@@ -122,6 +123,31 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
 
   /** Keyword recall's ranked rows (FTS5 bm25), narrowed by `f`. */
   function keywordRanked(query: string, limit: number, f: FilterSql | undefined, snippets = true) {
+    // A time window whose memories lie within WINDOW_SPAN_MAX consecutive rowids (memories are
+    // mostly written in the order they happened): rank every word of the query over that rowid
+    // range only (FTS5 seeks to it in each word's list), instead of ranking the matches of the
+    // whole store and keeping the window's.
+    if (f?.window) {
+      const span = q(
+        `SELECT min(m.rid) AS lo, max(m.rid) AS hi FROM memories AS m WHERE m.deleted = 0${f.sql}`,
+      ).get(...f.params) as { lo: number | null; hi: number | null };
+      if (span.lo === null || span.hi === null) return [];
+      if (span.hi - span.lo < WINDOW_SPAN_MAX) {
+        const match = everyWord(query);
+        if (!match) return [];
+        return q(
+          `SELECT memories_fts.rowid AS r, -memories_fts.rank AS score, ${snippets ? SNIPPET : "NULL"} AS s
+           FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
+           WHERE memories_fts MATCH ? AND memories_fts.rowid >= ? AND memories_fts.rowid <= ?
+             AND m.deleted = 0${f.sql}
+           ORDER BY memories_fts.rank LIMIT ?`,
+        ).all(match, span.lo, span.hi, ...f.params, limit) as {
+          r: number;
+          score: number;
+          s: string | null;
+        }[];
+      }
+    }
     const plan = planRecall(query, planSource);
     if (!plan) return [];
     // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
@@ -326,12 +352,11 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         const fw = filterSql(within);
         if (!q(`SELECT 1 FROM memories AS m WHERE m.deleted = 0${fw.sql} LIMIT 1`).get(...fw.params))
           return recallIn(query, limit, rf, mode);
-        const depth = Math.max(limit, TIME_DEPTH);
         // A time phrase alone ("yesterday") has no words to rank every memory by.
         const words = queryTokens(time.rest).length > 0;
         return boostWindow(
-          words ? recallIn(time.rest, depth, rf, mode) : [],
-          recallIn(time.rest, depth, within, mode, true),
+          words ? recallIn(time.rest, limit, rf, mode) : [],
+          recallIn(time.rest, limit, within, mode, true),
           {
             key: (h) => h.memory.id,
             at: (h) => eventTime(h.memory),
