@@ -123,13 +123,15 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
 
   /** Keyword recall's ranked rows (FTS5 bm25), narrowed by `f`. */
   function keywordRanked(query: string, limit: number, f: FilterSql | undefined, snippets = true) {
+    // (The queries driven by the window name the event_at index: the planner otherwise picks the
+    // index on deleted and reads every memory.)
     // A time window whose memories lie within WINDOW_SPAN_MAX consecutive rowids (memories are
     // mostly written in the order they happened): rank every word of the query over that rowid
     // range only (FTS5 seeks to it in each word's list), instead of ranking the matches of the
     // whole store and keeping the window's.
     if (f?.window) {
       const span = q(
-        `SELECT min(m.rid) AS lo, max(m.rid) AS hi FROM memories AS m WHERE m.deleted = 0${f.sql}`,
+        `SELECT min(m.rid) AS lo, max(m.rid) AS hi FROM memories AS m INDEXED BY memories_event_at WHERE m.deleted = 0${f.sql}`,
       ).get(...f.params) as { lo: number | null; hi: number | null };
       if (span.lo === null || span.hi === null) return [];
       if (span.hi - span.lo < WINDOW_SPAN_MAX) {
@@ -159,7 +161,9 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
     // the filter did not fill the page from the rest, rank every memory with any of the words
     // among those the filter lets through: a narrow filter then still gets a full page (this
     // costs what an unpruned ranking of those words costs).
-    if (f && ranked.length < limit && pruned(plan))
+    // (Not for a wide time window: it is a large part of the store, not a narrow filter, and a
+    // boost ranks every memory besides.)
+    if (f && !f.window && ranked.length < limit && pruned(plan))
       ranked = rank({ match: everyWord(query) }, limit, f, snippets);
     return ranked;
   }
@@ -350,13 +354,19 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         // A window no memory (of those the filter lets through) falls in: a wrong guess, the
         // ranking is the one without it.
         const fw = filterSql(within);
-        if (!q(`SELECT 1 FROM memories AS m WHERE m.deleted = 0${fw.sql} LIMIT 1`).get(...fw.params))
+        if (
+          !q(
+            `SELECT 1 FROM memories AS m INDEXED BY memories_event_at WHERE m.deleted = 0${fw.sql} LIMIT 1`,
+          ).get(...fw.params)
+        )
           return recallIn(query, limit, rf, mode);
         // A time phrase alone ("yesterday") has no words to rank every memory by.
+        // Snippets are made for the answer only (FTS5 makes one for every row it sorts).
         const words = queryTokens(time.rest).length > 0;
-        return boostWindow(
-          words ? recallIn(time.rest, limit, rf, mode) : [],
-          recallIn(time.rest, limit, within, mode, true),
+        const snippetsInside = mode !== "keyword";
+        const hits = boostWindow(
+          words ? recallIn(time.rest, limit, rf, mode, false, snippetsInside) : [],
+          recallIn(time.rest, limit, within, mode, true, snippetsInside),
           {
             key: (h) => h.memory.id,
             at: (h) => eventTime(h.memory),
@@ -364,6 +374,13 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
             limit,
           },
         );
+        if (snippetsInside || !words) return hits;
+        const ridOf = q("SELECT rid FROM memories WHERE id = ?");
+        return hits.map((h) => {
+          const rid = (ridOf.get(h.memory.id) as { rid: number } | null)?.rid;
+          const snippet = rid === undefined ? null : snippetOf(time.rest, rid);
+          return snippet ? { ...h, snippet } : h;
+        });
       });
     },
 
@@ -382,14 +399,15 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
     rf: ResolvedFilter,
     mode: LocalRecallMode,
     newestIfNoWords = false,
+    snippets = true,
   ): RecallHit[] {
     const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
     if (newestIfNoWords && queryTokens(query).length === 0) {
       const ff = f ?? { sql: "", params: [] };
       return (
         q(
-          `SELECT ${MEMORY_COLUMNS} FROM memories AS m WHERE m.deleted = 0${ff.sql}
-               ORDER BY m.event_at DESC, m.rid DESC LIMIT ?`,
+          `SELECT ${MEMORY_COLUMNS} FROM memories AS m INDEXED BY memories_event_at
+           WHERE m.deleted = 0${ff.sql} ORDER BY m.event_at DESC, m.rid DESC LIMIT ?`,
         ).all(...ff.params, limit) as MemoryRow[]
       ).map((row, i) => ({
         memory: toLocalMemory(row),
@@ -406,8 +424,8 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         names.length > 0
           ? boostNames(keywordRanked(query, limit * 2, f, false), names)
               .slice(0, limit)
-              .map((h) => ({ ...h, s: snippetOf(query, h.r) }))
-          : keywordRanked(query, limit, f);
+              .map((h) => ({ ...h, s: snippets ? snippetOf(query, h.r) : null }))
+          : keywordRanked(query, limit, f, snippets);
     } else {
       const allowed = () =>
         f
