@@ -18,6 +18,8 @@ export interface RealtimeLinkOptions {
   /** While not logged in, how often the credentials are looked at (at most 2 s). */
   intervalMs: number;
   random: () => number;
+  /** Multiplies the reconnect delays (testing knob; see SyncEngineOptions.retryScale). */
+  retryScale?: number;
   /** The stream (re)opened: the VPS is back. */
   onOpen: () => void;
   /** A `changes` event arrived. */
@@ -66,7 +68,8 @@ export class RealtimeLink {
       }
       this.up = false;
       if (!running()) break;
-      await this.sleep(Math.max(serverWait, reconnectDelay(++attempt, this.opts.random)));
+      const delay = Math.round(reconnectDelay(++attempt, this.opts.random) * (this.opts.retryScale ?? 1));
+      await this.sleep(Math.max(serverWait, delay));
     }
   }
 
