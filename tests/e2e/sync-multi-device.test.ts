@@ -97,7 +97,7 @@ describe("multi-device sync (VPS on PostgreSQL, edge daemons as real processes)"
       const [early, late] = first === "loser" ? [a, b] : [b, a];
       await late.stop();
       await cluster.startVps();
-      await syncNow(early, { via: "cli" });
+      await syncNow(early);
       await late.start();
       await syncNow(late);
       await syncNow(early);

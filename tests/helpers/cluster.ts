@@ -41,19 +41,8 @@ export interface EdgeDevice {
   output(): string;
 }
 
-/**
- * Runs one full sync cycle on `dev` now; throws if it fails. By default, with the daemon running,
- * through its local API (`POST /v1/sync/run`, what `dionysus sync` calls then): a request instead
- * of a CLI process, which takes seconds on a busy machine. `via: "cli"` (or a stopped daemon) runs
- * `dionysus sync --json`; tests/e2e/sync-multi-device.test.ts uses it, so the command stays tested.
- */
-export async function syncNow(dev: EdgeDevice, opts: { via?: "api" | "cli" } = {}): Promise<void> {
-  if (opts.via !== "cli" && dev.running()) {
-    const r = await dev.api("POST", "/v1/sync/run");
-    if (r.status !== 200)
-      throw new Error(`sync on ${dev.name} failed: ${r.status} ${JSON.stringify(r.body)}`);
-    return;
-  }
+/** Runs one full sync cycle on `dev` through its CLI (`dionysus sync`); throws if it fails. */
+export async function syncNow(dev: EdgeDevice): Promise<void> {
   const r = await dev.cli(["sync", "--json"]);
   if (r.code !== 0) throw new Error(`dionysus sync on ${dev.name} failed: ${r.stderr}`);
 }
