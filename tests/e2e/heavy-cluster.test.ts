@@ -44,7 +44,21 @@ describe("heavy queries with a real edge and a real VPS", () => {
     expect((await laptop.api("POST", "/v1/memories", dup)).status).toBe(201);
     expect((await laptop.api("POST", "/v1/sync/run")).status).toBe(200);
 
-    // The VPS worker embeds the new memories; semantic recall then finds them there.
+    // The VPS worker embeds the new memories (in its own process, started with the VPS a moment
+    // ago); semantic recall then finds them there. Asked before, the VPS would answer without them,
+    // and the edge would cache that answer for the probes after it.
+    await eventually(
+      async () => {
+        const [r] = await cluster.sql<{ live: string; bare: string }>(
+          `SELECT count(*) AS live,
+             count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM embeddings AS e WHERE e.user_id = m.user_id AND e.memory_id = m.id)) AS bare
+           FROM memories AS m WHERE NOT m.deleted`,
+        );
+        return Number(r!.live) >= notes.length + 1 && Number(r!.bare) === 0 ? true : undefined;
+      },
+      120_000,
+      "the VPS worker to embed the new memories",
+    );
     const first = await eventually(
       async () => {
         const r = RecallResponse.parse(
@@ -119,7 +133,7 @@ describe("heavy queries with a real edge and a real VPS", () => {
     const ask = await laptop.cli(["ask", "where", "is", "the", "key?"]);
     expect(ask.code).toBe(5);
     expect(ask.stderr).toContain("no LLM is configured");
-  });
+  }, 180_000);
 
   test("with the VPS stopped: recall runs on the device, degraded; VPS-only commands answer 503", async () => {
     await cluster.stopVps();

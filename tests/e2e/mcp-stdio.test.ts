@@ -6,13 +6,14 @@
  * protocol, `mcp config`, and a client killed mid-write leaving no half-written memory.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { LocalMemory } from "../../src/core/memory.ts";
+import { compiledBinary } from "../helpers/compiled.ts";
 import { cleanEnv, edgeAuth, eventually, repoRoot, runCli, scratch } from "../helpers/harness.ts";
 
 setDefaultTimeout(60_000);
@@ -23,13 +24,11 @@ const tmp = scratch();
 const clients: Client[] = [];
 
 beforeAll(() => {
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "src/cli/main.ts", "--outfile", bin], {
-    cwd: repoRoot,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
-}, 240_000);
+  // Built with `bun run build`'s flags, once per source tree (tests/helpers/compiled.ts); a copy in
+  // a directory without node_modules.
+  copyFileSync(compiledBinary(), bin);
+  chmodSync(bin, 0o755);
+}, 300_000);
 
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();

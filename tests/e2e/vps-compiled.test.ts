@@ -6,8 +6,8 @@ import { afterAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { compiledBinary } from "../helpers/compiled.ts";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), "dionysus-compiled-"));
 let server: ReturnType<typeof Bun.spawn> | undefined;
 
@@ -20,13 +20,8 @@ afterAll(async () => {
 });
 
 test("bun build --compile, then the binary serves the VPS on PGlite from another directory", async () => {
-  const bin = join(work, "dionysus");
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "src/cli/main.ts", "--outfile", bin], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  expect(build.exitCode).toBe(0);
+  // Built with `bun run build`'s flags, once per source tree (tests/helpers/compiled.ts).
+  const bin = compiledBinary();
   const dataDir = join(work, "data");
   // Run from a directory without node_modules, so nothing can be found on disk.
   server = Bun.spawn([bin, "vps", "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir], {

@@ -3,7 +3,7 @@
  * the one-process lock, and a database a newer dionysus has migrated (on PGlite and PostgreSQL).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, lstatSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, lstatSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { Client } from "pg";
@@ -19,6 +19,32 @@ function dataDir(): string {
   const d = tempDir("dionysus-vps-dir-");
   cleanups.push(d.cleanup);
   return d.path;
+}
+
+let template: Promise<string> | undefined;
+
+/**
+ * A data dir that `vps migrate` made from nothing, once per file (PGlite's initdb costs seconds of
+ * CPU): the first test checks it as it is, the others that need an existing database work on a
+ * copy ({@link migratedCopy}).
+ */
+function migratedTemplate(): Promise<string> {
+  template ??= (async () => {
+    const dir = dataDir();
+    // Generous: initdb has taken over a minute on a busy shared machine.
+    const r = await runCli(["vps", "migrate", "--data-dir", dir], { timeoutMs: 180_000 });
+    if (r.code !== 0) throw new Error(`vps migrate exited ${r.code}: ${r.stderr}`);
+    return dir;
+  })();
+  return template;
+}
+
+/** A copy of {@link migratedTemplate}: an existing, migrated data dir of the test's own. */
+async function migratedCopy(): Promise<string> {
+  const from = await migratedTemplate();
+  const dir = dataDir();
+  cpSync(from, dir, { recursive: true });
+  return dir;
 }
 
 async function serve(args: string[]): Promise<VpsProcess> {
@@ -46,18 +72,15 @@ const notOwnerOnly = (root: string) =>
 
 describe("embedded data dir file modes", () => {
   test("a new data dir is owner-only: dirs 0700, files 0600 (the WAL too)", async () => {
-    const dir = dataDir();
-    const r = await runCli(["vps", "migrate", "--data-dir", dir]);
-    expect(r.code).toBe(0);
+    const dir = await migratedTemplate();
     const all = modes(dir);
     expect(all.some((m) => m.path.includes("pg_wal/0000"))).toBe(true);
     expect(all.length).toBeGreaterThan(500);
     expect(notOwnerOnly(dir)).toEqual([]);
-  }, 60_000);
+  }, 200_000);
 
   test("an existing world-readable data dir is put right at start, and the count is logged", async () => {
-    const dir = dataDir();
-    expect((await runCli(["vps", "migrate", "--data-dir", dir])).code).toBe(0);
+    const dir = await migratedCopy();
     // What an older dionysus left: dirs 0755, files 0666.
     const before = modes(dir);
     for (const m of before) chmodSync(m.path, m.dir ? 0o755 : 0o666);
@@ -72,12 +95,12 @@ describe("embedded data dir file modes", () => {
     await server.stop();
     // Files PGlite created while it ran are owner-only as well once it stops.
     expect(notOwnerOnly(dir)).toEqual([]);
-  }, 90_000);
+  }, 200_000);
 });
 
 describe("one process per embedded data dir", () => {
   test("a lock file naming a live, unrelated process does not block a start; a real second serve is refused", async () => {
-    const dir = dataDir();
+    const dir = await migratedCopy();
     // A pid that is alive and is not a dionysus holding this dir: the test runner's parent.
     writeFileSync(join(dir, "pglite.lock"), `${process.ppid}\n`);
     const server = await serve(["--data-dir", dir]);
@@ -96,7 +119,7 @@ describe("one process per embedded data dir", () => {
     const again = await runCli(["vps", "migrate", "--data-dir", dir]);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain("already up to date");
-  }, 90_000);
+  }, 200_000);
 });
 
 describe("a database migrated by a newer dionysus", () => {
@@ -109,8 +132,7 @@ describe("a database migrated by a newer dionysus", () => {
   };
 
   test("PGlite: migrate and serve refuse it with one line and exit 6", async () => {
-    const dir = dataDir();
-    expect((await runCli(["vps", "migrate", "--data-dir", dir])).code).toBe(0);
+    const dir = await migratedCopy();
     const db = await createVpsDatabase({ data_dir: dir }, { migrate: false });
     await sql`insert into dionysus_migrations (name, timestamp) values (${future}, ${new Date().toISOString()})`.execute(
       db.db,
@@ -118,7 +140,7 @@ describe("a database migrated by a newer dionysus", () => {
     await db.close();
     expectRefused(await runCli(["vps", "migrate", "--data-dir", dir]));
     expectRefused(await runCli(["vps", "serve", "--port", "0", "--host", "127.0.0.1", "--data-dir", dir]));
-  }, 90_000);
+  }, 200_000);
 
   test("PostgreSQL: migrate and serve refuse it with one line and exit 6", async () => {
     const pg = await createTestDatabase("dionysus_newer");

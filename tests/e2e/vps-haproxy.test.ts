@@ -14,7 +14,7 @@ import { Client } from "pg";
 import { type Edge, edge, expectHealed, write } from "../helpers/fault-world.ts";
 import { type Haproxy, haproxyBinary, startHaproxy } from "../helpers/haproxy.ts";
 import {
-  cliJson,
+  aliceKey,
   createTestDatabase,
   eventually,
   runCli,
@@ -60,9 +60,7 @@ describe.skipIf(!binary || !TEST_DATABASE_URL)("several VPS instances behind HAP
       ),
     );
     await installWriteAudit(tdb.url);
-    const vpsDir = ["--data-dir", `${dir.path}/vps1`];
-    await cliJson(["vps", "user", "add", "alice", "--password", "correct horse battery", ...db, ...vpsDir]);
-    const { key } = await cliJson<{ key: string }>(["vps", "key", "create", "alice", ...db, ...vpsDir]);
+    const key = await aliceKey(`${dir.path}/vps1`);
     lb = await startHaproxy(
       binary!,
       instances.map((v, i) => ({ name: `vps${i + 1}`, address: new URL(v.url).host })),

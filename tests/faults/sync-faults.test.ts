@@ -20,6 +20,7 @@ import {
 } from "../helpers/cluster.ts";
 import { startCutProxy } from "../helpers/cut-proxy.ts";
 import { eventually, runCli } from "../helpers/harness.ts";
+import { installWriteAudit, readWriteAudit } from "../helpers/write-audit.ts";
 
 setDefaultTimeout(300_000);
 
@@ -178,30 +179,32 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     const proxy = await startCutProxy(Number(new URL(cluster.vpsUrl).port));
     const a = await cluster.device("killed-mid-push", {}, { vpsUrl: proxy.url });
     const aId = await deviceId(a);
+    // In one statement (one snapshot): the device's last applied mutation number, the user's feed
+    // number, and how many vectors the VPS worker has stored for the user (each takes a feed number
+    // too, in the same transaction as its vector, whenever the worker gets to it).
     const observe = async () => {
-      const [row] = await cluster.sql<{ last_mutation_id: string; seq: string; user_id: string }>(
-        `SELECT d.last_mutation_id, u.seq, u.id AS user_id
+      const [row] = await cluster.sql<{
+        last_mutation_id: string;
+        seq: string;
+        user_id: string;
+        vectors: string;
+      }>(
+        `SELECT d.last_mutation_id, u.seq, u.id AS user_id,
+           (SELECT count(*) FROM embeddings AS e WHERE e.user_id = u.id) AS vectors
          FROM devices AS d JOIN users AS u ON u.id = d.user_id WHERE d.device_id = $1`,
         [aId],
       );
-      return { last: Number(row!.last_mutation_id), seq: Number(row!.seq), user: row!.user_id };
+      return {
+        last: Number(row!.last_mutation_id),
+        seq: Number(row!.seq),
+        vectors: Number(row!.vectors),
+        user: row!.user_id,
+      };
     };
     await drained(a, 20_000, "a quiet queue on A");
-    // Each embedding the worker stores takes a feed number too: let it finish the memories of the
-    // tests before (in its own process, it may still be at them), so the count below is this test's.
-    const { user } = await observe();
-    await eventually(
-      async () => {
-        const [row] = await cluster.sql<{ n: string }>(
-          `SELECT count(*) AS n FROM memories AS m WHERE m.user_id = $1 AND NOT m.deleted
-             AND NOT EXISTS (SELECT 1 FROM embeddings AS e WHERE e.user_id = m.user_id AND e.memory_id = m.id)`,
-          [user],
-        );
-        return Number(row!.n) === 0 ? true : undefined;
-      },
-      180_000,
-      "the VPS worker to embed the memories written before",
-    );
+    // Every version the VPS stores is recorded (tests/helpers/write-audit.ts): a mutation applied
+    // twice shows up as its version stored twice, whenever the job worker embeds the memories.
+    await installWriteAudit(cluster.databaseUrl);
     const before = await observe();
 
     await cluster.stopVps();
@@ -252,24 +255,15 @@ describe("sync faults (VPS on PostgreSQL, edge daemons as real processes)", () =
     const after = await drained(a, 60_000, "the backlog to drain after the restart");
     expect(after.queue.failed).toBe(0);
 
-    // Every applied write takes the next number of the user's change feed, and so does each
-    // memory's embedding when the VPS worker stores it (once per memory: the content does not
-    // change). Once all N are embedded, exactly 2N means no mutation was applied twice.
-    await eventually(
-      async () => {
-        const [row] = await cluster.sql<{ n: string }>(
-          "SELECT count(*) AS n FROM embeddings WHERE user_id = $1 AND memory_id = ANY($2::text[])",
-          [before.user, ids],
-        );
-        return Number(row!.n) === N ? true : undefined;
-      },
-      // Generous: the worker yields half its time to the server, and CI machines are shared.
-      180_000,
-      "the VPS worker to embed the backlog",
-    );
+    // The device's last mutation number moved by exactly N; the user's feed by N writes plus the
+    // vectors stored meanwhile (no write took a second number); and each of the N memories was
+    // stored once, in one version: the resent batch was answered as duplicates, not applied again.
     const now = await observe();
     expect(now.last - before.last).toBe(N);
-    expect(now.seq - before.seq).toBe(2 * N);
+    expect(now.seq - before.seq).toBe(N + (now.vectors - before.vectors));
+    const audit = await readWriteAudit(cluster.databaseUrl, ids);
+    expect(audit.twice).toEqual([]);
+    expect(audit.stored).toBe(N);
     const vps = await cluster.vpsMemories();
     for (let i = 0; i < N; i++) expect(vps.get(ids[i]!)).toBe(contents[i]!);
     const [conflicts] = await cluster.sql<{ n: string }>(

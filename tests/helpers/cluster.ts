@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { Client } from "pg";
 import { dbPath } from "../../src/edge/daemon-file.ts";
 import {
+  aliceKey,
   type CliResult,
-  cliJson,
   createPgDatabase,
   type Daemon,
   edgeAuth,
@@ -88,8 +88,7 @@ export async function createCluster(opts: { vpsEnv?: Record<string, string> } = 
     });
   };
   await startVps();
-  await cliJson(["vps", "user", "add", "alice", "--password", "correct horse battery", ...dbArgs]);
-  const { key } = await cliJson<{ key: string }>(["vps", "key", "create", "alice", ...dbArgs]);
+  const key = await aliceKey(vpsDir);
 
   const cluster: Cluster = {
     vpsUrl,

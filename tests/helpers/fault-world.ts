@@ -10,7 +10,17 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { Client } from "pg";
 import { dbPath } from "../../src/edge/daemon-file.ts";
-import { bun, cleanEnv, cliEntry, cliJson, edgeAuth, eventually, freePort, repoRoot } from "./harness.ts";
+import {
+  aliceKey,
+  bun,
+  cleanEnv,
+  cliEntry,
+  cliJson,
+  edgeAuth,
+  eventually,
+  freePort,
+  repoRoot,
+} from "./harness.ts";
 import { installWriteAudit, readWriteAudit } from "./write-audit.ts";
 
 export interface Vps {
@@ -89,9 +99,14 @@ export async function startVps(opts: {
   };
   await vps.start();
   await installWriteAudit(opts.databaseUrl);
-  await cliJson(["vps", "user", "add", "alice", "--password", "correct horse battery", ...dbArgs]);
-  vps.apiKey = (await cliJson<{ key: string }>(["vps", "key", "create", "alice", ...dbArgs])).key;
+  vps.apiKey = host === "127.0.0.1" ? await aliceKey(opts.dataDir) : await aliceKeyByCli(dbArgs);
   return vps;
+}
+
+/** User `alice` and an API key through the CLI (`vps user add`, `vps key create`) on the database. */
+async function aliceKeyByCli(dbArgs: string[]): Promise<string> {
+  await cliJson(["vps", "user", "add", "alice", "--password", "correct horse battery", ...dbArgs]);
+  return (await cliJson<{ key: string }>(["vps", "key", "create", "alice", ...dbArgs])).key;
 }
 
 export interface Edge {
@@ -120,7 +135,14 @@ export function edge(
   const wrap = opts.exec ?? ((a: string[]) => a);
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
-  const env = cleanEnv({ DIONYSUS_SYNC_INTERVAL_S: "2", ...opts.env });
+  // The retry backoff and the realtime reconnect at a tenth of their length (1 s, 6 s, 30 s; 0.1 s
+  // doubling to 3 s): these tests are about what arrives after a fault, not when the engine retries
+  // (tests/faults/sync-faults.test.ts checks the real schedule), and need not wait out 10 s and 60 s.
+  const env = cleanEnv({
+    DIONYSUS_SYNC_INTERVAL_S: "2",
+    DIONYSUS_DEBUG_SYNC_RETRY_SCALE: "0.1",
+    ...opts.env,
+  });
   let current: ReturnType<typeof spawnCollected> | undefined;
   const api: Edge["api"] = async <T>(requests: { method: string; path: string; body?: unknown }[]) => {
     if (!opts.exec) {

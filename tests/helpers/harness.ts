@@ -237,6 +237,32 @@ export function createPgDatabase(): Promise<TestDatabase> {
   return createTestDatabase();
 }
 
+/**
+ * Adds user `alice` (password "correct horse battery") and an API key for her on the running VPS
+ * of `vpsDataDir`, through its loopback admin API (`<data dir>/vps.json`), which is what `dionysus
+ * vps user add` / `vps key create` use while a server holds the data dir; returns the key. Two
+ * requests instead of two CLI processes (seconds each on a busy machine); the admin commands
+ * themselves are tested in tests/e2e/admin-cli.test.ts.
+ */
+export async function aliceKey(vpsDataDir: string): Promise<string> {
+  const server = JSON.parse(readFileSync(join(vpsDataDir, "vps.json"), "utf8")) as {
+    admin_url: string;
+    admin_token: string;
+  };
+  const call = async <T>(path: string, body: unknown): Promise<T> => {
+    const res = await fetch(`${server.admin_url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.admin_token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`admin API ${path} answered ${res.status}: ${text}`);
+    return JSON.parse(text) as T;
+  };
+  await call("/admin/users", { name: "alice", password: "correct horse battery" });
+  return (await call<{ key: string }>("/admin/keys", { user: "alice" })).key;
+}
+
 export interface VpsProcess {
   proc: Subprocess;
   url: string;

@@ -33,7 +33,7 @@ export function registerServe(program: Command): void {
             if (shouldLog(event.level, config.log_level))
               process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
           };
-          const sync = createSyncHooks(config, { log });
+          const sync = createSyncHooks(config, { log, ...retryScale() });
           let stopPruning = () => {};
           let store: EdgeStore | undefined;
           const heavy = createVpsQueryClient({
@@ -110,4 +110,14 @@ export function registerServe(program: Command): void {
         },
       ),
     );
+}
+
+/**
+ * Testing knob: DIONYSUS_DEBUG_SYNC_RETRY_SCALE (a number above 0) multiplies the sync engine's
+ * retry backoff (10 s, 60 s, 300 s) and the realtime stream's reconnect delays (1 s doubling to
+ * 30 s), so that fault tests need not wait them out. Unset, the schedule is the documented one.
+ */
+function retryScale(): { retryScale?: number } {
+  const v = Number(process.env.DIONYSUS_DEBUG_SYNC_RETRY_SCALE);
+  return Number.isFinite(v) && v > 0 ? { retryScale: v } : {};
 }

@@ -82,6 +82,12 @@ export interface SyncEngineOptions {
    * (413) is split, down to single mutations. */
   maxPushBytes?: number;
   random?: () => number;
+  /**
+   * Testing knob (1 by default): multiplies the retry backoff steps and the realtime stream's
+   * reconnect delays, so that fault tests need not wait out 10 s, 60 s and 30 s. A server's
+   * Retry-After is never scaled. `dionysus serve` takes it from DIONYSUS_DEBUG_SYNC_RETRY_SCALE.
+   */
+  retryScale?: number;
   /** This device's wall clock (ms); the VPS clock's offset is measured against it. Tests skew it. */
   now?: () => number;
   log?: (event: Record<string, unknown>) => void;
@@ -128,6 +134,7 @@ export class SyncEngine {
       eventsIdleMs: EVENTS_IDLE_MS,
       maxPushBytes: PUSH_MAX_BYTES,
       random: Math.random,
+      retryScale: 1,
       ...options,
     };
     const offset = Number(this.store.getMeta(SYNC_META.clockOffset) ?? 0);
@@ -150,6 +157,7 @@ export class SyncEngine {
       intervalMs: this.opts.intervalMs,
       idleMs: this.opts.eventsIdleMs,
       random: this.opts.random,
+      retryScale: this.opts.retryScale,
       onOpen: () => {
         // Reconnected: the VPS is back. Anything queued meanwhile goes now, not at the next timer.
         if (!this.online || this.failures > 0 || this.store.queueCounts().queued > 0)
@@ -481,7 +489,7 @@ export class SyncEngine {
   }
 
   private delayFor(err: unknown, attempt: number): number {
-    return retryAfterOf(err) ?? backoffDelay(attempt, this.opts.random);
+    return retryAfterOf(err) ?? Math.round(backoffDelay(attempt, this.opts.random) * this.opts.retryScale);
   }
 
   private learnOffset(offsetMs: number | undefined): void {

@@ -16,7 +16,7 @@ export interface SyncHooks extends DaemonHooks {
 
 export function createSyncHooks(
   config: EdgeConfig,
-  opts: { log?: (event: Record<string, unknown>) => void } = {},
+  opts: { log?: (event: Record<string, unknown>) => void; retryScale?: number } = {},
 ): SyncHooks {
   let engine: SyncEngine | undefined;
   return {
@@ -28,6 +28,7 @@ export function createSyncHooks(
         intervalMs: config.sync_interval_s * 1000,
         storageLimitBytes: config.storage_limit_bytes,
         ...(opts.log ? { log: opts.log } : {}),
+        ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}),
       });
       engine.start();
     },

@@ -22,6 +22,8 @@ export interface RealtimeLinkOptions {
    * reopened: a link that died without a reset never ends it otherwise. */
   idleMs: number;
   random: () => number;
+  /** Multiplies the reconnect delays (testing knob; see SyncEngineOptions.retryScale). */
+  retryScale?: number;
   /** The stream (re)opened: the VPS is back. */
   onOpen: () => void;
   /** A `changes` event arrived. */
@@ -73,7 +75,8 @@ export class RealtimeLink {
       }
       this.up = false;
       if (!running()) break;
-      await this.sleep(Math.max(serverWait, reconnectDelay(++attempt, this.opts.random)));
+      const delay = Math.round(reconnectDelay(++attempt, this.opts.random) * (this.opts.retryScale ?? 1));
+      await this.sleep(Math.max(serverWait, delay));
     }
   }
 
