@@ -136,6 +136,8 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
   }
 
   return {
+    embedPending: (maxMs: number) => vectors.embedPending(maxMs),
+
     create(input: NewMemoryInput, options: WriteOptions = {}): LocalMemory {
       const parsed = NewMemory.safeParse(input);
       if (!parsed.success) throw invalid(parsed.error.issues);
