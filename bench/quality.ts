@@ -33,6 +33,7 @@ import os from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { queryTokens, toFtsQuery } from "../src/core/query.ts";
+import { readTime } from "../src/core/time-query.ts";
 import { VERSION } from "../src/core/version.ts";
 import { STOPWORDS } from "../src/edge/store/sqlite/recall-plan.ts";
 import { createCluster, type EdgeDevice } from "../tests/helpers/cluster.ts";
@@ -43,7 +44,12 @@ process.env.TEST_DATABASE_URL ??= "postgres://dionysus:dionysus@127.0.0.1:5432/d
 
 const { values: args } = parseArgs({
   args: Bun.argv.slice(2),
-  options: { data: { type: "string" }, "no-results": { type: "boolean", default: false } },
+  options: {
+    data: { type: "string" },
+    "no-results": { type: "boolean", default: false },
+    /** Only the local modes: no VPS modes, no waiting for the VPS to embed. */
+    local: { type: "boolean", default: false },
+  },
   strict: true,
 });
 if (!args.data) {
@@ -52,6 +58,8 @@ if (!args.data) {
 }
 const DATA_DIR = args.data;
 const LIMIT = 20;
+/** The clock relative time phrases are read against: the real one, as the API reads them. */
+const NOW = new Date();
 const KS = [1, 5, 10, 20] as const;
 const CATEGORIES = [1, 2, 3, 4] as const;
 const CATEGORY_NAMES: Record<number, string> = {
@@ -76,8 +84,10 @@ interface Qa {
 }
 interface Conversation {
   name: string;
-  turns: { diaId: string; content: string }[];
-  questions: { question: string; category: number; evidence: string[] }[];
+  /** `occurredAt`: the session's date and time, as a dated conversation is imported. */
+  turns: { diaId: string; content: string; occurredAt?: string }[];
+  /** `timed`: the question names a time core/time-query.ts reads (against the real clock). */
+  questions: { question: string; category: number; evidence: string[]; timed: boolean }[];
   /** Evidence strings that named no turn of the conversation (after the fixes). */
   unknownEvidence: number;
   /** Questions of categories 1–4 left out because none of their evidence names a turn. */
@@ -96,6 +106,32 @@ function parseEvidence(raw: string[]): string[] {
   return [...new Set(out)];
 }
 
+const MONTHS = [
+  "january",
+  "february",
+  "march",
+  "april",
+  "may",
+  "june",
+  "july",
+  "august",
+  "september",
+  "october",
+  "november",
+  "december",
+];
+
+/** A session's `"1:56 pm on 8 May, 2023"` as ISO 8601 (read as UTC), or undefined. */
+export function sessionTime(raw: unknown): string | undefined {
+  if (typeof raw !== "string") return undefined;
+  const m = /^(\d{1,2}):(\d{2})\s*(am|pm)\s+on\s+(\d{1,2})\s+([a-z]+),?\s+(\d{4})$/i.exec(raw.trim());
+  if (!m) return undefined;
+  const month = MONTHS.indexOf(m[5]!.toLowerCase());
+  if (month < 0) return undefined;
+  const hour = (Number(m[1]) % 12) + (m[3]!.toLowerCase() === "pm" ? 12 : 0);
+  return new Date(Date.UTC(Number(m[6]), month, Number(m[4]), hour, Number(m[2]))).toISOString();
+}
+
 function loadConversation(file: string): Conversation {
   const raw = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown> & { qa: Qa[] };
   const sessions = Object.keys(raw)
@@ -105,9 +141,14 @@ function loadConversation(file: string): Conversation {
     .sort((a, b) => a - b);
   const turns: Conversation["turns"] = [];
   for (const s of sessions) {
+    const occurredAt = sessionTime(raw[`session_${s}_date_time`]);
     for (const t of raw[`session_${s}`] as Turn[]) {
       const shares = t.blip_caption ? ` [shares ${t.blip_caption}]` : "";
-      turns.push({ diaId: t.dia_id, content: `${t.speaker}: ${t.text}${shares}` });
+      turns.push({
+        diaId: t.dia_id,
+        content: `${t.speaker}: ${t.text}${shares}`,
+        ...(occurredAt ? { occurredAt } : {}),
+      });
     }
   }
   const known = new Set(turns.map((t) => t.diaId));
@@ -123,7 +164,13 @@ function loadConversation(file: string): Conversation {
       noEvidence++;
       continue;
     }
-    questions.push({ question: String(q.question), category: q.category, evidence });
+    const question = String(q.question);
+    questions.push({
+      question,
+      category: q.category,
+      evidence,
+      timed: readTime(question, NOW) !== undefined,
+    });
   }
   return { name: basename(file, ".json"), turns, questions, unknownEvidence, noEvidence };
 }
@@ -133,17 +180,18 @@ function loadConversation(file: string): Conversation {
 type Ranked = string[]; // dia ids, best first
 interface Score {
   category: number;
+  timed: boolean;
   recall: Record<(typeof KS)[number], number>;
   hit10: boolean;
 }
 
-function score(evidence: string[], ranked: Ranked, category: number): Score {
+function score(evidence: string[], ranked: Ranked, category: number, timed: boolean): Score {
   const found = (k: number) => {
     const top = new Set(ranked.slice(0, k));
     return evidence.filter((e) => top.has(e)).length;
   };
   const recall = Object.fromEntries(KS.map((k) => [k, found(k) / evidence.length])) as Score["recall"];
-  return { category, recall, hit10: found(10) > 0 };
+  return { category, timed, recall, hit10: found(10) > 0 };
 }
 
 interface ModeResult {
@@ -174,15 +222,34 @@ const MODES = [
   { key: "raw", label: "raw FTS5 bm25, every word (reference)" },
   { key: "raw-stop", label: "raw FTS5 bm25, stopwords dropped (reference)" },
   { key: "local-keyword", label: "local keyword (edge)", mode: "keyword", route: "local" },
+  {
+    key: "local-keyword-off",
+    label: "local keyword, time off",
+    mode: "keyword",
+    route: "local",
+    time: "off",
+  },
   { key: "local-semantic", label: "local semantic (edge)", mode: "semantic", route: "local" },
   { key: "local-hybrid", label: "local hybrid (edge)", mode: "hybrid", route: "local" },
+  { key: "local-hybrid-off", label: "local hybrid, time off", mode: "hybrid", route: "local", time: "off" },
+  {
+    key: "local-keyword-filter",
+    label: "local keyword, time filter",
+    mode: "keyword",
+    route: "local",
+    time: "filter",
+  },
   { key: "vps-keyword", label: "VPS keyword", mode: "keyword", route: "vps" },
   { key: "vps-semantic", label: "VPS semantic (builtin embedder)", mode: "semantic", route: "vps" },
   { key: "vps-hybrid", label: "VPS hybrid (builtin embedder)", mode: "hybrid", route: "vps" },
+  { key: "vps-hybrid-off", label: "VPS hybrid, time off", mode: "hybrid", route: "vps", time: "off" },
   // Hybrid fuses 3 × limit (at least 30) candidates from each list, so the limit changes the top 10.
   { key: "vps-hybrid-10", label: "VPS hybrid, limit 10", mode: "hybrid", route: "vps", limit: 10 },
 ] as const;
 const limitOf = (m: (typeof MODES)[number]) => ("limit" in m ? m.limit : LIMIT);
+const timeOf = (m: (typeof MODES)[number]) => ("time" in m ? m.time : undefined);
+/** Modes run: with `--local`, the references and the local modes only. */
+const runs = (m: (typeof MODES)[number]) => !args.local || !("route" in m) || m.route === "local";
 type ModeKey = (typeof MODES)[number]["key"];
 
 const percentile = (sorted: number[], p: number) =>
@@ -247,7 +314,7 @@ function rawBm25(
       const ranked = match ? search.all(match, LIMIT).map((r) => r.dia_id) : [];
       into.latencies.push(performance.now() - t0);
       if (ranked.length === 0) into.empty++;
-      into.scores.push(score(q.evidence, ranked, q.category));
+      into.scores.push(score(q.evidence, ranked, q.category, q.timed));
     }
   } finally {
     db.close();
@@ -306,7 +373,10 @@ try {
     if (login.code !== 0) throw new Error(`login of ${user} failed: ${login.stderr}`);
     const idToDia = new Map<string, string>();
     await forEachLimit(conv.turns, 8, async (turn) => {
-      const r = await dev.api<{ id: string }>("POST", "/v1/memories", { content: turn.content });
+      const r = await dev.api<{ id: string }>("POST", "/v1/memories", {
+        content: turn.content,
+        ...(turn.occurredAt ? { occurred_at: turn.occurredAt } : {}),
+      });
       if (r.status >= 300)
         throw new Error(`${user} POST /v1/memories: ${r.status} ${JSON.stringify(r.body)}`);
       idToDia.set(r.body.id, turn.diaId);
@@ -318,7 +388,7 @@ try {
 
   // Wait until the VPS holds every memory and has embedded each one.
   const embedStart = performance.now();
-  for (const s of stores) {
+  for (const s of args.local ? [] : stores) {
     await waitFor(
       async () => {
         const [row] = await cluster.sql<{ memories: string; embedded: string; pending: string }>(
@@ -350,7 +420,7 @@ try {
 
   // Ask every question in every mode, one request at a time.
   for (const m of MODES) {
-    if (m.key === "raw" || m.key === "raw-stop") continue;
+    if (m.key === "raw" || m.key === "raw-stop" || !runs(m)) continue;
     const into = results[m.key];
     for (const s of stores) {
       for (const q of s.conv.questions) {
@@ -360,6 +430,7 @@ try {
           limit: limitOf(m),
           mode: m.mode,
           route: m.route,
+          ...(timeOf(m) ? { time: timeOf(m) } : {}),
         });
         into.latencies.push(performance.now() - t0);
         if (r.status !== 200)
@@ -369,7 +440,7 @@ try {
         if (r.body.reason) into.reasons.add(r.body.reason);
         const ranked = r.body.results.map((h) => s.idToDia.get(h.memory.id) ?? `?${h.memory.id}`);
         if (ranked.length === 0) into.empty++;
-        into.scores.push(score(q.evidence, ranked, q.category));
+        into.scores.push(score(q.evidence, ranked, q.category, q.timed));
       }
     }
     console.log(`${m.key}: ${into.scores.length} questions asked`);
@@ -387,7 +458,8 @@ const summary = (scores: Score[]) => ({
   h10: mean(scores.map((s) => (s.hit10 ? 1 : 0))),
 });
 
-const mainRows = MODES.map((m) => {
+const RUN = MODES.filter(runs);
+const mainRows = RUN.map((m) => {
   const res = results[m.key];
   const all = summary(res.scores);
   const lat = [...res.latencies].sort((a, b) => a - b);
@@ -407,7 +479,7 @@ const catHeader = CATEGORIES.map((c) => {
 const catTable = [
   `| R@10 / H@10 by category | ${catHeader.join(" | ")} |`,
   `|---|${CATEGORIES.map(() => "---").join("|")}|`,
-  ...MODES.map((m) => {
+  ...RUN.map((m) => {
     const cells = CATEGORIES.map((c) => {
       const s = summary(results[m.key].scores.filter((x) => x.category === c));
       return `${pct(s.r[2]!)} / ${pct(s.h10)}`;
@@ -415,6 +487,48 @@ const catTable = [
     return `| ${m.label} | ${cells.join(" | ")} |`;
   }),
 ].join("\n");
+
+// The questions that name a time, and category 2, with time used (default boost) and off.
+const subsets: { label: string; keep: (s: Score) => boolean }[] = [
+  { label: "all", keep: () => true },
+  { label: "2 temporal", keep: (s) => s.category === 2 },
+  { label: "name a time", keep: (s) => s.timed },
+  { label: "name no time", keep: (s) => !s.timed },
+];
+const timeTable = [
+  `| R@10 / H@10 | ${subsets.map((x) => `${x.label} (${results.raw.scores.filter(x.keep).length})`).join(" | ")} |`,
+  `|---|${subsets.map(() => "---").join("|")}|`,
+  ...RUN.map((m) => {
+    const cells = subsets.map((x) => {
+      const s = summary(results[m.key].scores.filter(x.keep));
+      return `${pct(s.r[2]!)} / ${pct(s.h10)}`;
+    });
+    return `| ${m.label} | ${cells.join(" | ")} |`;
+  }),
+].join("\n");
+let timedQuestions = 0;
+let timedEmpty = 0;
+const timedByCategory: Record<number, number> = {};
+for (const c of conversations) {
+  const times = c.turns.map((t) => (t.occurredAt ? Date.parse(t.occurredAt) : Number.NaN));
+  for (const q of c.questions) {
+    const r = readTime(q.question, NOW);
+    if (!r) continue;
+    timedQuestions++;
+    timedByCategory[q.category] = (timedByCategory[q.category] ?? 0) + 1;
+    const [a, b] = [Date.parse(r.since), Date.parse(r.until)];
+    if (!times.some((t) => t >= a && t < b)) timedEmpty++;
+  }
+}
+notes.push(
+  `Time in questions: every turn's occurred_at is its session's date and time (read as UTC). ${timedQuestions} questions name a time core/time-query.ts reads (${Object.entries(
+    timedByCategory,
+  )
+    .map(([c, n]) => `category ${c}: ${n}`)
+    .join(
+      ", ",
+    )}); the API reads relative phrases ("last week", "yesterday", "in May") against the real clock (${NOW.toISOString().slice(0, 10)}), so for ${timedEmpty} of them the window holds no memory of the conversation and the ranking is the one without it (as with time off).`,
+);
 
 const r10 = (k: ModeKey) => 100 * summary(results[k].scores).r[2]!;
 const h10 = (k: ModeKey) => 100 * summary(results[k].scores).h10;
@@ -440,17 +554,21 @@ const skipped = conversations.reduce((n, c) => n + c.noEvidence, 0);
 const unknown = conversations.reduce((n, c) => n + c.unknownEvidence, 0);
 notes.push(
   `Data: ${conversations.length} LoCoMo conversations (${conversations.map((c) => c.name).join(", ")}), ${totalTurns} turns (one memory each), ${totalQuestions} questions of categories 1–4 (${skipped} left out for naming no turn; ${unknown} evidence ids naming no turn ignored). One VPS user and one edge per conversation.`,
-  `How the edge answered: ${MODES.filter((m) => m.key !== "raw" && m.key !== "raw-stop")
+  `How the edge answered: ${RUN.filter((m) => m.key !== "raw" && m.key !== "raw-stop")
     .map((m) => describe(m.key))
     .join(". ")}.`,
-  `Issue's figures (R@10 / H@10): raw bm25 61.0 / 67.1, local keyword about 61 / 67, VPS keyword 53.6 / 59.3, VPS semantic 38.1 / 42.2, VPS hybrid 49.8 / 55.4. This run: raw bm25 ${r10("raw").toFixed(1)} / ${h10("raw").toFixed(1)} with every word and ${r10("raw-stop").toFixed(1)} / ${h10("raw-stop").toFixed(1)} with stopwords dropped, local keyword ${localR10.toFixed(1)} / ${h10("local-keyword").toFixed(1)}, VPS keyword ${r10("vps-keyword").toFixed(1)} / ${h10("vps-keyword").toFixed(1)}, VPS semantic ${r10("vps-semantic").toFixed(1)} / ${h10("vps-semantic").toFixed(1)}, VPS hybrid ${hybridR10.toFixed(1)} / ${h10("vps-hybrid").toFixed(1)} (limit 20) and ${r10("vps-hybrid-10").toFixed(1)} / ${h10("vps-hybrid-10").toFixed(1)} (limit 10).`,
+  ...(args.local
+    ? [`Local modes only (--local): no VPS modes were asked.`]
+    : [
+        `Issue's figures (R@10 / H@10): raw bm25 61.0 / 67.1, local keyword about 61 / 67, VPS keyword 53.6 / 59.3, VPS semantic 38.1 / 42.2, VPS hybrid 49.8 / 55.4. This run: raw bm25 ${r10("raw").toFixed(1)} / ${h10("raw").toFixed(1)} with every word and ${r10("raw-stop").toFixed(1)} / ${h10("raw-stop").toFixed(1)} with stopwords dropped, local keyword ${localR10.toFixed(1)} / ${h10("local-keyword").toFixed(1)}, VPS keyword ${r10("vps-keyword").toFixed(1)} / ${h10("vps-keyword").toFixed(1)}, VPS semantic ${r10("vps-semantic").toFixed(1)} / ${h10("vps-semantic").toFixed(1)}, VPS hybrid ${hybridR10.toFixed(1)} / ${h10("vps-hybrid").toFixed(1)} (limit 20) and ${r10("vps-hybrid-10").toFixed(1)} / ${h10("vps-hybrid-10").toFixed(1)} (limit 10).`,
+      ]),
   `Latency is the whole HTTP round trip from this script (raw bm25: the in-process query), one request at a time; the run took ${((performance.now() - startedMs) / 60_000).toFixed(1)} min.`,
-  ...goals,
+  ...(args.local ? [] : goals),
 );
 
 const cpus = os.cpus();
 const header = `### ${started.toISOString().slice(0, 16).replace("T", " ")} UTC — Dionysus ${VERSION}, Bun ${Bun.version}, PostgreSQL ${pgVersion}, ${os.platform()} ${os.arch()}, ${os.availableParallelism()} CPUs (${cpus[0]?.model ?? "unknown"}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average ${loadAtStart.toFixed(1)} at start and ${os.loadavg()[0]!.toFixed(1)} at the end`;
-const entry = `${header}\n\nEvidence recall at k (%), hit@10 (%), latency:\n\n${mainTable}\n\n${catTable}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n`;
+const entry = `${header}\n\nEvidence recall at k (%), hit@10 (%), latency:\n\n${mainTable}\n\n${catTable}\n\n${timeTable}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n`;
 console.log(`\n${entry}`);
 if (!args["no-results"]) appendResults(entry);
 

@@ -35,7 +35,11 @@ export function formatMemory(m: LocalMemory): string {
 }
 
 export function formatRecall(r: RecallResponse, query: string): string {
-  const note = r.degraded && r.reason ? `\nnote: ${r.reason}` : "";
+  const note =
+    (r.degraded && r.reason ? `\nnote: ${r.reason}` : "") +
+    (r.time
+      ? `\ntime: "${r.time.phrase}" read as ${r.time.since.slice(0, 10)} to ${r.time.until.slice(0, 10)} (UTC, ${r.time.use})`
+      : "");
   if (r.results.length === 0) return `No memories match "${oneLine(query, 60)}".${note}`;
   const lines = r.results.map(
     (h, i) =>

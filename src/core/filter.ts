@@ -18,6 +18,7 @@
 import { z } from "zod";
 import { DionysusError, describeIssues } from "./errors.ts";
 import { MAX_SCOPE_CHARS, MemoryKind, MemorySource, Scope, Tag, Timestamp } from "./memory.ts";
+import type { TimeWindow } from "./time-query.ts";
 
 const RELATIVE_RE = /^(\d{1,6})([mhdw])$/;
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 } as const;
@@ -85,6 +86,9 @@ export interface ResolvedFilter {
   since?: string;
   until?: string;
   metadata?: Record<string, string | number | boolean>;
+  /** The time a query named (core/time-query.ts): memories whose `occurred_at`, or else
+   * `created_at`, is in `[since, until)`. Never from a request's filter. */
+  window?: TimeWindow;
 }
 
 function instant(bound: string, now: Date): number {

@@ -236,11 +236,12 @@ export function normalizeQueryText(query: string): string {
  * that differ only in case, spacing, punctuation or `route` share a key.
  */
 export function recallCacheKey(
-  req: { query: string; mode: ResolvedMode; limit: number; filter?: object },
+  req: { query: string; mode: ResolvedMode; limit: number; filter?: object; time?: string },
   scope = "",
 ): string {
   const filter = req.filter && Object.keys(req.filter).length > 0 ? `|${JSON.stringify(req.filter)}` : "";
-  return `v1|${scope}|recall|${req.mode}|${req.limit}|${normalizeQueryText(req.query)}${filter}`;
+  const time = req.time && req.time !== "boost" ? `|time=${req.time}` : "";
+  return `v1|${scope}|recall|${req.mode}|${req.limit}|${normalizeQueryText(req.query)}${filter}${time}`;
 }
 
 /** The cache key of a VPS graph query: normalised entity name, depth and limit. */

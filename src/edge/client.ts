@@ -15,6 +15,7 @@ import {
   type RecallMode,
   RecallResponse,
   type RecallRoute,
+  type TimeUse,
 } from "../core/protocol/edge-api.ts";
 import { AskEvent, type AskRequest, ConsolidateResponse, Job } from "../core/protocol/heavy.ts";
 import type { ConflictEntry, QueueCounts } from "../core/protocol/sync.ts";
@@ -84,6 +85,8 @@ export interface EdgeClient {
 export interface RecallOptions {
   mode?: RecallMode;
   route?: RecallRoute;
+  /** How the time the query names is used (default `boost`). */
+  time?: TimeUse;
   /** Without a scope, narrowed to the default scope when there is one. */
   filter?: MemoryFilter;
 }

@@ -117,4 +117,50 @@ export function vpsFilterTests(db: () => VpsDatabase): void {
     expect(answer.results).toHaveLength(10);
     for (const h of answer.results) expect(h.memory.scope).toBe("rare");
   });
+
+  test("search: a time in the query boosts or filters by occurred_at, else created_at; an empty window changes nothing", async () => {
+    const { principal, device } = await signedIn();
+    const { sync } = services();
+    const strong = device.create("Nate likes to make coconut ice cream; Nate will make it again", {
+      occurred_at: "2023-03-01T12:00:00.000Z",
+    });
+    const dated = device.create("Nate: I make a coconut dish for dinner", {
+      occurred_at: "2022-11-09T18:30:00+01:00",
+    });
+    const written = device.create("Nate cooked soup", { created_at: "2022-11-09T08:00:00.000Z" });
+    expect(
+      (await sync.push(principal, [strong, dated, written])).response.results.every(
+        (x) => x.status === "applied",
+      ),
+    ).toBe(true);
+    const s = search();
+    const ask = (query: string, mode: "keyword" | "hybrid", time?: "boost" | "filter" | "off") =>
+      s.search(principal.user_id, { query, mode, limit: 10, ...(time ? { time } : {}) });
+    const q = "What did Nate make on 9 November, 2022?";
+    for (const mode of ["keyword", "hybrid"] as const) {
+      const boosted = await ask(q, mode);
+      expect({ mode, first: boosted.results[0]?.memory.id }).toEqual({ mode, first: dated.id });
+      expect(boosted.results).toHaveLength(3);
+      expect(boosted.time).toEqual({
+        phrase: "on 9 November, 2022",
+        since: "2022-11-09T00:00:00.000Z",
+        until: "2022-11-10T00:00:00.000Z",
+        use: "boost",
+      });
+      const off = await ask(q, mode, "off");
+      expect({ mode, first: off.results[0]?.memory.id }).toEqual({ mode, first: strong.id });
+      expect(off.time).toBeUndefined();
+      const filtered = await ask(q, mode, "filter");
+      expect({ mode, ids: filtered.results.map((h) => h.memory.id).sort() }).toEqual({
+        mode,
+        ids: [dated.id, written.id].sort(),
+      });
+      // No memory of 2019: the ranking is the one without a time.
+      const none = "What did Nate make on 9 November, 2019?";
+      expect((await ask(none, mode)).results).toEqual((await ask(none, mode, "off")).results);
+    }
+    // The phrase alone: the window's newest first.
+    const alone = await ask("9 November 2022", "keyword", "filter");
+    expect(alone.results.map((h) => h.memory.id)).toEqual([dated.id, written.id]);
+  }, 30_000);
 }

@@ -44,6 +44,44 @@ async function statusJson(dir: string) {
 }
 
 describe("dionysus CLI without a daemon (direct database access)", () => {
+  test("recall reads a time in the query: --time boost (default), filter, off; a bad --time is refused", async () => {
+    const dir = tmp.dir();
+    for (const [content, at] of [
+      ["Nate made coconut ice cream", "2022-11-09T18:00:00Z"],
+      ["Nate made coconut ice cream again, coconut ice cream", "2023-03-01T12:00:00Z"],
+    ] as const)
+      ok(await cli(["ingest", content, "--occurred-at", at, "--data-dir", dir]));
+    const ask = async (...flags: string[]) => {
+      const r = await cli([
+        "recall",
+        "coconut",
+        "ice",
+        "cream",
+        "on",
+        "9",
+        "November,",
+        "2022",
+        ...flags,
+        "--data-dir",
+        dir,
+      ]);
+      ok(r);
+      return r.stdout;
+    };
+    const filtered = RecallResponse.parse(JSON.parse(await ask("--time", "filter", "--json")));
+    expect(filtered.results.map((h) => h.memory.content)).toEqual(["Nate made coconut ice cream"]);
+    expect(filtered.time).toMatchObject({ phrase: "on 9 November, 2022", use: "filter" });
+    const boosted = RecallResponse.parse(JSON.parse(await ask("--json")));
+    expect(boosted.results[0]?.memory.content).toBe("Nate made coconut ice cream");
+    expect(boosted.results).toHaveLength(2);
+    const off = RecallResponse.parse(JSON.parse(await ask("--time", "off", "--json")));
+    expect(off.time).toBeUndefined();
+    expect(await ask()).toContain(
+      'time: "on 9 November, 2022" read as 2022-11-09 to 2022-11-10 (UTC, boost)',
+    );
+    refused(await cli(["recall", "coconut", "--time", "sometimes", "--data-dir", dir]), 2, "--time");
+  });
+
   test("ingest (argument and stdin), recall, get, list, forget, status", async () => {
     const dir = tmp.dir();
     const a = await cli([

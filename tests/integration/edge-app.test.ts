@@ -242,6 +242,57 @@ describe("bad input changes nothing", () => {
   });
 });
 
+describe("POST /v1/recall: time in the query", () => {
+  let strong: string;
+  let dated: string;
+  beforeEach(async () => {
+    strong = (
+      await create("Nate likes to make coconut ice cream; Nate will make it again", {
+        occurred_at: "2023-03-01T12:00:00Z",
+      })
+    ).id;
+    dated = (await create("Nate: I make a coconut dish for dinner", { occurred_at: "2022-11-09T18:00:00Z" }))
+      .id;
+  });
+  const ask = async (extra: Record<string, unknown> = {}) => {
+    const res = await app.request(
+      "/v1/recall",
+      json({ query: "What did Nate make on 9 November, 2022?", mode: "keyword", ...extra }),
+    );
+    expect(res.status).toBe(200);
+    return RecallResponse.parse(await res.json());
+  };
+
+  test("boost (the default) ranks the memory of that day first and says how it read the words", async () => {
+    const body = await ask();
+    expect(body.results.map((r) => r.memory.id)).toEqual([dated, strong]);
+    expect(body.time).toEqual({
+      phrase: "on 9 November, 2022",
+      since: "2022-11-09T00:00:00.000Z",
+      until: "2022-11-10T00:00:00.000Z",
+      use: "boost",
+    });
+  });
+
+  test("filter keeps only that day; off reads the words only and reports no time", async () => {
+    const filtered = await ask({ time: "filter" });
+    expect(filtered.results.map((r) => r.memory.id)).toEqual([dated]);
+    expect(filtered.time?.use).toBe("filter");
+    const off = await ask({ time: "off" });
+    expect(off.results.map((r) => r.memory.id)).toEqual([strong, dated]);
+    expect(off.time).toBeUndefined();
+  });
+
+  test("an unknown time use is refused with 400", async () => {
+    const body = await expectProblem(
+      await app.request("/v1/recall", json({ query: "coffee yesterday", time: "sometimes" })),
+      400,
+      "invalid_input",
+    );
+    expect(body.detail).toContain("time");
+  });
+});
+
 describe("POST /v1/recall", () => {
   beforeEach(async () => {
     await create("Running along the river every morning before work.");

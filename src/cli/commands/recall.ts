@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { DionysusError } from "../../core/errors.ts";
-import { RecallMode, RecallRoute } from "../../core/protocol/edge-api.ts";
+import { RecallMode, RecallRoute, TimeUse } from "../../core/protocol/edge-api.ts";
 import { parseLimit, withEdge } from "../edge-command.ts";
 import { formatRecall } from "../edge-format.ts";
 import { type FilterFlags, filterFromFlags, withFilterFlags } from "../filter-flags.ts";
@@ -21,12 +21,17 @@ export function registerRecall(program: Command): void {
         "auto",
       )
       .option("-r, --route <route>", "auto, local (never the VPS) or vps (never local)", "auto")
-      .option("--json", "print the answer as JSON ({results, routed, took_ms, degraded?, reason?})"),
+      .option(
+        "--time <use>",
+        "a time the query names (yesterday, in May 2023): boost its memories, filter to them, or off",
+        "boost",
+      )
+      .option("--json", "print the answer as JSON ({results, routed, took_ms, degraded?, reason?, time?})"),
   ).action(
     action(
       async (
         words: string[],
-        opts: FilterFlags & { limit: string; mode: string; route: string; json?: boolean },
+        opts: FilterFlags & { limit: string; mode: string; route: string; time: string; json?: boolean },
         cmd: Command,
       ) => {
         const query = words.join(" ");
@@ -42,9 +47,17 @@ export function registerRecall(program: Command): void {
             "invalid_input",
             `--route must be one of ${RecallRoute.options.join(", ")}`,
           );
+        const time = TimeUse.safeParse(opts.time);
+        if (!time.success)
+          throw new DionysusError("invalid_input", `--time must be one of ${TimeUse.options.join(", ")}`);
         const filter = filterFromFlags(opts);
         const answer = await withEdge(cmd, (c) =>
-          c.recall(query, limit, { mode: mode.data, route: route.data, ...(filter ? { filter } : {}) }),
+          c.recall(query, limit, {
+            mode: mode.data,
+            route: route.data,
+            ...(time.data !== "boost" ? { time: time.data } : {}),
+            ...(filter ? { filter } : {}),
+          }),
         );
         if (opts.json) return printJson(answer);
         process.stdout.write(`${formatRecall(answer, query)}\n`);

@@ -24,6 +24,21 @@ export function requestSource(header: string | undefined): MemorySource {
   return v === "cli" || (v !== undefined && /^mcp:[a-z0-9._-]{1,64}$/.test(v)) ? v : "api";
 }
 
+/** How recall uses the time a query names ("yesterday", "in May 2023", core/time-query.ts):
+ * `boost` (default) ranks the memories of that time higher (by `occurred_at`, else
+ * `created_at`), `filter` keeps only them, `off` reads the query as plain words. */
+export const TimeUse = z.enum(["boost", "filter", "off"]);
+export type TimeUse = z.infer<typeof TimeUse>;
+
+/** How the query's time was read: the words, the window `[since, until)` (UTC) and its use. */
+export const TimeInterpretation = z.object({
+  phrase: z.string(),
+  since: z.string(),
+  until: z.string(),
+  use: z.enum(["boost", "filter"]),
+});
+export type TimeInterpretation = z.infer<typeof TimeInterpretation>;
+
 /** `POST /v1/recall`. The query is user text, never FTS5 syntax. */
 export const RecallRequest = z.object({
   query: z.string().trim().min(1, "query must not be empty").max(4096, "query is at most 4096 characters"),
@@ -32,6 +47,7 @@ export const RecallRequest = z.object({
   route: RecallRoute.default("auto"),
   /** Narrows the recall inside the query (see src/core/filter.ts). */
   filter: MemoryFilter.optional(),
+  time: TimeUse.default("boost"),
 });
 export type RecallRequest = z.infer<typeof RecallRequest>;
 
@@ -44,6 +60,8 @@ export const RecallResponse = z.object({
   took_ms: z.number(),
   degraded: z.boolean().optional(),
   reason: z.string().optional(),
+  /** The time the query named, when it named one and `time` was not `off`. */
+  time: TimeInterpretation.optional(),
 });
 export type RecallResponse = z.infer<typeof RecallResponse>;
 

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { MemoryFilter } from "../filter.ts";
 import { Memory, Timestamp } from "../memory.ts";
-import { Limit } from "./edge-api.ts";
+import { Limit, TimeInterpretation, TimeUse } from "./edge-api.ts";
 
 /** How `POST /v1/search` ranks: Postgres full-text search, vector similarity, or both fused by
  * reciprocal rank fusion. */
@@ -27,8 +27,12 @@ export const SearchRequest = z.object({
   limit: Limit.default(10),
   /** Narrows the search inside the query (see src/core/filter.ts). */
   filter: MemoryFilter.optional(),
+  /** How the time the query names is used (see `TimeUse`; default `boost`). */
+  time: TimeUse.default("boost"),
 });
 export type SearchRequest = z.infer<typeof SearchRequest>;
+/** A search as a caller asks it: `time` may be left out (`boost`). */
+export type SearchAsk = Omit<SearchRequest, "time"> & { time?: TimeUse };
 
 /** One search result. `score` is higher for better matches; its scale depends on the mode
  * (ts_rank for keyword, cosine similarity for semantic, fused RRF score for hybrid). */
@@ -45,6 +49,8 @@ export const SearchResponse = z.object({
   took_ms: z.number(),
   /** How vectors were compared: `pgvector` index or `exact` scan (semantic and hybrid only). */
   vector_search: z.enum(["pgvector", "exact"]).optional(),
+  /** The time the query named, when it named one and `time` was not `off`. */
+  time: TimeInterpretation.optional(),
 });
 export type SearchResponse = z.infer<typeof SearchResponse>;
 

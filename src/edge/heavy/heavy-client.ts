@@ -14,7 +14,7 @@ import {
   type GraphQueryRequest,
   GraphQueryResponse,
   Job,
-  type SearchRequest,
+  type SearchAsk,
   SearchResponse,
 } from "../../core/protocol/heavy.ts";
 import {
@@ -47,7 +47,7 @@ export class HeavyClient extends VpsTransport {
     super(opts, STYLE);
   }
 
-  async search(req: SearchRequest): Promise<SearchResponse> {
+  async search(req: SearchAsk): Promise<SearchResponse> {
     return this.parse(
       await this.withToken((h) => this.http.post("v1/search", { headers: h, json: req })),
       SearchResponse,

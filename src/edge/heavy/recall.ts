@@ -11,6 +11,7 @@ import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import { withDefaultScope } from "../../core/filter.ts";
 import type { RecallHit, RecallRequest, RecallResponse } from "../../core/protocol/edge-api.ts";
 import { fallbackRecall, planRecall, type RecallPlan } from "../../core/router.ts";
+import { readTime, type TimeRecall, timeRecall } from "../../core/time-query.ts";
 import type { EdgeStore, LocalRecallMode } from "../store/types.ts";
 import type { VpsQueryClient } from "./service.ts";
 
@@ -32,11 +33,19 @@ function bare(hits: RecallHit[]): RecallHit[] {
  * (the caller passes it to `local` too). */
 export async function routeRecall(
   req: RecallRequest,
-  local: (query: string, limit: number, mode: LocalRecallMode) => RecallHit[],
+  local: (query: string, limit: number, mode: LocalRecallMode, time?: TimeRecall) => RecallHit[],
   heavy: VpsQueryClient | undefined,
+  now: () => Date = () => new Date(),
 ): Promise<RecallResponse> {
   const started = performance.now();
   const took = () => Math.round((performance.now() - started) * 100) / 100;
+  // The time the query names, read in UTC against this device's clock (the VPS reads it alike).
+  const use = req.time ?? "boost";
+  const reading = use === "off" ? undefined : readTime(req.query, now());
+  const time: Pick<RecallResponse, "time"> =
+    reading && use !== "off"
+      ? { time: { phrase: reading.phrase, since: reading.since, until: reading.until, use } }
+      : {};
   let plan: RecallPlan = planRecall(req, heavy?.state() ?? NO_VPS);
   if (plan.where === "vps" && heavy) {
     try {
@@ -45,8 +54,9 @@ export async function routeRecall(
         mode: plan.mode,
         limit: req.limit,
         ...(req.filter ? { filter: req.filter } : {}),
+        ...(use !== "boost" ? { time: use } : {}),
       });
-      return { results: answer.hits, routed: answer.cached ? "cache" : "vps", took_ms: took() };
+      return { results: answer.hits, routed: answer.cached ? "cache" : "vps", took_ms: took(), ...time };
     } catch (err) {
       // Our own request being refused is not a reason to answer something else.
       if (isDionysusError(err) && err.code === "invalid_input") throw err;
@@ -55,8 +65,10 @@ export async function routeRecall(
   }
   if (plan.where === "unavailable")
     throw new DionysusError("unavailable", plan.message, { details: { reason: plan.reason } });
-  const results = bare(local(req.query, req.limit, plan.where === "local" ? plan.mode : "keyword"));
-  const body: RecallResponse = { results, routed: "local", took_ms: took() };
+  const results = bare(
+    local(req.query, req.limit, plan.where === "local" ? plan.mode : "keyword", timeRecall(reading, use)),
+  );
+  const body: RecallResponse = { results, routed: "local", took_ms: took(), ...time };
   if (plan.where === "local" && plan.degraded) {
     body.degraded = true;
     body.reason = plan.message;
@@ -71,7 +83,8 @@ export async function routeRecall(
  */
 export function recallOnDevice(
   store: Pick<EdgeStore, "recall">,
-  asked: Pick<RecallRequest, "query" | "limit" | "filter"> & Partial<Pick<RecallRequest, "mode" | "route">>,
+  asked: Pick<RecallRequest, "query" | "limit" | "filter"> &
+    Partial<Pick<RecallRequest, "mode" | "route" | "time">>,
   defaultScope: string | null | undefined,
   heavy: VpsQueryClient | undefined,
 ): Promise<RecallResponse> {
@@ -81,7 +94,8 @@ export function recallOnDevice(
     limit: asked.limit,
     mode: asked.mode ?? "auto",
     route: asked.route ?? "auto",
+    time: asked.time ?? "boost",
     ...(filter ? { filter } : {}),
   };
-  return routeRecall(req, (q, n, mode) => store.recall(q, n, filter, mode), heavy);
+  return routeRecall(req, (q, n, mode, time) => store.recall(q, n, filter, mode, time), heavy);
 }

@@ -11,7 +11,7 @@ import { z } from "zod";
 import { DionysusError, isDionysusError } from "../../core/errors.ts";
 import type { MemoryFilter } from "../../core/filter.ts";
 import type { LocalMemory, Memory } from "../../core/memory.ts";
-import type { RecallHit } from "../../core/protocol/edge-api.ts";
+import type { RecallHit, TimeUse } from "../../core/protocol/edge-api.ts";
 import {
   type AskEvent,
   type AskRequest,
@@ -74,6 +74,7 @@ export interface VpsQueryClient {
     mode: ResolvedMode;
     limit: number;
     filter?: MemoryFilter;
+    time?: TimeUse;
   }): Promise<{ hits: RecallHit[]; cached: boolean }>;
   graph(req: GraphAsk): Promise<GraphAnswer>;
   consolidate(): Promise<ConsolidateResponse>;

@@ -82,7 +82,9 @@ function recallText(r: RecallResponse): string {
   const where =
     r.routed === "local" ? "local keyword search" : r.routed === "vps" ? "the VPS" : "cached VPS answer";
   const head = `${r.results.length} ${r.results.length === 1 ? "memory" : "memories"} (${where})`;
-  const note = r.degraded && r.reason ? `\nnote: ${r.reason}` : "";
+  const note =
+    (r.degraded && r.reason ? `\nnote: ${r.reason}` : "") +
+    (r.time ? `\ntime: "${r.time.phrase}" read as ${r.time.since} to ${r.time.until} (${r.time.use})` : "");
   return `${head}${note}${r.results.length ? `\n${r.results.map((h) => line(h.memory)).join("\n")}` : ""}`;
 }
 

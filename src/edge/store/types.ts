@@ -14,6 +14,7 @@
 import type { MemoryFilter } from "../../core/filter.ts";
 import type { LocalMemory, Memory, MemoryPatch, MemorySource, NewMemoryInput } from "../../core/memory.ts";
 import type { RecallHit } from "../../core/protocol/edge-api.ts";
+import type { TimeRecall } from "../../core/time-query.ts";
 
 /** How the device can recall on its own. */
 export type LocalRecallMode = "keyword" | "semantic" | "hybrid";
@@ -90,7 +91,16 @@ export interface MemoryStore {
    * MATCH syntax. `semantic`: the built-in embedder's vectors (store/sqlite/vectors.ts).
    * `hybrid`: both, fused as on the VPS (core/fusion.ts). `filter` narrows inside the query, so
    * a filtered recall still fills its page. */
-  recall(query: string, limit: number, filter?: MemoryFilter, mode?: LocalRecallMode): RecallHit[];
+  recall(
+    query: string,
+    limit: number,
+    filter?: MemoryFilter,
+    mode?: LocalRecallMode,
+    /** The time the query names and how to use it (core/time-query.ts): `boost` ranks the
+     * memories of that time (occurred_at, else created_at) higher, unless none is in the window,
+     * then the ranking is the one without it; `filter` keeps only them. */
+    time?: TimeRecall,
+  ): RecallHit[];
   /** Counts of live memories. */
   countMemories(): number;
   /** Gives vectors to live memories that have none for the built-in embedder, for about `maxMs`

@@ -21,6 +21,11 @@ export function filterWhere(f: ResolvedFilter): RawBuilder<unknown> {
   if (f.source) parts.push(sql`m.source = ${f.source}`);
   if (f.since) parts.push(sql`m.created_at collate "C" >= ${f.since}`);
   if (f.until) parts.push(sql`m.created_at collate "C" <= ${f.until}`);
+  // The time a query named: occurred_at (ISO 8601, any offset), else created_at, as instants.
+  if (f.window)
+    parts.push(
+      sql`coalesce(m.occurred_at, m.created_at)::timestamptz >= ${f.window.since}::timestamptz and coalesce(m.occurred_at, m.created_at)::timestamptz < ${f.window.until}::timestamptz`,
+    );
   // Containment of {key: value} is equality for a scalar value (a number compares as a number).
   for (const [key, value] of Object.entries(f.metadata ?? {}))
     parts.push(sql`m.metadata @> ${JSON.stringify({ [key]: value })}::jsonb`);

@@ -13,13 +13,14 @@
  * search and of pgvector's, and the set of memories the exact vector scan considers.
  */
 import { type Kysely, type RawBuilder, sql } from "kysely";
-import { isEmptyFilter, resolveFilter } from "../../core/filter.ts";
+import { isEmptyFilter, type ResolvedFilter, resolveFilter } from "../../core/filter.ts";
 import { fuseScores } from "../../core/fusion.ts";
 import type { Memory } from "../../core/memory.ts";
 import { nameFactor, queryNames } from "../../core/names.ts";
 import type { Embedder } from "../../core/ports/embedder.ts";
-import type { SearchHit, SearchRequest, SearchResponse } from "../../core/protocol/heavy.ts";
+import type { SearchAsk, SearchHit, SearchRequest, SearchResponse } from "../../core/protocol/heavy.ts";
 import { queryTokens } from "../../core/query.ts";
+import { boostWindow, eventTime, readTime, timeRecall } from "../../core/time-query.ts";
 import { filterWhere } from "../db/filter-sql.ts";
 import { MEMORY_COLUMNS, rowToMemory } from "../db/memories.ts";
 import type { MemoryRow, VpsTables } from "../db/schema.ts";
@@ -122,40 +123,98 @@ export function createSearchService(deps: SearchServiceDeps) {
       .sort((a, b) => b.score - a.score);
   }
 
+  /** Whether any live memory of the user passes `f`. */
+  async function anyIn(userId: string, f: ResolvedFilter): Promise<boolean> {
+    const r = await sql<{ one: number }>`
+      select 1 as one from memories m
+      where m.user_id = ${userId} and not m.deleted and ${filterWhere(f)} limit 1`.execute(db);
+    return r.rows.length > 0;
+  }
+
+  /** Ranked hits (memories loaded, snippets made) for `query`, narrowed by `resolved`. A query
+   * with no words (a time phrase alone) answers the newest memories `resolved` lets through when
+   * `newestIfNoWords`. */
+  async function ranked(
+    userId: string,
+    req: Pick<SearchRequest, "query" | "mode" | "limit">,
+    resolved: ResolvedFilter,
+    newestIfNoWords = false,
+  ): Promise<SearchHit[]> {
+    if (newestIfNoWords && queryTokens(req.query).length === 0) {
+      const r = await sql<MemoryRow>`
+        select ${MEMORY_COLUMNS} from memories m
+        where m.user_id = ${userId} and not m.deleted and ${filterWhere(resolved)}
+        order by coalesce(m.occurred_at, m.created_at)::timestamptz desc, m.id desc
+        limit ${req.limit}`.execute(db);
+      return r.rows.map((row, i) => {
+        const memory = bare(rowToMemory({ ...row, embedding: null }));
+        return { memory, score: 1 / (i + 1), snippet: snippetFor(memory.content, []) };
+      });
+    }
+    const depth = Math.max(req.limit, HYBRID_DEPTH);
+    const f = isEmptyFilter(resolved) ? undefined : { where: filterWhere(resolved) };
+    let ranked: ScoredId[];
+    // A question that names someone ranks the memories naming them higher, as the edge does.
+    const names = queryNames(req.query);
+    if (req.mode === "keyword")
+      ranked = (
+        await withNames(
+          userId,
+          await bm25Search(userId, req.query, req.limit * (names.length > 0 ? 2 : 1), f?.where),
+          names,
+        )
+      ).slice(0, req.limit);
+    else if (req.mode === "semantic") ranked = await semantic(userId, req.query, req.limit, f);
+    else {
+      const [kw, sem] = await Promise.all([
+        bm25Search(userId, req.query, depth, f?.where).then((r) => withNames(userId, r, names)),
+        semantic(userId, req.query, depth, f),
+      ]);
+      ranked = fuseScores(kw, sem, { limit: req.limit }).map((h) => ({ id: h.id, score: h.score }));
+    }
+    const memories = await load(
+      userId,
+      ranked.map((h) => h.id),
+    );
+    const tokens = queryTokens(req.query);
+    const results: SearchHit[] = [];
+    for (const h of ranked) {
+      const memory = memories.get(h.id);
+      if (memory) results.push({ memory, score: h.score, snippet: snippetFor(memory.content, tokens) });
+    }
+    return results;
+  }
+
   return {
-    async search(userId: string, req: SearchRequest): Promise<SearchResponse> {
+    async search(userId: string, req: SearchAsk): Promise<SearchResponse> {
       const started = performance.now();
-      const depth = Math.max(req.limit, HYBRID_DEPTH);
-      const resolved = resolveFilter(req.filter, new Date((deps.now ?? Date.now)()));
-      const f = isEmptyFilter(resolved) ? undefined : { where: filterWhere(resolved) };
-      let ranked: ScoredId[];
-      // A question that names someone ranks the memories naming them higher, as the edge does.
-      const names = queryNames(req.query);
-      if (req.mode === "keyword")
-        ranked = (
-          await withNames(
-            userId,
-            await bm25Search(userId, req.query, req.limit * (names.length > 0 ? 2 : 1), f?.where),
-            names,
-          )
-        ).slice(0, req.limit);
-      else if (req.mode === "semantic") ranked = await semantic(userId, req.query, req.limit, f);
+      const now = new Date((deps.now ?? Date.now)());
+      const resolved = resolveFilter(req.filter, now);
+      // The time the query names (core/time-query.ts), read in UTC, as the edge reads it.
+      const use = req.time ?? "boost";
+      const reading = use === "off" ? undefined : readTime(req.query, now);
+      const time = timeRecall(reading, use);
+      let results: SearchHit[];
+      if (!time) results = await ranked(userId, req, resolved);
       else {
-        const [kw, sem] = await Promise.all([
-          bm25Search(userId, req.query, depth, f?.where).then((r) => withNames(userId, r, names)),
-          semantic(userId, req.query, depth, f),
-        ]);
-        ranked = fuseScores(kw, sem, { limit: req.limit }).map((h) => ({ id: h.id, score: h.score }));
-      }
-      const memories = await load(
-        userId,
-        ranked.map((h) => h.id),
-      );
-      const tokens = queryTokens(req.query);
-      const results: SearchHit[] = [];
-      for (const h of ranked) {
-        const memory = memories.get(h.id);
-        if (memory) results.push({ memory, score: h.score, snippet: snippetFor(memory.content, tokens) });
+        const within: ResolvedFilter = { ...resolved, window: time.window };
+        const rest = { ...req, query: time.rest };
+        if (time.use === "filter") results = await ranked(userId, rest, within, true);
+        // A window no memory falls in leaves the ranking as it would be without it.
+        else if (!(await anyIn(userId, within))) results = await ranked(userId, req, resolved);
+        else {
+          const [all, inWindow] = await Promise.all([
+            // A time phrase alone ("yesterday") has no words to rank every memory by.
+            queryTokens(rest.query).length > 0 ? ranked(userId, rest, resolved) : [],
+            ranked(userId, rest, within, true),
+          ]);
+          results = boostWindow(all, inWindow, {
+            key: (h) => h.memory.id,
+            at: (h) => eventTime(h.memory),
+            window: time.window,
+            limit: req.limit,
+          });
+        }
       }
       return {
         results,
@@ -164,6 +223,9 @@ export function createSearchService(deps: SearchServiceDeps) {
         ...(req.mode === "keyword"
           ? {}
           : { vector_search: deps.ann?.() ? ("pgvector" as const) : ("exact" as const) }),
+        ...(reading && time
+          ? { time: { phrase: reading.phrase, since: reading.since, until: reading.until, use: time.use } }
+          : {}),
       };
     },
 

@@ -13,6 +13,7 @@ describe("heavy wire schemas", () => {
       query: "coffee",
       mode: "hybrid",
       limit: 10,
+      time: "boost",
     });
   });
 

@@ -10,6 +10,8 @@ export interface FilterSql {
   /** `AND …` conditions (empty when the filter narrows nothing). */
   sql: string;
   params: SQLQueryBindings[];
+  /** Whether it narrows to a time window (then recall may rank the window's memories directly). */
+  window?: boolean;
 }
 
 /** The conditions of `f` on the memories table aliased `m`. */
@@ -45,6 +47,11 @@ export function filterSql(f: ResolvedFilter): FilterSql {
     parts.push("m.created_at <= ?");
     params.push(f.until);
   }
+  if (f.window) {
+    // `event_at`: occurred_at, else created_at, in UTC (schema.ts), indexed.
+    parts.push("m.event_at >= ? AND m.event_at < ?");
+    params.push(f.window.since, f.window.until);
+  }
   for (const [key, value] of Object.entries(f.metadata ?? {})) {
     if (typeof value === "boolean") {
       parts.push("EXISTS (SELECT 1 FROM json_each(m.metadata) AS j WHERE j.key = ? AND j.type = ?)");
@@ -61,5 +68,5 @@ export function filterSql(f: ResolvedFilter): FilterSql {
       params.push(key, value);
     }
   }
-  return { sql: parts.map((p) => ` AND ${p}`).join(""), params };
+  return { sql: parts.map((p) => ` AND ${p}`).join(""), params, ...(f.window ? { window: true } : {}) };
 }

@@ -17,6 +17,7 @@ import {
 import { nameFactor, queryNames } from "../../../core/names.ts";
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
 import { queryTokens } from "../../../core/query.ts";
+import { boostWindow, eventTime, type TimeRecall } from "../../../core/time-query.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
 import type { LocalRecallMode, MemoryStore, WriteOptions } from "../types.ts";
 import { invalid, iso, type SqliteContext } from "./context.ts";
@@ -37,6 +38,9 @@ const EXACT_SCAN_MAX = 20_000;
 /** How many keyword candidates a prefiltered hybrid recall scores by vector (on the LoCoMo dev
  * conversations 300 ranked within 0.1 point of R@10 of a full scan). */
 const HYBRID_CANDIDATES = 300;
+/** A time window whose memories span fewer rowids than this is ranked over that range (see
+ * keywordRanked). */
+const WINDOW_SPAN_MAX = 20_000;
 
 /** The query's words (stopwords dropped when there are others) OR-ed: the unpruned match. */
 function everyWord(query: string): string {
@@ -119,6 +123,33 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
 
   /** Keyword recall's ranked rows (FTS5 bm25), narrowed by `f`. */
   function keywordRanked(query: string, limit: number, f: FilterSql | undefined, snippets = true) {
+    // (The queries driven by the window name the event_at index: the planner otherwise picks the
+    // index on deleted and reads every memory.)
+    // A time window whose memories lie within WINDOW_SPAN_MAX consecutive rowids (memories are
+    // mostly written in the order they happened): rank every word of the query over that rowid
+    // range only (FTS5 seeks to it in each word's list), instead of ranking the matches of the
+    // whole store and keeping the window's.
+    if (f?.window) {
+      const span = q(
+        `SELECT min(m.rid) AS lo, max(m.rid) AS hi FROM memories AS m INDEXED BY memories_event_at WHERE m.deleted = 0${f.sql}`,
+      ).get(...f.params) as { lo: number | null; hi: number | null };
+      if (span.lo === null || span.hi === null) return [];
+      if (span.hi - span.lo < WINDOW_SPAN_MAX) {
+        const match = everyWord(query);
+        if (!match) return [];
+        return q(
+          `SELECT memories_fts.rowid AS r, -memories_fts.rank AS score, ${snippets ? SNIPPET : "NULL"} AS s
+           FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
+           WHERE memories_fts MATCH ? AND memories_fts.rowid >= ? AND memories_fts.rowid <= ?
+             AND m.deleted = 0${f.sql}
+           ORDER BY memories_fts.rank LIMIT ?`,
+        ).all(match, span.lo, span.hi, ...f.params, limit) as {
+          r: number;
+          score: number;
+          s: string | null;
+        }[];
+      }
+    }
     const plan = planRecall(query, planSource);
     if (!plan) return [];
     // FTS5 ranks (ORDER BY rank is answered by the index) and makes snippets for the rows it
@@ -130,7 +161,9 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
     // the filter did not fill the page from the rest, rank every memory with any of the words
     // among those the filter lets through: a narrow filter then still gets a full page (this
     // costs what an unpruned ranking of those words costs).
-    if (f && ranked.length < limit && pruned(plan))
+    // (Not for a wide time window: it is a large part of the store, not a narrow filter, and a
+    // boost ranks every memory besides.)
+    if (f && !f.window && ranked.length < limit && pruned(plan))
       ranked = rank({ match: everyWord(query) }, limit, f, snippets);
     return ranked;
   }
@@ -313,72 +346,43 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       limit: number,
       filter?: MemoryFilter,
       mode: LocalRecallMode = "keyword",
+      time?: TimeRecall,
     ): RecallHit[] {
       return guard(() => {
         const rf = resolved(filter);
-        const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
-        let ranked: { r: number; score: number; s?: string | null }[];
-        if (mode === "keyword") {
-          // A question that names someone: rank twice the page without snippets, boost the
-          // memories that name them (core/names.ts), keep the page, then make its snippets.
-          const names = queryNames(query);
-          ranked =
-            names.length > 0
-              ? boostNames(keywordRanked(query, limit * 2, f, false), names)
-                  .slice(0, limit)
-                  .map((h) => ({ ...h, s: snippetOf(query, h.r) }))
-              : keywordRanked(query, limit, f);
-        } else {
-          const allowed = () =>
-            f
-              ? new Set(
-                  (
-                    q(`SELECT rid FROM memories AS m WHERE m.deleted = 0${f.sql}`).all(...f.params) as {
-                      rid: number;
-                    }[]
-                  ).map((x) => x.rid),
-                )
-              : undefined;
-          if (mode === "semantic") ranked = vectors.search(query, limit, allowed());
-          else {
-            const depth = Math.max(limit, HYBRID_DEPTH);
-            // On a large store the vectors rank the keyword candidates only (see EXACT_SCAN_MAX).
-            const prefilter = planSource.maxRowid() > EXACT_SCAN_MAX;
-            const candidates = keywordRanked(
-              query,
-              prefilter ? Math.max(depth, HYBRID_CANDIDATES) : depth,
-              f,
-              false,
-            );
-            const names = queryNames(query);
-            const kw =
-              names.length > 0 ? boostNames(candidates.slice(0, depth), names) : candidates.slice(0, depth);
-            const sem = prefilter
-              ? vectors.searchAmong(
-                  query,
-                  depth,
-                  candidates.map((h) => h.r),
-                )
-              : vectors.search(query, depth, allowed());
-            ranked = fuseScores(
-              kw.map((h) => ({ id: String(h.r), score: h.score })),
-              sem.map((h) => ({ id: String(h.r), score: h.score })),
-              { limit },
-            ).map((h) => ({ r: Number(h.id), score: h.score, s: snippetOf(query, Number(h.id)) }));
-          }
-        }
-        const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
-        const hits: RecallHit[] = [];
-        for (const h of ranked) {
-          const row = byRid.get(h.r) as MemoryRow | null;
-          if (!row) continue;
-          hits.push({
-            memory: toLocalMemory(row),
-            score: h.score,
-            snippet: h.s || row.content.slice(0, 200),
-          });
-        }
-        return hits;
+        if (!time) return recallIn(query, limit, rf, mode);
+        const within: ResolvedFilter = { ...rf, window: time.window };
+        if (time.use === "filter") return recallIn(time.rest, limit, within, mode, true);
+        // A window no memory (of those the filter lets through) falls in: a wrong guess, the
+        // ranking is the one without it.
+        const fw = filterSql(within);
+        if (
+          !q(
+            `SELECT 1 FROM memories AS m INDEXED BY memories_event_at WHERE m.deleted = 0${fw.sql} LIMIT 1`,
+          ).get(...fw.params)
+        )
+          return recallIn(query, limit, rf, mode);
+        // A time phrase alone ("yesterday") has no words to rank every memory by.
+        // Snippets are made for the answer only (FTS5 makes one for every row it sorts).
+        const words = queryTokens(time.rest).length > 0;
+        const snippetsInside = mode !== "keyword";
+        const hits = boostWindow(
+          words ? recallIn(time.rest, limit, rf, mode, false, snippetsInside) : [],
+          recallIn(time.rest, limit, within, mode, true, snippetsInside),
+          {
+            key: (h) => h.memory.id,
+            at: (h) => eventTime(h.memory),
+            window: time.window,
+            limit,
+          },
+        );
+        if (snippetsInside || !words) return hits;
+        const ridOf = q("SELECT rid FROM memories WHERE id = ?");
+        return hits.map((h) => {
+          const rid = (ridOf.get(h.memory.id) as { rid: number } | null)?.rid;
+          const snippet = rid === undefined ? null : snippetOf(time.rest, rid);
+          return snippet ? { ...h, snippet } : h;
+        });
       });
     },
 
@@ -388,4 +392,92 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       );
     },
   };
+
+  /** A recall narrowed by a resolved filter. `newestIfNoWords`: a query with no words to rank
+   * (a time phrase alone, "yesterday") answers the newest memories the filter lets through. */
+  function recallIn(
+    query: string,
+    limit: number,
+    rf: ResolvedFilter,
+    mode: LocalRecallMode,
+    newestIfNoWords = false,
+    snippets = true,
+  ): RecallHit[] {
+    const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
+    if (newestIfNoWords && queryTokens(query).length === 0) {
+      const ff = f ?? { sql: "", params: [] };
+      return (
+        q(
+          `SELECT ${MEMORY_COLUMNS} FROM memories AS m INDEXED BY memories_event_at
+           WHERE m.deleted = 0${ff.sql} ORDER BY m.event_at DESC, m.rid DESC LIMIT ?`,
+        ).all(...ff.params, limit) as MemoryRow[]
+      ).map((row, i) => ({
+        memory: toLocalMemory(row),
+        score: 1 / (i + 1),
+        snippet: row.content.slice(0, 200),
+      }));
+    }
+    let ranked: { r: number; score: number; s?: string | null }[];
+    if (mode === "keyword") {
+      // A question that names someone: rank twice the page without snippets, boost the
+      // memories that name them (core/names.ts), keep the page, then make its snippets.
+      const names = queryNames(query);
+      ranked =
+        names.length > 0
+          ? boostNames(keywordRanked(query, limit * 2, f, false), names)
+              .slice(0, limit)
+              .map((h) => ({ ...h, s: snippets ? snippetOf(query, h.r) : null }))
+          : keywordRanked(query, limit, f, snippets);
+    } else {
+      const allowed = () =>
+        f
+          ? new Set(
+              (
+                q(`SELECT rid FROM memories AS m WHERE m.deleted = 0${f.sql}`).all(...f.params) as {
+                  rid: number;
+                }[]
+              ).map((x) => x.rid),
+            )
+          : undefined;
+      if (mode === "semantic") ranked = vectors.search(query, limit, allowed());
+      else {
+        const depth = Math.max(limit, HYBRID_DEPTH);
+        // On a large store the vectors rank the keyword candidates only (see EXACT_SCAN_MAX).
+        const prefilter = planSource.maxRowid() > EXACT_SCAN_MAX;
+        const candidates = keywordRanked(
+          query,
+          prefilter ? Math.max(depth, HYBRID_CANDIDATES) : depth,
+          f,
+          false,
+        );
+        const names = queryNames(query);
+        const kw =
+          names.length > 0 ? boostNames(candidates.slice(0, depth), names) : candidates.slice(0, depth);
+        const sem = prefilter
+          ? vectors.searchAmong(
+              query,
+              depth,
+              candidates.map((h) => h.r),
+            )
+          : vectors.search(query, depth, allowed());
+        ranked = fuseScores(
+          kw.map((h) => ({ id: String(h.r), score: h.score })),
+          sem.map((h) => ({ id: String(h.r), score: h.score })),
+          { limit },
+        ).map((h) => ({ r: Number(h.id), score: h.score, s: snippetOf(query, Number(h.id)) }));
+      }
+    }
+    const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
+    const hits: RecallHit[] = [];
+    for (const h of ranked) {
+      const row = byRid.get(h.r) as MemoryRow | null;
+      if (!row) continue;
+      hits.push({
+        memory: toLocalMemory(row),
+        score: h.score,
+        snippet: h.s || row.content.slice(0, 200),
+      });
+    }
+    return hits;
+  }
 }

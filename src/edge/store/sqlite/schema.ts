@@ -138,6 +138,14 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       DELETE FROM memory_vectors WHERE rid = new.rid;
     END`,
   ],
+  [
+    // The time a memory is about, for the time a query names (core/time-query.ts): when it
+    // happened, else when it was written, as a UTC instant in the form toISOString writes, so
+    // that windows compare as text. Computed (never written), indexed for the live memories.
+    `ALTER TABLE memories ADD COLUMN event_at TEXT GENERATED ALWAYS AS
+      (coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', occurred_at), strftime('%Y-%m-%dT%H:%M:%fZ', created_at))) VIRTUAL`,
+    "CREATE INDEX memories_event_at ON memories (event_at) WHERE deleted = 0",
+  ],
 ];
 
 /** The schema version this code writes; a file with a higher `user_version` is refused. */
