@@ -125,3 +125,25 @@ test("on a large store the window's memory is a candidate even when hundreds ran
   const filtered = store.recall(q, 10, undefined, "keyword", time(q, "filter"));
   expect(filtered.map((h) => h.memory.id)).toEqual([dated]);
 });
+
+describe("a window that is a large share of the store (boosted within one deeper ranking)", () => {
+  test("a year holding a third of the memories: its memories come first, best match first, as filter ranks them", () => {
+    // 300 memories over three years, every one matching the words with a different strength.
+    const ids2023: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const year = 2021 + (i % 3);
+      const m = add(
+        `garden note ${i}: ${"tomatoes ".repeat(1 + (i % 4))}in the garden`,
+        `${year}-06-${String(1 + (i % 28)).padStart(2, "0")}T12:00:00Z`,
+      );
+      if (year === 2023) ids2023.push(m.id);
+    }
+    const q = "tomatoes in the garden in 2023";
+    const boosted = store.recall(q, 10, undefined, "keyword", time(q, "boost"));
+    const filtered = store.recall(q, 10, undefined, "keyword", time(q, "filter"));
+    expect(boosted).toHaveLength(10);
+    expect(boosted.every((h) => ids2023.includes(h.memory.id))).toBe(true);
+    expect(boosted.map((h) => h.memory.id)).toEqual(filtered.map((h) => h.memory.id));
+    expect(boosted[0]?.snippet).toContain("**tomatoes**");
+  });
+});

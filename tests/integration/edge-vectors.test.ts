@@ -139,3 +139,34 @@ test("searchAmong's in-memory vectors follow updates, deletes, re-embedding and 
   expect(among("my pet dog")).toEqual(full("my pet dog"));
   ctx.db.close();
 });
+
+const noteOf = (content: string) => ({ content, kind: "episodic" as const, tags: [], metadata: {} });
+
+test("embedPending gives every live memory a vector in slices, skips deleted ones, and then has nothing left", () => {
+  const { ctx, memories } = open();
+  const made = Array.from({ length: 450 }, (_, i) =>
+    memories.create(noteOf(`${TEXTS[i % TEXTS.length]} ${i}`)),
+  );
+  memories.delete(made[0]!.id);
+  const withVector = () =>
+    (
+      ctx
+        .q("SELECT count(*) AS n FROM memory_vectors v JOIN memories m ON m.rid = v.rid WHERE m.deleted = 0")
+        .get() as { n: number }
+    ).n;
+  expect(withVector()).toBe(0);
+  // No time at all: one batch, not done.
+  const first = memories.embedPending(0);
+  expect(first).toEqual({ embedded: 200, done: false });
+  expect(withVector()).toBe(200);
+  const rest = memories.embedPending(60_000);
+  expect(rest).toEqual({ embedded: 249, done: true });
+  expect(withVector()).toBe(449);
+  expect(memories.embedPending(60_000)).toEqual({ embedded: 0, done: true });
+  // A write leaves one to do; semantic recall finds the memories by their stored vectors.
+  const late = memories.create(noteOf("Grandpa repaired the rusty tractor engine in the barn"));
+  expect(memories.embedPending(60_000)).toEqual({ embedded: 1, done: true });
+  expect(
+    memories.recall("tractor engine repair", 3, undefined, "semantic").map((h) => h.memory.id),
+  ).toContain(late.id);
+});

@@ -103,6 +103,10 @@ export interface MemoryStore {
   ): RecallHit[];
   /** Counts of live memories. */
   countMemories(): number;
+  /** Gives vectors to live memories that have none for the built-in embedder, for about `maxMs`
+   * (the daemon calls it while idle, so that the first semantic recall after an import does not
+   * embed every memory). `done` when none is left. */
+  embedPending(maxMs: number): { embedded: number; done: boolean };
 }
 
 /** The push side: local writes waiting for the VPS, claimed in batches and settled by its answers. */

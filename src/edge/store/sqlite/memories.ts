@@ -17,13 +17,19 @@ import {
 import { nameFactor, queryNames } from "../../../core/names.ts";
 import type { RecallHit } from "../../../core/protocol/edge-api.ts";
 import { queryTokens } from "../../../core/query.ts";
-import { boostWindow, eventTime, type TimeRecall } from "../../../core/time-query.ts";
+import { boostWindow, eventTime, type TimeRecall, type TimeWindow } from "../../../core/time-query.ts";
 import { uuidv7 } from "../../../core/uuid.ts";
 import type { LocalRecallMode, MemoryStore, WriteOptions } from "../types.ts";
 import { invalid, iso, type SqliteContext } from "./context.ts";
 import { type FilterSql, filterSql } from "./filter-sql.ts";
 import { enqueue } from "./queue.ts";
-import { type PlanSource, planRecall, type RecallPlan, STOPWORDS } from "./recall-plan.ts";
+import {
+  DEFAULT_CANDIDATE_BUDGET,
+  type PlanSource,
+  planRecall,
+  type RecallPlan,
+  STOPWORDS,
+} from "./recall-plan.ts";
 import { MEMORY_COLUMNS, type MemoryRow, toLocalMemory, toMemoryData } from "./rows.ts";
 import { sqliteVectors } from "./vectors.ts";
 
@@ -41,6 +47,11 @@ const HYBRID_CANDIDATES = 300;
 /** A time window whose memories span fewer rowids than this is ranked over that range (see
  * keywordRanked). */
 const WINDOW_SPAN_MAX = 20_000;
+/** A time window holding at least this share of the memories is boosted within one deeper
+ * ranking of the store (see recall). */
+const WIDE_WINDOW_SHARE = 0.05;
+/** Memories sampled (spread evenly over the rowids) to estimate a window's share of the store. */
+const WINDOW_SAMPLE = 64;
 
 /** The query's words (stopwords dropped when there are others) OR-ed: the unpruned match. */
 function everyWord(query: string): string {
@@ -121,6 +132,86 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       .sort((a, b) => b.score - a.score);
   };
 
+  /**
+   * Keyword recall boosted by a time window that is a large share of the store (a year of it,
+   * WIDE_WINDOW_SHARE at least): the store's best matches, ranked deep enough, hold the window's
+   * best, so boosting within that one ranking answers what ranking the window apart would, at
+   * the cost of one ranking instead of two (the second over a large part of the store). The
+   * depth holds 3 pages of the window's memories on average; when it holds fewer than a page (a
+   * query whose best matches happen to lie outside the window), the page is filled from the
+   * store's next best, as a boost ranks them anyway. Undefined when the window is narrower.
+   */
+  function wideWindowRecall(
+    query: string,
+    limit: number,
+    rf: ResolvedFilter,
+    fw: FilterSql,
+    window: TimeWindow,
+  ): RecallHit[] | undefined {
+    // A window far shorter than the time the store spans cannot hold much of it (unless the
+    // memories crowd into it): not worth sampling.
+    const span = q(
+      `SELECT (SELECT event_at FROM memories AS m INDEXED BY memories_event_at WHERE m.deleted = 0
+               ORDER BY event_at LIMIT 1) AS lo,
+              (SELECT event_at FROM memories AS m INDEXED BY memories_event_at WHERE m.deleted = 0
+               ORDER BY event_at DESC LIMIT 1) AS hi`,
+    ).get() as { lo: string | null; hi: string | null };
+    const covered = Date.parse(span.hi ?? "") - Date.parse(span.lo ?? "");
+    if (
+      covered > 0 &&
+      (Date.parse(window.until) - Date.parse(window.since)) / covered < WIDE_WINDOW_SHARE / 5
+    )
+      return undefined;
+    const share = windowShare(fw);
+    if (share < WIDE_WINDOW_SHARE) return undefined;
+    const depth = Math.min(DEFAULT_CANDIDATE_BUDGET, Math.ceil((limit * 3) / share));
+    const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
+    const names = queryNames(query);
+    const ranked =
+      names.length > 0
+        ? boostNames(keywordRanked(query, depth, f, false), names)
+        : keywordRanked(query, depth, f, false);
+    const at = new Map(
+      (
+        q(
+          `SELECT m.rid AS r, m.event_at AS e FROM memories AS m WHERE m.rid IN (SELECT value FROM json_each(?))`,
+        ).all(JSON.stringify(ranked.map((h) => h.r))) as { r: number; e: string | null }[]
+      ).map((x) => [x.r, x.e]),
+    );
+    const top = boostWindow(ranked, [], {
+      key: (h) => String(h.r),
+      at: (h) => at.get(h.r) ?? "",
+      window,
+      limit,
+    });
+    const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
+    const hits: RecallHit[] = [];
+    for (const h of top) {
+      const row = byRid.get(h.r) as MemoryRow | null;
+      if (row)
+        hits.push({
+          memory: toLocalMemory(row),
+          score: h.score,
+          snippet: snippetOf(query, h.r) || row.content.slice(0, 200),
+        });
+    }
+    return hits;
+  }
+
+  /** The share of the live memories a filter (a time window) lets through, estimated from
+   * WINDOW_SAMPLE rowids spread evenly over the store (exact on a store that small). */
+  function windowShare(f: FilterSql): number {
+    const max = planSource.maxRowid();
+    const step = Math.max(1, Math.floor(max / WINDOW_SAMPLE));
+    const rids: number[] = [];
+    for (let r = step; r <= max; r += step) rids.push(r);
+    const row = q(
+      `SELECT count(*) AS n, coalesce(sum(CASE WHEN 1 = 1${f.sql} THEN 1 ELSE 0 END), 0) AS k
+       FROM memories AS m WHERE m.rid IN (SELECT value FROM json_each(?)) AND m.deleted = 0`,
+    ).get(...f.params, JSON.stringify(rids)) as { n: number; k: number };
+    return row.n === 0 ? 0 : row.k / row.n;
+  }
+
   /** Keyword recall's ranked rows (FTS5 bm25), narrowed by `f`. */
   function keywordRanked(query: string, limit: number, f: FilterSql | undefined, snippets = true) {
     // (The queries driven by the window name the event_at index: the planner otherwise picks the
@@ -169,6 +260,8 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
   }
 
   return {
+    embedPending: (maxMs: number) => vectors.embedPending(maxMs),
+
     create(input: NewMemoryInput, options: WriteOptions = {}): LocalMemory {
       const parsed = NewMemory.safeParse(input);
       if (!parsed.success) throw invalid(parsed.error.issues);
@@ -364,6 +457,22 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         // Snippets are made for the answer only (FTS5 makes one for every row it sorts).
         const words = queryTokens(time.rest).length > 0;
         const snippetsInside = mode !== "keyword";
+        const withSnippets = (hits: RecallHit[]) => {
+          const ridOf = q("SELECT rid FROM memories WHERE id = ?");
+          return hits.map((h) => {
+            const rid = (ridOf.get(h.memory.id) as { rid: number } | null)?.rid;
+            const snippet = rid === undefined ? null : snippetOf(time.rest, rid);
+            return snippet ? { ...h, snippet } : h;
+          });
+        };
+        // A window that is a large share of the store (a year of it): the store's best matches,
+        // ranked deep enough, hold the window's best; boosting within that one ranking answers
+        // what ranking the window apart would (when it holds a page of the window's), at the
+        // cost of one ranking instead of two, the second over a third of the store.
+        if (mode === "keyword" && words) {
+          const wide = wideWindowRecall(time.rest, limit, rf, fw, time.window);
+          if (wide) return wide;
+        }
         const hits = boostWindow(
           words ? recallIn(time.rest, limit, rf, mode, false, snippetsInside) : [],
           recallIn(time.rest, limit, within, mode, true, snippetsInside),
@@ -375,12 +484,7 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
           },
         );
         if (snippetsInside || !words) return hits;
-        const ridOf = q("SELECT rid FROM memories WHERE id = ?");
-        return hits.map((h) => {
-          const rid = (ridOf.get(h.memory.id) as { rid: number } | null)?.rid;
-          const snippet = rid === undefined ? null : snippetOf(time.rest, rid);
-          return snippet ? { ...h, snippet } : h;
-        });
+        return withSnippets(hits);
       });
     },
 

@@ -27,6 +27,9 @@ export const EDGE_EMBEDDER_ID = `builtin-words-v1/${WORD_VECTOR_DIMENSIONS}`;
 const DIMS = WORD_VECTOR_DIMENSIONS;
 /** Memories embedded per write transaction. */
 const EMBED_BATCH = 2000;
+/** Memories embedded per write transaction in the background (short, so that a write or a
+ * recall arriving meanwhile waits little). */
+const PENDING_BATCH = 200;
 
 export interface VectorHit {
   /** The memory's rowid. */
@@ -101,6 +104,28 @@ export function sqliteVectors(ctx: SqliteContext) {
     }
   }
 
+  /** Embeds live memories without a current vector for about `maxMs` (at least one small batch),
+   * so that the daemon can do it while idle instead of the first semantic recall after an import
+   * or an upgrade paying for all of them. */
+  function embedPending(maxMs: number, now: () => number = performance.now.bind(performance)) {
+    const started = now();
+    let embedded = 0;
+    for (;;) {
+      const missing = q(
+        `SELECT m.rid AS rid, m.content AS content FROM memories m
+         LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
+         WHERE m.deleted = 0 AND v.rid IS NULL LIMIT ?`,
+      ).all(EDGE_EMBEDDER_ID, PENDING_BATCH) as { rid: number; content: string }[];
+      if (missing.length === 0) return { embedded, done: true };
+      const stored = store(missing.map((m) => ({ ...m, vector: quantize(wordVectorEmbed(m.content)) })));
+      // The write lock is held by another process: try again at the next idle moment.
+      if (stored < 0) return { embedded, done: false };
+      embedded += stored;
+      if (missing.length < PENDING_BATCH) return { embedded, done: true };
+      if (now() - started >= maxMs) return { embedded, done: false };
+    }
+  }
+
   function load(): Matrix {
     // Nothing changed since the matrix was built: no memory can be missing its vector.
     if (matrix?.key === changeKey()) return matrix;
@@ -162,6 +187,8 @@ export function sqliteVectors(ctx: SqliteContext) {
   }
 
   return {
+    embedPending,
+
     /** The `k` memories most similar to `text`, best first; `allowed` (rowids) narrows. */
     search(text: string, k: number, allowed?: ReadonlySet<number>): VectorHit[] {
       const query = queryVector(text);
