@@ -29,6 +29,7 @@ import {
 import { diskFullError, isDiskFull } from "./disk.ts";
 import { createEdgeApp, type EdgeAppDeps } from "./http/app.ts";
 import { isLoopbackName } from "./http/guard.ts";
+import { type IndexMerger, type IndexMergerOptions, startIndexMerger } from "./index-merger.ts";
 import { checkIntegrityInBackground, createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 
@@ -57,6 +58,9 @@ export interface StartEdgeDaemonOptions {
   integrityCheck?: boolean;
   /** Listen on a `config.host` that is not a loopback address (`serve --allow-remote`). */
   allowRemote?: boolean;
+  /** Merging the keyword index while idle (index-merger.ts): its options (log, timers for
+   * tests), or false for none. On by default, once the integrity check passed. */
+  indexMerge?: Omit<IndexMergerOptions, "store"> | false;
 }
 
 export interface EdgeDaemon {
@@ -235,6 +239,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
 
   const url = daemonUrl(host, port);
   let stopping: Promise<void> | undefined;
+  let merger: IndexMerger | undefined;
   const liveStore = store;
   const liveServer = server;
   const onSignal = () => {
@@ -253,6 +258,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
           process.off("SIGTERM", onSignal);
         }
         await liveServer.stop(true);
+        merger?.stop();
         try {
           await hooks.onStop?.();
         } finally {
@@ -271,6 +277,8 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
   try {
     await integrity;
     liveStore.requeueSyncing();
+    if (opts.indexMerge !== false && !stopping)
+      merger = startIndexMerger({ ...opts.indexMerge, store: liveStore });
     await hooks.onStart?.(daemon);
   } catch (err) {
     await daemon.stop();
