@@ -39,7 +39,7 @@ export interface ImportOptions {
   onProblem: (p: ImportProblem) => void;
   /** Merge the keyword index at the end once the import wrote at least this many memories
    * (default: one batch, 5,000). A smaller import leaves it to the daemon's idle merge: merging
-   * rewrites the whole index (about 1 s at 100,000 memories). */
+   * rewrites the whole index (1–2 s at 100,000 memories). */
   mergeIndexAfter?: number;
 }
 
