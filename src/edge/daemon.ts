@@ -58,8 +58,9 @@ export interface StartEdgeDaemonOptions {
   integrityCheck?: boolean;
   /** Listen on a `config.host` that is not a loopback address (`serve --allow-remote`). */
   allowRemote?: boolean;
-  /** Merging the keyword index while idle (index-merger.ts): its options (log, timers for
-   * tests), or false for none. On by default, once the integrity check passed. */
+  /** Merging the keyword index while idle (index-merger.ts): its options (log, clock and timers
+   * for tests), or false for none. On by default, once the integrity check passed; an API request
+   * (other than /health) counts as activity, like a write. */
   indexMerge?: Omit<IndexMergerOptions, "store"> | false;
 }
 
@@ -179,6 +180,8 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
   let store: EdgeStore | undefined = opts.store;
   const ownStore = store === undefined;
   let server: ReturnType<typeof Bun.serve> | undefined;
+  const mergeClock = (opts.indexMerge || undefined)?.now ?? Date.now;
+  let lastRequestAt = Number.NEGATIVE_INFINITY;
   let integrity: Promise<void> | undefined;
   let host = config.host;
   let port = config.port;
@@ -206,7 +209,15 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
       ...(integrity ? { ready: integrity } : {}),
     });
     try {
-      server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
+      server = Bun.serve({
+        hostname: config.host,
+        port: config.port,
+        fetch: (req, srv) => {
+          // The index merger waits for a quiet API too (health checks do not count).
+          if (!req.url.endsWith("/health")) lastRequestAt = mergeClock();
+          return app.fetch(req, srv);
+        },
+      });
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
       if (code === "EADDRINUSE")
@@ -278,7 +289,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
     await integrity;
     liveStore.requeueSyncing();
     if (opts.indexMerge !== false && !stopping)
-      merger = startIndexMerger({ ...opts.indexMerge, store: liveStore });
+      merger = startIndexMerger({ ...opts.indexMerge, store: liveStore, activeAt: () => lastRequestAt });
     await hooks.onStart?.(daemon);
   } catch (err) {
     await daemon.stop();

@@ -2,11 +2,12 @@
  * Keeps the keyword index merged while the daemon is idle (see store/sqlite/index-merge.ts for
  * why a merged index makes recall faster). Every `pollMs` it reads the index's shape (one small
  * row): a change there is a write (from this daemon, a sync pull, or a CLI process beside it).
- * Once the index has not changed for `idleMs` and the store wants a merge, it runs one turn of
- * slices (by default a single slice), then the next turn `gapMs` later, so that requests are
- * served between turns, until the merge is done. A write meanwhile pauses it until the index is quiet
- * again, unless the merge has been wanted for `maxWaitMs` (a store written without pause is merged
- * anyway). Never on the request path; the one-shot CLI commands do not run it.
+ * Once the index has not changed and no request came (`activeAt`) for `idleMs`, and the store
+ * wants a merge, it runs one turn of slices (by default a single slice), then the next turn
+ * `gapMs` later, so that requests are served between turns, until the merge is done. A write or a
+ * request meanwhile pauses it until all is quiet again, unless the merge has been wanted for
+ * `maxWaitMs` (a store written or asked without pause is merged anyway). Never on the request
+ * path; the one-shot CLI commands do not run it.
  */
 import type { IndexMergeResult, IndexUpkeep } from "./store/types.ts";
 
@@ -28,6 +29,9 @@ export interface IndexMergerOptions {
   gapMs?: number;
   /** Merge even though writes continue, once a merge has been wanted this long (default 10 min). */
   maxWaitMs?: number;
+  /** When the daemon last served a request (ms, same clock as `now`): the index must also have
+   * been quiet of requests for `idleMs`, so that a burst of recalls meets no slice. */
+  activeAt?: () => number;
   /** Debug lines: `index_merged` with segments, slices, ms. */
   log?: (event: Record<string, unknown>) => void;
 }
@@ -81,7 +85,8 @@ export function startIndexMerger(opts: IndexMergerOptions): IndexMerger {
       return pollMs;
     }
     wantedSince ??= t;
-    if (t - changedAt < idleMs && t - wantedSince < maxWaitMs) return pollMs;
+    const quietSince = Math.max(changedAt, opts.activeAt?.() ?? Number.NEGATIVE_INFINITY);
+    if (t - quietSince < idleMs && t - wantedSince < maxWaitMs) return pollMs;
     const r: IndexMergeResult = store.mergeIndex({ maxMs: turnMs });
     // The merge's own changes are not writes.
     seen = store.indexStats().version;
