@@ -12,6 +12,10 @@
  *
  * Flags: --n, --queries, --ingest, --concurrent, --clients, --starts, --seed, --quality,
  * --fresh (reload the data), --no-build (run from source), --no-write (do not touch RESULTS.md).
+ *
+ * The data stays as written (the daemon merges the keyword index only after 5 s without writes or
+ * requests, which these phases do not leave); the merged index's cost and gain on the same data:
+ * bench/recall-merge.ts (`bun run bench:recall-merge`).
  */
 import { Database } from "bun:sqlite";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";

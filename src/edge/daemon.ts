@@ -29,6 +29,7 @@ import {
 import { diskFullError, isDiskFull } from "./disk.ts";
 import { createEdgeApp, type EdgeAppDeps } from "./http/app.ts";
 import { isLoopbackName } from "./http/guard.ts";
+import { type IndexMerger, type IndexMergerOptions, startIndexMerger } from "./index-merger.ts";
 import { checkIntegrityInBackground, createSqliteStore } from "./store/sqlite/index.ts";
 import type { EdgeStore } from "./store/types.ts";
 
@@ -57,6 +58,10 @@ export interface StartEdgeDaemonOptions {
   integrityCheck?: boolean;
   /** Listen on a `config.host` that is not a loopback address (`serve --allow-remote`). */
   allowRemote?: boolean;
+  /** Merging the keyword index while idle (index-merger.ts): its options (log, clock and timers
+   * for tests), or false for none. On by default, once the integrity check passed; an API request
+   * (other than /health) counts as activity, like a write. */
+  indexMerge?: Omit<IndexMergerOptions, "store"> | false;
 }
 
 export interface EdgeDaemon {
@@ -175,6 +180,8 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
   let store: EdgeStore | undefined = opts.store;
   const ownStore = store === undefined;
   let server: ReturnType<typeof Bun.serve> | undefined;
+  const mergeClock = (opts.indexMerge || undefined)?.now ?? Date.now;
+  let lastRequestAt = Number.NEGATIVE_INFINITY;
   let integrity: Promise<void> | undefined;
   let host = config.host;
   let port = config.port;
@@ -202,7 +209,15 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
       ...(integrity ? { ready: integrity } : {}),
     });
     try {
-      server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
+      server = Bun.serve({
+        hostname: config.host,
+        port: config.port,
+        fetch: (req, srv) => {
+          // The index merger waits for a quiet API too (health checks do not count).
+          if (!req.url.endsWith("/health")) lastRequestAt = mergeClock();
+          return app.fetch(req, srv);
+        },
+      });
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
       if (code === "EADDRINUSE")
@@ -235,6 +250,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
 
   const url = daemonUrl(host, port);
   let stopping: Promise<void> | undefined;
+  let merger: IndexMerger | undefined;
   const liveStore = store;
   const liveServer = server;
   const onSignal = () => {
@@ -253,6 +269,7 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
           process.off("SIGTERM", onSignal);
         }
         await liveServer.stop(true);
+        merger?.stop();
         try {
           await hooks.onStop?.();
         } finally {
@@ -271,6 +288,8 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
   try {
     await integrity;
     liveStore.requeueSyncing();
+    if (opts.indexMerge !== false && !stopping)
+      merger = startIndexMerger({ ...opts.indexMerge, store: liveStore, activeAt: () => lastRequestAt });
     await hooks.onStart?.(daemon);
   } catch (err) {
     await daemon.stop();

@@ -891,5 +891,37 @@ export function edgeStoreContract(name: string, open: StoreFactory): void {
         expect(store.queueCounts().queued).toBe(30);
       });
     });
+
+    describe("keyword index upkeep", () => {
+      const words = ["harbour", "violin", "pepper", "meadow", "copper", "falcon", "walnut", "glacier"];
+      const text = (i: number) => `note ${i} on the ${words[i % 8]} and the ${words[(i * 3 + 1) % 8]}`;
+      test("merging the index keeps every recall answer, and then has nothing left to do", () => {
+        const path = freshPath();
+        const store = openAt(path);
+        for (let i = 0; i < 60; i++)
+          store.create({ content: `${text(i)} marker${i % 7}`, kind: "episodic", tags: [], metadata: {} });
+        const queries = ["marker3", "marker5 marker6", text(11), text(42)];
+        const answers = () => queries.map((q) => store.recall(q, 10).map((h) => [h.memory.id, h.snippet]));
+        const before = answers();
+        const segments = store.indexStats().segments;
+        expect(segments).toBeGreaterThan(1);
+        const r = store.mergeIndex({ force: true });
+        expect(r).toMatchObject({ done: true, segmentsBefore: segments, segments: 1 });
+        expect(store.indexStats()).toMatchObject({ segments: 1, mergeWanted: false });
+        expect(answers()).toEqual(before);
+        expect(store.mergeIndex()).toMatchObject({ slices: 0, done: true });
+        // The other handle (the CLI beside the daemon) writes; its writes are found after a merge.
+        const other = openAt(path);
+        const late = other.create({
+          content: "a late marker99 note",
+          kind: "episodic",
+          tags: [],
+          metadata: {},
+        });
+        store.mergeIndex({ force: true });
+        expect(store.recall("marker99", 5).map((h) => h.memory.id)).toEqual([late.id]);
+        expect(answers()).toEqual(before);
+      });
+    });
   });
 }

@@ -56,6 +56,7 @@ export function registerServe(program: Command): void {
             },
             handleSignals: true,
             allowRemote: opts.allowRemote === true,
+            indexMerge: { log },
           });
           store = daemon.store;
           stopPruning = every(config.prune_interval_s * 1000, () => {

@@ -179,6 +179,52 @@ export interface Eviction {
   evict(limitBytes: number): number;
 }
 
+/** The keyword index's shape: FTS5 keeps it as segments (b-trees); every write adds a small one
+ * and a recall reads every segment, so fewer segments make recall faster. */
+export interface IndexStats {
+  /** Segments of the keyword index. */
+  segments: number;
+  /** Whether `mergeIndex` has work to do: more segments than its policy keeps, or a merge it
+   * started and has not finished. */
+  mergeWanted: boolean;
+  /** Changes whenever the index changes (a write, a merge): tells an idle index from a written one. */
+  version: string;
+}
+
+export interface IndexMergeOptions {
+  /** Starts no new slice once this much time (ms) has passed; at least one slice runs. Default:
+   * until the index is merged. */
+  maxMs?: number;
+  /** Merge into one segment even when the index has few segments (after an import). */
+  force?: boolean;
+}
+
+/** What one `mergeIndex` call did. */
+export interface IndexMergeResult {
+  /** Slices run (each its own short write transaction). */
+  slices: number;
+  /** Leaf pages the slices that merged were given to write (an upper bound). */
+  pages: number;
+  /** Whether the merge is finished (nothing left until the next writes). */
+  done: boolean;
+  /** Segments before and after. */
+  segmentsBefore: number;
+  segments: number;
+  /** Wall time of the call and of its longest slice (ms). */
+  ms: number;
+  maxSliceMs: number;
+}
+
+/** Upkeep of the keyword index: merging its segments in small slices while the daemon is idle
+ * (see edge/index-merger.ts), never on the request path. */
+export interface IndexUpkeep {
+  indexStats(): IndexStats;
+  /** Merges the keyword index's segments into one, in slices of 16 pages (a few ms each at
+   * 100,000 memories), each its own transaction so that writes and recalls wait at most one slice.
+   * Does nothing unless `indexStats().mergeWanted` or `force`. */
+  mergeIndex(opts?: IndexMergeOptions): IndexMergeResult;
+}
+
 export interface RetryResult {
   /** Failed items queued again: their old and new mutation numbers. */
   retried: { from: number; to: number }[];
@@ -243,6 +289,7 @@ export interface EdgeStore
     Settings,
     Eviction,
     Transfer,
-    QueueUpkeep {
+    QueueUpkeep,
+    IndexUpkeep {
   close(): void;
 }

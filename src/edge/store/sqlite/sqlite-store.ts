@@ -10,13 +10,15 @@
  * - identity.ts: `DeviceClock` and `Settings`, the device id, its clock and the meta table;
  * - eviction.ts: `Eviction`, the size on disk and the eviction of cached VPS memories;
  * - transfer.ts: `Transfer`, export and import;
- * - upkeep.ts: `QueueUpkeep`, pruning synced rows, retrying and dismissing refused writes.
+ * - upkeep.ts: `QueueUpkeep`, pruning synced rows, retrying and dismissing refused writes;
+ * - index-merge.ts: `IndexUpkeep`, merging the keyword index's segments in small slices.
  */
 import type { EdgeStore } from "../types.ts";
 import { SqliteContext, type SqliteStoreOptions } from "./context.ts";
 import { sqliteEviction } from "./eviction.ts";
 import { sqliteFeed } from "./feed.ts";
 import { noticeCopy, sqliteDeviceClock, sqliteSettings } from "./identity.ts";
+import { sqliteIndexUpkeep } from "./index-merge.ts";
 import { sqliteMemories } from "./memories.ts";
 import { sqliteQueue } from "./queue.ts";
 import { sqliteTransfer } from "./transfer.ts";
@@ -43,6 +45,7 @@ export function createSqliteStore(opts: SqliteStoreOptions): EdgeStore {
     sqliteEviction(ctx),
     sqliteTransfer(ctx),
     sqliteQueueUpkeep(ctx),
+    sqliteIndexUpkeep(ctx),
     {
       close(): void {
         try {
