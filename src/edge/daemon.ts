@@ -289,7 +289,12 @@ export async function startEdgeDaemon(opts: StartEdgeDaemonOptions): Promise<Edg
     await integrity;
     liveStore.requeueSyncing();
     if (opts.indexMerge !== false && !stopping)
-      merger = startIndexMerger({ ...opts.indexMerge, store: liveStore, activeAt: () => lastRequestAt });
+      merger = startIndexMerger({
+        store: liveStore,
+        activeAt: () => lastRequestAt,
+        embed: (maxMs) => liveStore.embedPending(maxMs),
+        ...opts.indexMerge,
+      });
     await hooks.onStart?.(daemon);
   } catch (err) {
     await daemon.stop();

@@ -7,7 +7,8 @@
  * `gapMs` later, so that requests are served between turns, until the merge is done. A write or a
  * request meanwhile pauses it until all is quiet again, unless the merge has been wanted for
  * `maxWaitMs` (a store written or asked without pause is merged anyway). Never on the request
- * path; the one-shot CLI commands do not run it.
+ * path; the one-shot CLI commands do not run it. When the index needs no merge, the same quiet
+ * time gives memories without a vector theirs (`embed`), in turns of `embedTurnMs`.
  */
 import type { IndexMergeResult, IndexUpkeep } from "./store/types.ts";
 
@@ -32,8 +33,14 @@ export interface IndexMergerOptions {
   /** When the daemon last served a request (ms, same clock as `now`): the index must also have
    * been quiet of requests for `idleMs`, so that a burst of recalls meets no slice. */
   activeAt?: () => number;
-  /** Debug lines: `index_merged` with segments, slices, ms. */
+  /** Debug lines: `index_merged` with segments, slices, ms; `vectors_embedded`. */
   log?: (event: Record<string, unknown>) => void;
+  /** Idle work of its own, after the merge: give memories their vectors for about `maxMs`
+   * (the store's embedPending), so that the first semantic recall after an import or an upgrade
+   * does not embed them all. Looked at again after each change of the index. */
+  embed?: (maxMs: number) => { embedded: number; done: boolean };
+  /** Time budget of one embedding turn (default 20 ms). */
+  embedTurnMs?: number;
 }
 
 export interface IndexMerger {
@@ -52,6 +59,7 @@ export function startIndexMerger(opts: IndexMergerOptions): IndexMerger {
     turnMs = 0,
     gapMs = 10,
     maxWaitMs = 10 * 60_000,
+    embedTurnMs = 20,
     log,
   } = opts;
   const setTimer =
@@ -64,6 +72,9 @@ export function startIndexMerger(opts: IndexMergerOptions): IndexMerger {
   const clearTimer = opts.clearTimer ?? ((h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>));
 
   let seen: string | undefined;
+  /** Whether memories may lack a vector: at the start, and after every change of the index. */
+  let vectorsDue = opts.embed !== undefined;
+  let embeddedRun = 0;
   let changedAt = now();
   let wantedSince: number | undefined;
   /** The merge in progress, summed over its turns. */
@@ -79,13 +90,21 @@ export function startIndexMerger(opts: IndexMergerOptions): IndexMerger {
     if (stats.version !== seen) {
       seen = stats.version;
       changedAt = t;
+      vectorsDue = opts.embed !== undefined;
     }
+    const quietSince = Math.max(changedAt, opts.activeAt?.() ?? Number.NEGATIVE_INFINITY);
     if (!stats.mergeWanted) {
       wantedSince = undefined;
+      if (!vectorsDue || t - quietSince < idleMs) return pollMs;
+      const e = opts.embed!(embedTurnMs);
+      embeddedRun += e.embedded;
+      if (!e.done) return gapMs;
+      vectorsDue = false;
+      if (embeddedRun > 0) log?.({ level: "debug", event: "vectors_embedded", memories: embeddedRun });
+      embeddedRun = 0;
       return pollMs;
     }
     wantedSince ??= t;
-    const quietSince = Math.max(changedAt, opts.activeAt?.() ?? Number.NEGATIVE_INFINITY);
     if (t - quietSince < idleMs && t - wantedSince < maxWaitMs) return pollMs;
     const r: IndexMergeResult = store.mergeIndex({ maxMs: turnMs });
     // The merge's own changes are not writes.

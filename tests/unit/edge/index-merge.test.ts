@@ -360,3 +360,59 @@ describe("the idle merger", () => {
     expect(time.pending).toBe(0);
   });
 });
+
+describe("the idle merger gives memories their vectors", () => {
+  const withVector = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return (
+        db
+          .query(
+            "SELECT count(*) AS n FROM memory_vectors v JOIN memories m ON m.rid = v.rid WHERE m.deleted = 0",
+          )
+          .get() as { n: number }
+      ).n;
+    } finally {
+      db.close();
+    }
+  };
+
+  test("after the merge, quiet turns embed every memory without a vector, once; a later write is embedded too", () => {
+    const path = join(tempDir(), "edge.db");
+    const store = open(path);
+    const time = manualTime();
+    const events: Record<string, unknown>[] = [];
+    const merger = startIndexMerger({
+      store,
+      now: time.now,
+      setTimer: time.setTimer,
+      clearTimer: time.clearTimer,
+      idleMs: 5000,
+      pollMs: 1000,
+      embed: (maxMs) => store.embedPending(maxMs),
+      // No time at all: one batch (200) a turn, so that the turns can be counted.
+      embedTurnMs: 0,
+      log: (e) => events.push(e),
+    });
+    writeEach(store, 0, 450);
+    expect(withVector(path)).toBe(0);
+    // Not before the quiet time.
+    for (let i = 0; i < 4; i++) time.fire();
+    expect(withVector(path)).toBe(0);
+    for (let i = 0; i < 10_000 && !events.some((e) => e.event === "vectors_embedded"); i++) time.fire();
+    expect(withVector(path)).toBe(450);
+    expect(events.find((e) => e.event === "vectors_embedded")).toMatchObject({
+      level: "debug",
+      memories: 450,
+    });
+    // Done: quiet polls do not look again.
+    const embedded = events.length;
+    for (let i = 0; i < 20; i++) time.fire();
+    expect(events.length).toBe(embedded);
+    // A write changes the index: its memory gets its vector at the next quiet time.
+    writeEach(store, 450, 1);
+    for (let i = 0; i < 20; i++) time.fire();
+    expect(withVector(path)).toBe(451);
+    merger.stop();
+  });
+});
