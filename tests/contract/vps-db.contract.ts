@@ -557,7 +557,7 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
     test("keyword search counts a word's occurrences as BM25 does (tf saturates by k1, not by ts_rank)", async () => {
       const a = await signedIn();
       const writes = [
-        a.device.create("kiwi"),
+        a.device.create("kiwi tea tea"),
         a.device.create("kiwi kiwi kiwi"),
         a.device.create("mango"),
         a.device.create("papaya"),
@@ -566,7 +566,7 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
       await sync.push(a.principal, writes);
       const ranked = await createBm25Search(vdb.db)(a.principal.user_id, "kiwi", 10);
       expect(ranked.map((h) => h.id)).toEqual([writes[1]!.id, writes[0]!.id]);
-      // Both hold one distinct lexeme (len = avglen): score = idf · tf·2.2 / (tf + 1.2), so three
+      // Both are three words long (len = avglen): score = idf · tf·2.2 / (tf + 1.2), so three
       // occurrences score (3·2.2/4.2) / (2.2/2.2) = 1.571 times one (ts_rank's 1.36 gave 1.17).
       expect(ranked[0]!.score / ranked[1]!.score).toBeCloseTo((3 * 2.2) / 4.2, 4);
       // idf = ln((5 − 2 + ½) / (2 + ½)).

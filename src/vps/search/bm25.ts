@@ -18,8 +18,10 @@
  *    lexemes it holds, k1 = 1.2, b = 0.75, idf = max(10⁻⁶, ln((N − df + ½)/(df + ½))) as FTS5's.
  *    `tf`, the lexeme's number of occurrences, is recovered from `ts_rank` on that one lexeme
  *    (see {@link occurrences}; unnesting every candidate's tsvector to count positions cost 10
- *    times more); `len` is the number of distinct lexemes (`length(tsv)`) and `avglen` its mean
- *    over the candidates.
+ *    times more); `len` is the memory's number of words, stopwords included, as FTS5 counts its
+ *    tokens (`length(tsv)`, its distinct lexemes without stopwords, made a short memory of
+ *    stopwords and a name look as long as one of content words), and `avglen` its mean over the
+ *    candidates.
  */
 import { type Kysely, type RawBuilder, sql } from "kysely";
 import { QUESTION_STOPWORDS, queryTokens } from "../../core/query.ts";
@@ -45,6 +47,8 @@ const K1 = 1.2;
 const B = 0.75;
 /** `ts_rank(tsv, 'lexeme', 0)` of a memory holding the lexeme once. */
 const RANK_OF_ONE = 0.06079271;
+/** A memory's length in words (spaces + 1), stopwords included, as FTS5 counts its tokens. */
+const WORDS = sql`(length(m.content) - length(replace(m.content, ' ', '')) + 1)::float8`;
 /** FTS5's floor for the idf of a word in half the memories or more. */
 const MIN_IDF = 1e-6;
 /** π²/6: the limit of Σ 1/j². */
@@ -171,9 +175,9 @@ async function search(
   // range of the feed index, so the common words' long posting lists are never read whole).
   const candidates =
     rare.length > 0
-      ? sql`select m.id, m.tsv from memories m
+      ? sql`select m.id, m.tsv, ${WORDS} as len from memories m
             where m.user_id = ${userId} and not m.deleted and m.tsv @@ (${any}) and ${where}`
-      : sql`select m.id, m.tsv from memories m
+      : sql`select m.id, m.tsv, ${WORDS} as len from memories m
             where m.user_id = ${userId}
               and m.seq > (select u.seq from users u where u.id = ${userId}) - ${COMMON_WINDOW}
               and not m.deleted and m.tsv @@ (${any}) and ${where}`;
@@ -184,7 +188,7 @@ async function search(
       from unnest(${scoring.map((t) => t.lex)}::text[], ${idf}::float8[]) as x(lex, idf)
     ),
     cand as (
-      select c.id, c.tsv, length(c.tsv)::float8 as len, avg(length(c.tsv)) over ()::float8 as avglen
+      select c.id, c.tsv, c.len, avg(c.len) over ()::float8 as avglen
       from (${candidates}) c
     ),
     hits as (
