@@ -539,6 +539,47 @@ export function vpsDbContract(label: string, open: () => Promise<ContractBackend
       expect(await search(a.principal.user_id, "dog", 2)).toHaveLength(2);
     });
 
+    test("keyword search weighs a word in half the memories or more at almost nothing (FTS5's idf), as the edge does", async () => {
+      const a = await signedIn();
+      const writes = [
+        a.device.create("Caroline: hello there"),
+        a.device.create("Caroline: the painting class"),
+        a.device.create("Caroline: lunch at noon"),
+        a.device.create("Caroline: see you soon"),
+        a.device.create("Melanie: painting"),
+      ];
+      await sync.push(a.principal, writes);
+      const ranked = await createBm25Search(vdb.db)(a.principal.user_id, "Caroline painting", 10);
+      const contents = new Map(writes.map((w) => [w.id, w.data.content]));
+      const got = ranked.map((h) => contents.get(h.id) ?? h.id);
+      // "caroline" is in 4 of 5 memories: it no longer lifts Caroline's painting turn over the
+      // shorter one without her name, nor her other turns to a share of the best score (with
+      // ln(1 + …) it weighed ln 1.3 ≈ 0.25 there against painting's 0.88).
+      expect(got[0]).toBe("Melanie: painting");
+      expect(got[1]).toBe("Caroline: the painting class");
+      expect(ranked).toHaveLength(5);
+      for (const h of ranked.slice(2)) expect(h.score).toBeLessThan(ranked[0]!.score * 1e-4);
+    });
+
+    test("keyword search counts a word's occurrences as BM25 does (tf saturates by k1, not by ts_rank)", async () => {
+      const a = await signedIn();
+      const writes = [
+        a.device.create("kiwi tea tea"),
+        a.device.create("kiwi kiwi kiwi"),
+        a.device.create("mango"),
+        a.device.create("papaya"),
+        a.device.create("guava"),
+      ];
+      await sync.push(a.principal, writes);
+      const ranked = await createBm25Search(vdb.db)(a.principal.user_id, "kiwi", 10);
+      expect(ranked.map((h) => h.id)).toEqual([writes[1]!.id, writes[0]!.id]);
+      // Both are three words long (len = avglen): score = idf · tf·2.2 / (tf + 1.2), so three
+      // occurrences score (3·2.2/4.2) / (2.2/2.2) = 1.571 times one (ts_rank's 1.36 gave 1.17).
+      expect(ranked[0]!.score / ranked[1]!.score).toBeCloseTo((3 * 2.2) / 4.2, 4);
+      // idf = ln((5 − 2 + ½) / (2 + ½)).
+      expect(ranked[1]!.score).toBeCloseTo(Math.log(3.5 / 2.5), 4);
+    });
+
     test("a committed push notifies listeners on the changes channel; a rolled-back one does not", async () => {
       const { principal, device } = await signedIn();
       const got: string[] = [];
