@@ -148,9 +148,11 @@ function unavailable(wanted: ResolvedMode, reason: DegradeReason, detail?: strin
 
 /**
  * Decides where a recall runs. Rules, in order:
- * 1. `auto` mode resolves with {@link resolveMode}; on a device that was never logged in to a VPS
- *    (`linked: false`) it resolves to `keyword`: an exact vector scan of 100,000 memories costs
- *    more than the 10 ms a recall may take, so the device's vectors are used when asked for.
+ * 1. `auto` mode resolves with {@link resolveMode}: a question (natural language) is hybrid, other
+ *    queries keyword. On a device that was never logged in to a VPS the hybrid runs on the device
+ *    (its built-in embedder's vectors fused with keyword search: on the LoCoMo dev questions
+ *    R@10 67.6 against keyword's 64.9; at 100,000 memories it scores only the best 300 keyword
+ *    candidates' vectors, see bench/RESULTS.md for its cost).
  * 2. `route: local` always runs on the device, in the mode asked (semantic and hybrid with the
  *    built-in embedder's vectors), not degraded.
  * 3. `route: vps` always goes to the VPS (any mode, keyword too); if the VPS cannot be used
@@ -164,7 +166,7 @@ export function planRecall(
   req: Pick<RecallRequest, "query" | "mode" | "route">,
   state: EdgeState,
 ): RecallPlan {
-  const wanted = req.mode === "auto" && !state.linked ? "keyword" : resolveMode(req.mode, req.query);
+  const wanted = resolveMode(req.mode, req.query);
   const route: RecallRoute = req.route;
   const local = { where: "local", mode: wanted, wanted, degraded: false } as const;
   if (route === "local") return local;

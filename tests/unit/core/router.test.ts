@@ -107,11 +107,11 @@ describe("planRecall, route auto", () => {
 
 describe("planRecall on a device never logged in to a VPS", () => {
   test.each([
-    ["a natural-language query, route auto", req("where is the spare key?"), "keyword"],
-    ["a long description, route auto", req("notes from the meeting with the design team"), "keyword"],
-    ["a natural-language query, route local", req("what did Ana say?", "auto", "local"), "keyword"],
+    ["a natural-language query, route auto", req("where is the spare key?"), "hybrid"],
+    ["a long description, route auto", req("notes from the meeting with the design team"), "hybrid"],
+    ["a natural-language query, route local", req("what did Ana say?", "auto", "local"), "hybrid"],
     ["keywords", req("spare key"), "keyword"],
-  ] as const)("mode auto with %s is local keyword search, not degraded", (_, r, mode) => {
+  ] as const)("mode auto with %s is local search (a question hybrid), not degraded", (_, r, mode) => {
     const local: RecallPlan = { where: "local", mode, wanted: mode, degraded: false };
     expect(planRecall(r, NEVER_LOGGED_IN)).toEqual(local);
     expect(planRecall(r, { ...NEVER_LOGGED_IN, online: false })).toEqual(local);
