@@ -132,22 +132,9 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       .sort((a, b) => b.score - a.score);
   };
 
-  /**
-   * Keyword recall boosted by a time window that is a large share of the store (a year of it,
-   * WIDE_WINDOW_SHARE at least): the store's best matches, ranked deep enough, hold the window's
-   * best, so boosting within that one ranking answers what ranking the window apart would, at
-   * the cost of one ranking instead of two (the second over a large part of the store). The
-   * depth holds 3 pages of the window's memories on average; when it holds fewer than a page (a
-   * query whose best matches happen to lie outside the window), the page is filled from the
-   * store's next best, as a boost ranks them anyway. Undefined when the window is narrower.
-   */
-  function wideWindowRecall(
-    query: string,
-    limit: number,
-    rf: ResolvedFilter,
-    fw: FilterSql,
-    window: TimeWindow,
-  ): RecallHit[] | undefined {
+  /** The share of the store a time window holds when it is WIDE_WINDOW_SHARE or more (see
+   * wideWindowRecall), else undefined. */
+  function wideShare(fw: FilterSql, window: TimeWindow): number | undefined {
     // A window far shorter than the time the store spans cannot hold much of it (unless the
     // memories crowd into it): not worth sampling.
     const span = q(
@@ -163,7 +150,25 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
     )
       return undefined;
     const share = windowShare(fw);
-    if (share < WIDE_WINDOW_SHARE) return undefined;
+    return share < WIDE_WINDOW_SHARE ? undefined : share;
+  }
+
+  /**
+   * Keyword recall boosted by a time window that is a large share of the store (a year of it,
+   * WIDE_WINDOW_SHARE at least): the store's best matches, ranked deep enough, hold the window's
+   * best, so boosting within that one ranking answers what ranking the window apart would, at
+   * the cost of one ranking instead of two (the second over a large part of the store). The
+   * depth holds 3 pages of the window's memories on average; when it holds fewer than a page (a
+   * query whose best matches happen to lie outside the window), the page is filled from the
+   * store's next best, as a boost ranks them anyway. Undefined when the window is narrower.
+   */
+  function wideWindowRecall(
+    query: string,
+    limit: number,
+    rf: ResolvedFilter,
+    share: number,
+    window: TimeWindow,
+  ): RecallHit[] {
     const depth = Math.min(DEFAULT_CANDIDATE_BUDGET, Math.ceil((limit * 3) / share));
     const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
     const names = queryNames(query);
@@ -469,9 +474,16 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         // ranked deep enough, hold the window's best; boosting within that one ranking answers
         // what ranking the window apart would (when it holds a page of the window's), at the
         // cost of one ranking instead of two, the second over a third of the store.
-        if (mode === "keyword" && words) {
-          const wide = wideWindowRecall(time.rest, limit, rf, fw, time.window);
-          if (wide) return wide;
+        // (Hybrid too on a store large enough that it ranks keyword candidates only.)
+        const largeHybrid = mode === "hybrid" && planSource.maxRowid() > EXACT_SCAN_MAX;
+        const share = words && (mode === "keyword" || largeHybrid) ? wideShare(fw, time.window) : undefined;
+        if (share !== undefined && mode === "keyword")
+          return wideWindowRecall(time.rest, limit, rf, share, time.window);
+        if (share !== undefined) {
+          const depth = Math.min(HYBRID_CANDIDATES, Math.ceil((limit * 3) / share));
+          const deep = recallIn(time.rest, depth, rf, mode, false, false);
+          const opts = { key: (h: RecallHit) => h.memory.id, at: (h: RecallHit) => eventTime(h.memory) };
+          return withSnippets(boostWindow(deep, [], { ...opts, window: time.window, limit }));
         }
         const hits = boostWindow(
           words ? recallIn(time.rest, limit, rf, mode, false, snippetsInside) : [],
@@ -566,7 +578,11 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
           kw.map((h) => ({ id: String(h.r), score: h.score })),
           sem.map((h) => ({ id: String(h.r), score: h.score })),
           { limit },
-        ).map((h) => ({ r: Number(h.id), score: h.score, s: snippetOf(query, Number(h.id)) }));
+        ).map((h) => ({
+          r: Number(h.id),
+          score: h.score,
+          s: snippets ? snippetOf(query, Number(h.id)) : null,
+        }));
       }
     }
     const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
