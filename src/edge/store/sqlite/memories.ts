@@ -53,6 +53,9 @@ const WIDE_WINDOW_SHARE = 0.05;
 /** Memories sampled (spread evenly over the rowids) to estimate a window's share of the store. */
 const WINDOW_SAMPLE = 64;
 
+/** A ranked row of a recall: rowid, score, and its snippet when it was made with the ranking. */
+type Ranked = { r: number; score: number; s?: string | null };
+
 /** The query's words (stopwords dropped when there are others) OR-ed: the unpruned match. */
 function everyWord(query: string): string {
   const all = queryTokens(query);
@@ -151,56 +154,6 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
       return undefined;
     const share = windowShare(fw);
     return share < WIDE_WINDOW_SHARE ? undefined : share;
-  }
-
-  /**
-   * Keyword recall boosted by a time window that is a large share of the store (a year of it,
-   * WIDE_WINDOW_SHARE at least): the store's best matches, ranked deep enough, hold the window's
-   * best, so boosting within that one ranking answers what ranking the window apart would, at
-   * the cost of one ranking instead of two (the second over a large part of the store). The
-   * depth holds 3 pages of the window's memories on average; when it holds fewer than a page (a
-   * query whose best matches happen to lie outside the window), the page is filled from the
-   * store's next best, as a boost ranks them anyway. Undefined when the window is narrower.
-   */
-  function wideWindowRecall(
-    query: string,
-    limit: number,
-    rf: ResolvedFilter,
-    share: number,
-    window: TimeWindow,
-  ): RecallHit[] {
-    const depth = Math.min(DEFAULT_CANDIDATE_BUDGET, Math.ceil((limit * 3) / share));
-    const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
-    const names = queryNames(query);
-    const ranked =
-      names.length > 0
-        ? boostNames(keywordRanked(query, depth, f, false), names)
-        : keywordRanked(query, depth, f, false);
-    const at = new Map(
-      (
-        q(
-          `SELECT m.rid AS r, m.event_at AS e FROM memories AS m WHERE m.rid IN (SELECT value FROM json_each(?))`,
-        ).all(JSON.stringify(ranked.map((h) => h.r))) as { r: number; e: string | null }[]
-      ).map((x) => [x.r, x.e]),
-    );
-    const top = boostWindow(ranked, [], {
-      key: (h) => String(h.r),
-      at: (h) => at.get(h.r) ?? "",
-      window,
-      limit,
-    });
-    const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
-    const hits: RecallHit[] = [];
-    for (const h of top) {
-      const row = byRid.get(h.r) as MemoryRow | null;
-      if (row)
-        hits.push({
-          memory: toLocalMemory(row),
-          score: h.score,
-          snippet: snippetOf(query, h.r) || row.content.slice(0, 200),
-        });
-    }
-    return hits;
   }
 
   /** The share of the live memories a filter (a time window) lets through, estimated from
@@ -477,13 +430,29 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         // (Hybrid too on a store large enough that it ranks keyword candidates only.)
         const largeHybrid = mode === "hybrid" && planSource.maxRowid() > EXACT_SCAN_MAX;
         const share = words && (mode === "keyword" || largeHybrid) ? wideShare(fw, time.window) : undefined;
-        if (share !== undefined && mode === "keyword")
-          return wideWindowRecall(time.rest, limit, rf, share, time.window);
         if (share !== undefined) {
-          const depth = Math.min(HYBRID_CANDIDATES, Math.ceil((limit * 3) / share));
-          const deep = recallIn(time.rest, depth, rf, mode, false, false);
-          const opts = { key: (h: RecallHit) => h.memory.id, at: (h: RecallHit) => eventTime(h.memory) };
-          return withSnippets(boostWindow(deep, [], { ...opts, window: time.window, limit }));
+          // The depth holds 3 pages of the window's memories on average; when it holds fewer
+          // than a page, the page is filled from the store's next best, as a boost ranks them.
+          const depth = Math.min(
+            mode === "keyword" ? DEFAULT_CANDIDATE_BUDGET : HYBRID_CANDIDATES,
+            Math.ceil((limit * 3) / share),
+          );
+          const f = isEmptyFilter(rf) ? undefined : filterSql(rf);
+          const ranked = rankIn(time.rest, depth, f, mode, false);
+          const at = new Map(
+            (
+              q(
+                `SELECT m.rid AS r, m.event_at AS e FROM memories AS m WHERE m.rid IN (SELECT value FROM json_each(?))`,
+              ).all(JSON.stringify(ranked.map((h) => h.r))) as { r: number; e: string | null }[]
+            ).map((x) => [x.r, x.e]),
+          );
+          const top = boostWindow(ranked, [], {
+            key: (h) => String(h.r),
+            at: (h) => at.get(h.r) ?? "",
+            window: time.window,
+            limit,
+          });
+          return toHits(top.map((h) => ({ ...h, s: snippetOf(time.rest, h.r) })));
         }
         const hits = boostWindow(
           words ? recallIn(time.rest, limit, rf, mode, false, snippetsInside) : [],
@@ -531,7 +500,18 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         snippet: row.content.slice(0, 200),
       }));
     }
-    let ranked: { r: number; score: number; s?: string | null }[];
+    return toHits(rankIn(query, limit, f, mode, snippets));
+  }
+
+  /** The ranked rows of a recall (rowid, score, snippet when `snippets`), narrowed by `f`. */
+  function rankIn(
+    query: string,
+    limit: number,
+    f: FilterSql | undefined,
+    mode: LocalRecallMode,
+    snippets: boolean,
+  ): Ranked[] {
+    let ranked: Ranked[];
     if (mode === "keyword") {
       // A question that names someone: rank twice the page without snippets, boost the
       // memories that name them (core/names.ts), keep the page, then make its snippets.
@@ -585,6 +565,11 @@ export function sqliteMemories(ctx: SqliteContext): MemoryStore {
         }));
       }
     }
+    return ranked;
+  }
+
+  /** The live memories of ranked rows, in order, with their snippets (else the content's start). */
+  function toHits(ranked: readonly Ranked[]): RecallHit[] {
     const byRid = q(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE rid = ? AND deleted = 0`);
     const hits: RecallHit[] = [];
     for (const h of ranked) {
