@@ -89,25 +89,16 @@ export function sqliteVectors(ctx: SqliteContext) {
     return stored;
   }
 
-  /** Embeds and stores the live memories that have no current vector, EMBED_BATCH at a time (so
-   * the first vector recall on a large store never holds every memory's content at once). */
-  function embedMissing(): void {
-    for (;;) {
-      const missing = q(
-        `SELECT m.rid AS rid, m.content AS content FROM memories m
-         LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
-         WHERE m.deleted = 0 AND v.rid IS NULL LIMIT ?`,
-      ).all(EDGE_EMBEDDER_ID, EMBED_BATCH) as { rid: number; content: string }[];
-      if (missing.length === 0) return;
-      const stored = store(missing.map((m) => ({ ...m, vector: quantize(wordVectorEmbed(m.content)) })));
-      if (stored <= 0 || missing.length < EMBED_BATCH) return;
-    }
-  }
-
-  /** Embeds live memories without a current vector for about `maxMs` (at least one small batch),
-   * so that the daemon can do it while idle instead of the first semantic recall after an import
-   * or an upgrade paying for all of them. */
-  function embedPending(maxMs: number, now: () => number = performance.now.bind(performance)) {
+  /** Embeds live memories without a current vector, `batch` per write transaction, for about
+   * `maxMs` (at least one batch). The daemon runs it while idle in short turns (PENDING_BATCH),
+   * so that the first semantic recall after an import or an upgrade does not embed them all; a
+   * vector recall runs it to the end (EMBED_BATCH, so it never holds every memory's content at
+   * once). Stops early when nothing could be stored (another process holds the write lock). */
+  function embedPending(
+    maxMs: number,
+    batch: number = PENDING_BATCH,
+    now: () => number = performance.now.bind(performance),
+  ) {
     const started = now();
     let embedded = 0;
     for (;;) {
@@ -115,13 +106,12 @@ export function sqliteVectors(ctx: SqliteContext) {
         `SELECT m.rid AS rid, m.content AS content FROM memories m
          LEFT JOIN memory_vectors v ON v.rid = m.rid AND v.model = ?
          WHERE m.deleted = 0 AND v.rid IS NULL LIMIT ?`,
-      ).all(EDGE_EMBEDDER_ID, PENDING_BATCH) as { rid: number; content: string }[];
+      ).all(EDGE_EMBEDDER_ID, batch) as { rid: number; content: string }[];
       if (missing.length === 0) return { embedded, done: true };
       const stored = store(missing.map((m) => ({ ...m, vector: quantize(wordVectorEmbed(m.content)) })));
-      // The write lock is held by another process: try again at the next idle moment.
-      if (stored < 0) return { embedded, done: false };
+      if (stored <= 0) return { embedded, done: false };
       embedded += stored;
-      if (missing.length < PENDING_BATCH) return { embedded, done: true };
+      if (missing.length < batch) return { embedded, done: true };
       if (now() - started >= maxMs) return { embedded, done: false };
     }
   }
@@ -129,7 +119,7 @@ export function sqliteVectors(ctx: SqliteContext) {
   function load(): Matrix {
     // Nothing changed since the matrix was built: no memory can be missing its vector.
     if (matrix?.key === changeKey()) return matrix;
-    embedMissing();
+    embedPending(Number.POSITIVE_INFINITY, EMBED_BATCH);
     const key = changeKey();
     const rows = q(
       `SELECT v.rid AS rid, v.vector AS vector FROM memory_vectors v JOIN memories m ON m.rid = v.rid
@@ -187,7 +177,7 @@ export function sqliteVectors(ctx: SqliteContext) {
   }
 
   return {
-    embedPending,
+    embedPending: (maxMs: number) => embedPending(maxMs),
 
     /** The `k` memories most similar to `text`, best first; `allowed` (rowids) narrows. */
     search(text: string, k: number, allowed?: ReadonlySet<number>): VectorHit[] {
